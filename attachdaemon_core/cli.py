@@ -1,0 +1,48 @@
+"""The ``attachdaemon`` console script (``python -m attachdaemon_core``) for TOML declarations."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import runtime
+from .commands import Context, main_for
+
+DEFAULT_CONFIG = "attachdaemon.toml"
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("ATTACHDAEMON_CONFIG", DEFAULT_CONFIG),
+        help=f"TOML file with [daemons.NAME] tables (default: ./{DEFAULT_CONFIG})",
+    )
+
+
+def _context(args: argparse.Namespace) -> Context:
+    from .config_file import load_toml, read_runtime_dir
+    from .declarations import check_specs
+
+    path = os.path.abspath(args.config)
+    override = read_runtime_dir(path)
+
+    def load() -> tuple:  # type: ignore[type-arg]
+        return load_toml(path).specs
+
+    wait = 0.0
+    if args.verb == "run":
+        wait = load_toml(path).wait_ready if os.path.exists(path) else 0.0
+    return Context(
+        runtime_dir=runtime.runtime_dir_for(path, override=override),
+        load=load,
+        source=path,
+        warnings=check_specs,
+        wait_ready=float(os.environ.get("ATTACH_DAEMONS_WAIT_READY", wait)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_for("attachdaemon", sys.argv[1:] if argv is None else argv, _context, _configure)

@@ -1,0 +1,353 @@
+"""The control verbs as commands: status, start, stop, restart, logs, check, run.
+
+Shared by the ``attachdaemon`` console script, ``manage.py daemons`` and ``flask daemons``: each
+host builds a :class:`Context` (where the supervisor lives, how to read the declarations) and
+calls :func:`dispatch`. Runs in the user's shell process, never in the supervisor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from . import runtime
+from .control import client
+from .spec import ConfigError, DaemonSpec, Problem
+
+EXIT_OK = 0
+EXIT_BAD = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+EXIT_NO_SUPERVISOR = 4
+STATUS_TIMEOUT = 2.0
+
+
+@dataclass
+class Context:
+    """What a host knows: the runtime directory and how to (re)read its declarations."""
+
+    runtime_dir: str
+    load: Callable[[], tuple[DaemonSpec, ...]]
+    source: str
+    warnings: Callable[[tuple[DaemonSpec, ...]], list[Problem]] | None = None
+    wait_ready: float = 0.0
+
+
+def add_verbs(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    p = sub.add_parser("status", help="show the daemons (exit 0 healthy, 3 not, 4 no supervisor)")
+    p.add_argument("--json", action="store_true", help="the stable JSON of SPEC §8")
+    for verb in ("start", "stop", "restart"):
+        p = sub.add_parser(verb, help=f"{verb} daemons by name")
+        p.add_argument("names", nargs="*", metavar="NAME")
+        p.add_argument("--all", action="store_true")
+    p = sub.add_parser("logs", help="show a daemon's last output lines")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-n", "--lines", type=int, default=50)
+    p.add_argument("-f", "--follow", action="store_true")
+    sub.add_parser("check", help="validate the declarations; no supervisor needed")
+    p = sub.add_parser("run", help="own the supervisor in the foreground [-- CMD…]")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD")
+
+
+def dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
+    verb = args.verb
+    if verb == "check":
+        return check(ctx, out, err)
+    if verb == "run":
+        cmd = list(args.command or [])
+        if cmd and cmd[0] == "--":
+            cmd = cmd[1:]
+        return run(ctx, cmd, err)
+    if verb == "status":
+        return status(ctx, out, err, as_json=args.json)
+    if verb == "logs":
+        return logs(ctx, args.name, args.lines, args.follow, out, err)
+    if not args.names and not args.all:
+        err.write(f"{verb}: name at least one daemon, or --all\n")
+        return EXIT_USAGE
+    try:
+        result = client.call(ctx.runtime_dir, verb, names=list(args.names), all=bool(args.all))
+    except client.NoSupervisor as exc:
+        err.write(f"{exc}\n")
+        return EXIT_NO_SUPERVISOR
+    except client.ControlError as exc:
+        err.write(f"{verb}: {exc}\n")
+        return EXIT_BAD
+    out.write(f"{verb}: {', '.join(result['daemons'])}\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- check
+def check(ctx: Context, out: TextIO, err: TextIO) -> int:
+    try:
+        specs = ctx.load()
+    except ConfigError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_BAD
+    problems = ctx.warnings(specs) if ctx.warnings else []
+    errors = [p for p in problems if p.code.startswith("E")]
+    for p in problems:
+        (err if p.code.startswith("E") else out).write(f"{p.code}: {p}\n")
+    out.write(f"{len(specs)} daemon(s) declared in {ctx.source}: {'not ' if errors else ''}OK\n")
+    return EXIT_BAD if errors else EXIT_OK
+
+
+# ---------------------------------------------------------------------- status
+def healthy(d: dict[str, Any]) -> bool:
+    state = d["state"]
+    if state in ("running", "standby"):
+        return True
+    if state == "stopped" and (d.get("held") or not d.get("autostart", True)):
+        return True
+    last = d.get("last_exit") or {}
+    return state == "exited" and last.get("code") == 0 and last.get("signal") is None
+
+
+def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    try:
+        result = client.call(ctx.runtime_dir, "status", timeout=STATUS_TIMEOUT)
+    except (client.NoSupervisor, client.ControlError) as exc:
+        err.write(f"no supervisor answered within {STATUS_TIMEOUT:g}s in {ctx.runtime_dir} ({exc})\n")
+        others = [e for e in runtime.read_index() if e.get("runtime_dir") != ctx.runtime_dir]
+        if others:
+            err.write("supervisors recorded for this user:\n")
+            for e in others:
+                err.write(f"  pid {e.get('pid')}: {e.get('runtime_dir')}\n")
+        return EXIT_NO_SUPERVISOR
+    if as_json:
+        public = {
+            "supervisor": result["supervisor"],
+            "daemons": [
+                {k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]
+            ],
+        }
+        out.write(json.dumps(public, indent=2) + "\n")
+    else:
+        out.write(format_table(result))
+    ok = all(healthy(d) for d in result["daemons"])
+    return EXIT_OK if ok else EXIT_NOT_RUNNING
+
+
+def _uptime(started: float | None) -> str:
+    if started is None:
+        return "-"
+    secs = int(max(0, time.time() - started))
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    sup = result["supervisor"]
+    rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
+    notes = []
+    for d in result["daemons"]:
+        ready = "-" if d["ready"] is None else ("yes" if d["ready"] else "no")
+        state = d["state"] + (" (by command)" if d.get("held") and d["state"] == "stopped" else "")
+        rows.append(
+            (
+                d["name"],
+                d["kind"] + ("+control" if d["control"] else ""),
+                state,
+                str(d["pid"] or "-"),
+                _uptime(d["started_at"]),
+                str(d["restarts"]),
+                ready,
+            )
+        )
+        if d["error"]:
+            notes.append(f"  {d['name']}: {d['error']}")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "
+        f"up {_uptime(sup['started_at'])}, respawns {sup['respawns']}, {sup['runtime_dir']}"
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines + notes) + "\n"
+
+
+# ---------------------------------------------------------------------- logs
+def logs(ctx: Context, name: str, lines: int, follow: bool, out: TextIO, err: TextIO) -> int:
+    try:
+        result = client.call(ctx.runtime_dir, "logs", name=name, lines=lines)
+    except client.NoSupervisor as exc:
+        err.write(f"{exc}\n")
+        return EXIT_NO_SUPERVISOR
+    except client.ControlError as exc:
+        err.write(f"logs: {exc}\n")
+        return EXIT_BAD
+    if result["mode"] == "raw":
+        out.write(f"{result['note']}\n")
+        return EXIT_OK
+    for line in result["lines"]:
+        out.write(line + "\n")
+    out.flush()
+    if not follow:
+        return EXIT_OK
+    return _follow(ctx, name, result, out)
+
+
+def _follow(ctx: Context, name: str, result: dict[str, Any], out: TextIO) -> int:
+    if result["mode"] == "file":
+        path = result["path"]
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            try:
+                while True:
+                    chunk = f.read()
+                    if chunk:
+                        out.write(chunk.decode("utf-8", "replace"))
+                        out.flush()
+                    else:
+                        time.sleep(0.2)
+            except KeyboardInterrupt:
+                return EXIT_OK
+    seq = result["seq"]
+    try:
+        while True:
+            time.sleep(0.2)
+            try:
+                more = client.call(ctx.runtime_dir, "logs", name=name, since=seq)
+            except client.NoSupervisor:
+                return EXIT_OK
+            for line in more["lines"]:
+                out.write(line + "\n")
+            out.flush()
+            seq = more["seq"]
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+# ---------------------------------------------------------------------- run
+def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
+    """Own the supervisor until INT/TERM (graceful stop) or, with a command, until it exits."""
+    try:
+        specs = ctx.load()
+    except ConfigError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_BAD
+    me = os.getpid()
+    decl = runtime.payload(specs, source=ctx.source)
+    try:
+        runtime.join(ctx.runtime_dir, me, decl)
+    except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
+        err.write(f"attachdaemon: {exc}\n")
+        return EXIT_BAD
+    if ctx.wait_ready > 0:
+        wait_ready(ctx.runtime_dir, ctx.wait_ready, err)
+    child: subprocess.Popen[bytes] | None = None
+    if command:
+        try:
+            child = subprocess.Popen(list(command), process_group=0)
+        except OSError as exc:
+            err.write(f"attachdaemon run: cannot start {command[0]!r}: {exc.strerror}\n")
+            _release(ctx, specs)
+            return 127
+    # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    code = EXIT_OK
+    while True:
+        if child is not None and child.poll() is not None:
+            code = child.returncode if child.returncode >= 0 else 128 - child.returncode
+            break
+        if me == 1:
+            _reap_orphans(child)
+        info = signal.sigwaitinfo(sigs)
+        if info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_signo == signal.SIGHUP:
+            try:
+                specs = ctx.load()
+            except ConfigError as exc:
+                err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
+                continue
+            client.call(
+                ctx.runtime_dir,
+                "reload",
+                owner=runtime.owner_identity(me),
+                declarations=runtime.payload(specs, source=ctx.source),
+            )
+        elif child is None:
+            break
+        else:
+            child.send_signal(info.si_signo)
+    _release(ctx, specs)
+    return code
+
+
+def _release(ctx: Context, specs: Sequence[DaemonSpec]) -> None:
+    longest = max((s.stop_timeout for s in specs), default=0.0)
+    runtime.release(ctx.runtime_dir, os.getpid(), wait=longest + 1.0)
+
+
+def _reap_orphans(child: subprocess.Popen[bytes] | None) -> None:
+    """As PID 1 (a container), reap every orphan the kernel hands us."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if child is not None and pid == child.pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+
+
+def wait_ready(runtime_dir: str, timeout: float, err: TextIO) -> bool:
+    """Hold until every daemon with a ready probe is ready, at most ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    waiting: list[str] = []
+    while time.monotonic() < end:
+        try:
+            result = client.call(runtime_dir, "status", timeout=STATUS_TIMEOUT)
+        except (client.NoSupervisor, client.ControlError):
+            time.sleep(0.05)
+            continue
+        waiting = [
+            d["name"]
+            for d in result["daemons"]
+            if d["ready"] is not True
+            and d["state"] != "standby"
+            and d.get("autostart", True)
+            and not d.get("held")
+        ]
+        if not waiting:
+            return True
+        time.sleep(0.05)
+    err.write(
+        f"attachdaemon: ATTACH_DAEMONS_WAIT_READY: still waiting for {', '.join(waiting)} after "
+        f"{timeout:g}s; going on\n"
+    )
+    return False
+
+
+def main_for(
+    prog: str,
+    argv: Sequence[str],
+    ctx_factory: Callable[[argparse.Namespace], Context],
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(prog=prog)
+    if configure is not None:
+        configure(parser)
+    add_verbs(parser)
+    args = parser.parse_args(list(argv))
+    try:
+        ctx = ctx_factory(args)
+    except ConfigError as exc:
+        if args.verb in ("status", "logs", "start", "stop", "restart"):
+            raise
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_BAD
+    return dispatch(args, ctx, sys.stdout, sys.stderr)

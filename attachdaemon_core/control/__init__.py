@@ -1,0 +1,1 @@
+"""The control socket: versioned JSON lines between hosts/CLI and the supervisor."""

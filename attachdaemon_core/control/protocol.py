@@ -1,0 +1,55 @@
+"""Wire format: one JSON object per line each way, then the server closes the connection.
+
+Request:  ``{"v": 1, "verb": "status", "args": {...}}``
+Answer:   ``{"v": 1, "ok": true, "result": ...}`` or ``{"v": 1, "ok": false, "error": "..."}``
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+VERSION = 1
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # declarations of a few hundred daemons fit easily
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Verbs that only read; answered for the daemons' default user too (SPEC §5).
+READ_ONLY_VERBS = frozenset({"status", "logs", "ping"})
+VERBS = READ_ONLY_VERBS | frozenset(
+    {"start", "stop", "restart", "signal", "reload", "add-owner", "remove-owner", "shutdown"}
+)
+
+
+class ProtocolError(Exception):
+    """A request that is not well-formed; the answer carries the message."""
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"request is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("request must be a JSON object")
+    if obj.get("v") != VERSION:
+        raise ProtocolError(
+            f"unsupported protocol version {obj.get('v')!r} (this supervisor speaks {VERSION})"
+        )
+    verb = obj.get("verb")
+    if not isinstance(verb, str) or verb not in VERBS:
+        raise ProtocolError(f"unknown verb {verb!r}")
+    args = obj.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("args must be a JSON object")
+    return verb, args
+
+
+def ok(result: Any) -> bytes:
+    return encode({"v": VERSION, "ok": True, "result": result})
+
+
+def error(message: str) -> bytes:
+    return encode({"v": VERSION, "ok": False, "error": message})

@@ -1,0 +1,191 @@
+"""The control socket's server side, driven by the supervisor's selector loop (no threads).
+
+Each connection sends one request line and gets one answer line. Peers are identified by
+SO_PEERCRED: our uid and root may use every verb; ``read_only_uids`` may use read-only verbs.
+Malformed, oversized or slow requests get an error answer or are dropped; none can stall the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol import MAX_REQUEST_BYTES, READ_ONLY_VERBS, ProtocolError, decode_request, error, ok
+
+log = logging.getLogger("attachdaemon")
+
+REQUEST_DEADLINE = 5.0  # seconds a client has to send its whole request
+MAX_CONNECTIONS = 64
+
+
+@dataclass(frozen=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+Handler = Callable[[str, dict[str, Any], Peer], Any]
+
+
+class CommandError(Exception):
+    """Raised by a verb handler; the message is sent back as the error answer."""
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    peer: Peer
+    opened: float
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytes = b""
+
+
+class ControlServer:
+    """Accepts connections on ``path`` and answers them through ``handler``."""
+
+    def __init__(self, path: str, selector: selectors.BaseSelector, handler: Handler) -> None:
+        self.path = path
+        self.selector = selector
+        self.handler = handler
+        self.read_only_uids: set[int] = set()
+        self.conns: dict[int, _Conn] = {}
+        self.sock: socket.socket | None = None
+
+    def listen(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(self.path)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        sock.listen(64)
+        sock.setblocking(False)
+        self.sock = sock
+        self.selector.register(sock, selectors.EVENT_READ, self._on_accept)
+
+    def close(self) -> None:
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        if self.sock is not None:
+            self.selector.unregister(self.sock)
+            self.sock.close()
+            self.sock = None
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def socket_missing(self) -> bool:
+        """True when our socket file vanished (a cleaned runtime dir); the caller re-listens."""
+        return self.sock is not None and not os.path.exists(self.path)
+
+    def sweep(self, now: float) -> None:
+        """Drop connections that have not sent a whole request in time."""
+        for conn in list(self.conns.values()):
+            if now - conn.opened > REQUEST_DEADLINE:
+                self._drop(conn)
+
+    def _on_accept(self, _mask: int) -> None:
+        assert self.sock is not None
+        for _ in range(16):
+            try:
+                sock, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("control socket accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, gid = struct.unpack("3i", creds)
+            peer = Peer(pid, uid, gid)
+            if len(self.conns) >= MAX_CONNECTIONS or not self._may_connect(peer):
+                self._reject(sock, peer)
+                continue
+            conn = _Conn(sock, peer, time.monotonic())
+            self.conns[sock.fileno()] = conn
+            self.selector.register(sock, selectors.EVENT_READ, lambda m, c=conn: self._on_io(c, m))
+
+    def _may_connect(self, peer: Peer) -> bool:
+        return peer.uid in (os.geteuid(), 0) or peer.uid in self.read_only_uids
+
+    def _reject(self, sock: socket.socket, peer: Peer) -> None:
+        try:
+            sock.send(error(f"uid {peer.uid} may not use this supervisor"))
+        except OSError:
+            pass
+        sock.close()
+
+    def _on_io(self, conn: _Conn, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            self._flush(conn)
+            return
+        try:
+            chunk = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not chunk:
+            self._drop(conn)
+            return
+        conn.inbuf += chunk
+        if len(conn.inbuf) > MAX_REQUEST_BYTES:
+            self._answer(conn, error(f"request larger than {MAX_REQUEST_BYTES} bytes"))
+            return
+        if b"\n" in conn.inbuf:
+            line = bytes(conn.inbuf.split(b"\n", 1)[0])
+            self._answer(conn, self._dispatch(line, conn.peer))
+
+    def _dispatch(self, line: bytes, peer: Peer) -> bytes:
+        try:
+            verb, args = decode_request(line)
+            if peer.uid not in (os.geteuid(), 0) and verb not in READ_ONLY_VERBS:
+                return error(f"uid {peer.uid} may only use read-only verbs")
+            return ok(self.handler(verb, args, peer))
+        except (ProtocolError, CommandError) as exc:
+            return error(str(exc))
+        except Exception as exc:  # a bug in a handler must not take the supervisor down
+            log.exception("control verb failed")
+            return error(f"internal error: {exc.__class__.__name__}: {exc}")
+
+    def _answer(self, conn: _Conn, data: bytes) -> None:
+        conn.outbuf = data
+        conn.inbuf.clear()
+        self.selector.modify(conn.sock, selectors.EVENT_WRITE, lambda m, c=conn: self._on_io(c, m))
+        self._flush(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        try:
+            sent = conn.sock.send(conn.outbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        conn.outbuf = conn.outbuf[sent:]
+        if not conn.outbuf:
+            self._drop(conn)
+
+    def _drop(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        if self.conns.pop(fd, None) is not None:
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+        conn.sock.close()

@@ -1,0 +1,149 @@
+"""One daemon's record and the pure decisions about it: state changes, restart policy, backoff.
+
+Nothing here touches a process; the supervisor acts on what these methods decide. Times are
+passed in (``now`` is monotonic), so tests replay histories with a fake clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .spec import DaemonSpec
+from .states import State, check_transition
+
+log = logging.getLogger("attachdaemon")
+
+LOG_RING_LINES = 500
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    code: int | None
+    signal: int | None
+    at: float  # wall clock
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                return f"was killed by {signal.Signals(self.signal).name}"
+            except ValueError:
+                return f"was killed by signal {self.signal}"
+        if self.code is None:
+            return "exited (status unknown)"
+        return f"exited with status {self.code}"
+
+    @property
+    def success(self) -> bool:
+        return self.code == 0 and self.signal is None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after a daemon ended: restart after ``delay`` seconds, or settle in ``state``."""
+
+    state: State
+    delay: float = 0.0
+    reason: str = ""
+
+
+def backoff_delay(n: int, spec: DaemonSpec, rand: Callable[[], float] = random.random) -> float:
+    """Delay before the restart following the n-th quick death in a row (SPEC §4)."""
+    if n <= 1:
+        return 0.0
+    base = 0.1 * 2 ** (n - 2)
+    jittered = base * (0.9 + 0.2 * rand())
+    return float(min(jittered, spec.max_backoff))
+
+
+class Daemon:
+    """The supervisor's record of one declared daemon."""
+
+    def __init__(self, spec: DaemonSpec, *, rand: Callable[[], float] = random.random) -> None:
+        self.spec = spec
+        self.state = State.STOPPED
+        self.pid: int | None = None
+        self.launcher_pid: int | None = None  # smart: the command we ran, until the pidfile names the daemon
+        self.adopted = False  # pid came from a verified pidfile, not from our own spawn
+        self.started_at: float | None = None  # wall clock
+        self.started_mono: float | None = None
+        self.restarts = 0
+        self.spawns = 0
+        self.quick_deaths = 0
+        self.last_exit: ExitStatus | None = None
+        self.error: str | None = None
+        self.ready: bool | None = None
+        self.held = False  # stopped by command: stays stopped until started by command
+        self.stop_reason = ""
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_RING_LINES)
+        self.line_seq = 0
+        self.cpu_sample: tuple[float, float] | None = None  # (monotonic, cpu seconds)
+        self.cpu_percent: float | None = None
+        self._rand = rand
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def set_state(self, new: State, why: str = "") -> None:
+        """Every state change goes through here: checked, logged, timed."""
+        old = self.state
+        check_transition(old, new)
+        self.state = new
+        if old != new:
+            log.debug("daemon %r: %s -> %s%s", self.name, old.value, new.value, f" ({why})" if why else "")
+
+    def mark_started(self, pid: int, now: float, wall: float, *, adopted: bool = False) -> None:
+        self.pid = pid
+        self.adopted = adopted
+        self.started_mono = now
+        self.started_at = wall
+        self.error = None
+        if not adopted:
+            self.spawns += 1
+            if self.spawns > 1:
+                self.restarts += 1
+
+    def decide_after_exit(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
+        """Given how a run ended, decide the next state and any restart delay."""
+        ran = (now - self.started_mono) if self.started_mono is not None else 0.0
+        self.last_exit = status
+        self.pid = None
+        self.launcher_pid = None
+        self.adopted = False
+        self.ready = None
+        if stopping or self.held:
+            return Decision(State.STOPPED, reason="stopped")
+        spec = self.spec
+        if spec.control:
+            return Decision(State.FATAL, reason=f"control daemon {status.describe()}")
+        if spec.restart == "never" or (spec.restart == "on-failure" and status.success):
+            return Decision(State.EXITED, reason=f"{status.describe()}; restart is {spec.restart!r}")
+        if ran >= spec.min_uptime:
+            self.quick_deaths = 0
+        self.quick_deaths += 1
+        if spec.max_retries is not None and self.quick_deaths > spec.max_retries:
+            return Decision(
+                State.FATAL,
+                reason=f"{status.describe()}; gave up after {spec.max_retries} quick restarts",
+            )
+        delay = backoff_delay(self.quick_deaths, spec, self._rand)
+        return Decision(State.BACKOFF if delay > 0 else State.STARTING, delay, status.describe())
+
+    def decide_after_spawn_failure(self, reason: str, now: float) -> Decision:
+        """A start that failed before exec counts as a quick death."""
+        self.error = reason
+        self.pid = None
+        self.started_mono = now
+        self.spawns += 1
+        if self.spawns > 1:
+            self.restarts += 1
+        return self.decide_after_exit(ExitStatus(127, None, 0.0), now, stopping=False)
+
+    def add_line(self, line: str) -> None:
+        self.lines.append(line)
+        self.line_seq += 1

@@ -1,0 +1,169 @@
+"""The guard: a small process that outlives a supervisor crash.
+
+Started by a host as ``python -m attachdaemon_core guard``; its first process exits at once (so
+the host's reaper never sees it) and the detached guard runs the supervisor as its child. It is a
+child subreaper, holds no lock, and is told of each attached daemon's session over a pipe at spawn
+time. If the supervisor dies without saying ``exit``, the guard empties those sessions and starts
+a new supervisor, which takes back the owners and re-adopts smart daemons from its state file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import sys
+import time
+
+from . import proc
+from .spawn import PR_SET_CHILD_SUBREAPER, prctl
+from .supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK, configure_logging
+
+log = logging.getLogger("attachdaemon")
+
+RESPAWN_WINDOW = 10.0
+MAX_RESPAWNS_IN_WINDOW = 10
+
+
+class Guard:
+    def __init__(self, runtime_dir: str) -> None:
+        self.runtime_dir = runtime_dir
+        self.sessions: dict[int, int] = {}
+        self.respawns = 0
+        self.recent: list[float] = []
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # the supervisor decides when everything ends
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+
+    def spawn_supervisor(self) -> tuple[int, int]:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child execs
+            try:
+                os.close(r)
+                os.set_inheritable(w, True)
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "attachdaemon_core",
+                    "supervise",
+                    "--runtime-dir",
+                    self.runtime_dir,
+                    "--guard-fd",
+                    str(w),
+                    "--respawns",
+                    str(self.respawns),
+                ]
+                os.execv(sys.executable, argv)
+            finally:
+                os._exit(70)
+        os.close(w)
+        os.set_blocking(r, False)
+        return pid, r
+
+    def run(self) -> int:
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        while True:
+            pid, r = self.spawn_supervisor()
+            clean, code = self.watch(pid, r)
+            if clean or code in (EXIT_OK, EXIT_LOCKED, EXIT_NO_OWNER):
+                self.reap_all()
+                return 0
+            log.error(
+                "supervisor (pid %d) died (%s); emptying its attached sessions and starting it again",
+                pid,
+                f"status {code}" if code >= 0 else f"signal {-code}",
+            )
+            self.empty_sessions()
+            now = time.monotonic()
+            self.recent = [t for t in self.recent if now - t < RESPAWN_WINDOW] + [now]
+            if len(self.recent) > MAX_RESPAWNS_IN_WINDOW:
+                log.error("supervisor died %d times in %.0fs; giving up", len(self.recent), RESPAWN_WINDOW)
+                return 1
+            self.respawns += 1
+
+    def watch(self, sup_pid: int, r: int) -> tuple[bool, int]:
+        """Follow the supervisor's session notes until it exits; (said 'exit', exit code)."""
+        self.selector.register(r, selectors.EVENT_READ, "pipe")
+        buf = b""
+        clean = False
+        code: int | None = None
+        try:
+            while code is None:
+                for key, _ in self.selector.select(None):
+                    if key.data == "wake":
+                        with contextlib.suppress(BlockingIOError):
+                            while os.read(self.wake_r, 4096):
+                                pass
+                    else:
+                        try:
+                            chunk = os.read(r, 65536)
+                        except BlockingIOError:
+                            chunk = None
+                        if chunk == b"":
+                            self.selector.unregister(r)
+                        elif chunk:
+                            buf += chunk
+                            *lines, buf = buf.split(b"\n")
+                            for line in lines:
+                                clean = self.note(line.decode()) or clean
+                code = self.reap_until(sup_pid)
+        finally:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(r)
+            os.close(r)
+        return clean, code
+
+    def note(self, line: str) -> bool:
+        parts = line.split()
+        if parts[:1] == ["+"] and len(parts) == 3:
+            self.sessions[int(parts[1])] = int(parts[2])
+        elif parts[:1] == ["-"] and len(parts) == 2:
+            self.sessions.pop(int(parts[1]), None)
+        elif parts == ["exit"]:
+            return True
+        return False
+
+    def reap_until(self, sup_pid: int) -> int | None:
+        found: int | None = None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return found
+            if pid == 0:
+                return found
+            if pid == sup_pid:
+                found = os.waitstatus_to_exitcode(status)
+
+    def reap_all(self) -> None:
+        self.reap_until(-1)
+
+    def empty_sessions(self) -> None:
+        for sid, starttime in list(self.sessions.items()):
+            leader = proc.stat(sid)
+            if leader is not None and leader.starttime != starttime and leader.sid != sid:
+                continue  # the pid was reused by something that is not that session
+            proc.kill_session(sid)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(proc.session_members(s) for s in self.sessions):
+            self.reap_all()
+            time.sleep(0.005)
+        self.reap_all()
+        self.sessions.clear()
+
+
+def main(runtime_dir: str) -> int:
+    if os.fork() > 0:
+        os._exit(0)  # the host waits for this; the guard lives on, detached
+    configure_logging(runtime_dir)
+    return Guard(runtime_dir).run()

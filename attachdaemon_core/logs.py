@@ -1,0 +1,132 @@
+"""Daemon output: ``prefix`` lines to the server's stderr, log files with copy-truncate rotation.
+
+Runs in the supervisor. Writes to stderr never block the loop: when the reader is slow, lines wait
+in a bounded queue and the excess is dropped with a counted notice.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import os
+import select
+import shutil
+
+MAX_QUEUED_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
+
+
+class Output:
+    """Non-blocking line writer to a descriptor we share with the server (its stderr)."""
+
+    def __init__(self, fd: int = 2) -> None:
+        self.fd = fd
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.queued = 0
+        self.dropped = 0
+        self.broken = False
+
+    def write_line(self, text: str) -> None:
+        if self.broken:
+            return
+        data = text.encode("utf-8", "replace") + b"\n"
+        if self.queued + len(data) > MAX_QUEUED_BYTES:
+            self.dropped += 1
+            return
+        self.queue.append(data)
+        self.queued += len(data)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what the descriptor accepts without blocking."""
+        while self.queue and not self.broken:
+            if self.dropped:
+                notice = f"attachdaemon: {self.dropped} output lines dropped (stderr was not being read)\n"
+                self.queue.appendleft(notice.encode())
+                self.queued += len(notice)
+                self.dropped = 0
+            try:
+                _, writable, _ = select.select([], [self.fd], [], 0)
+            except (OSError, ValueError):
+                self.broken = True
+                return
+            if not writable:
+                return
+            chunk = self.queue[0][:4096]  # at most PIPE_BUF: a writable pipe takes it whole
+            try:
+                n = os.write(self.fd, chunk)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
+                    self.broken = True  # a closed terminal: stop writing, keep supervising
+                    return
+                return
+            head = self.queue.popleft()
+            self.queued -= n
+            if n < len(head):
+                self.queue.appendleft(head[n:])
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.queue) and not self.broken
+
+
+class LineSplitter:
+    """Turns chunks read from a pipe into whole lines (over-long lines are cut)."""
+
+    def __init__(self) -> None:
+        self.partial = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self.partial + chunk
+        parts = data.split(b"\n")
+        self.partial = parts.pop()
+        if len(self.partial) > MAX_LINE_BYTES:
+            parts.append(self.partial)
+            self.partial = b""
+        return [p.rstrip(b"\r").decode("utf-8", "replace") for p in parts]
+
+    def close(self) -> list[str]:
+        rest, self.partial = self.partial, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+def open_log_file(path: str) -> int:
+    """Open ``path`` for appending, creating its directory; the daemon gets this fd as stdout/err."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+def rotate_if_needed(path: str, max_bytes: int, backups: int) -> bool:
+    """Copy-truncate rotation: NAME.log -> NAME.log.1 … NAME.log.N, then truncate NAME.log."""
+    try:
+        if os.path.getsize(path) <= max_bytes:
+            return False
+    except OSError:
+        return False
+    if backups > 0:
+        for i in range(backups - 1, 0, -1):
+            src = f"{path}.{i}"
+            if os.path.exists(src):
+                os.replace(src, f"{path}.{i + 1}")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(path, f"{path}.1")
+    with contextlib.suppress(OSError):
+        os.truncate(path, 0)
+    return True
+
+
+def tail_file(path: str, lines: int) -> list[str]:
+    """The last ``lines`` lines of a file (reads at most 1 MiB from its end)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - MAX_QUEUED_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", "replace").splitlines()
+    return text[-lines:] if lines > 0 else []

@@ -1,0 +1,83 @@
+"""Readiness probes (SPEC §11), run by the supervisor without blocking its loop.
+
+TCP probes connect non-blockingly inside the loop; HTTP and command probes are child processes
+(reaped by the supervisor's SIGCHLD handling) with a 2-second timeout; the postgres probe reads
+the status line of ``postmaster.pid``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+
+from .spec import DaemonSpec, ReadyProbe
+
+PROBE_TIMEOUT = 2.0
+FIRST_INTERVAL = 0.1
+MAX_INTERVAL = 1.0
+
+
+def next_interval(previous: float) -> float:
+    return min(MAX_INTERVAL, previous * 1.5) if previous else FIRST_INTERVAL
+
+
+def probe_argv(probe: ReadyProbe) -> tuple[str, ...] | None:
+    """The child-process argv for http/command probes; None for in-loop probes."""
+    if probe.command is not None:
+        return probe.command
+    if probe.http is not None:
+        return (sys.executable, "-m", "attachdaemon_core.probes", probe.http)
+    return None
+
+
+def tcp_connect_start(host: str, port: int) -> tuple[socket.socket, bool]:
+    """Begin a non-blocking connect; returns the socket and whether it already succeeded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    err = sock.connect_ex((host, port))
+    if err == 0:
+        return sock, True
+    if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+        return sock, False
+    sock.close()
+    raise OSError(err, os.strerror(err))
+
+
+def tcp_connect_result(sock: socket.socket) -> str | None:
+    """After the socket became writable: None on success, else the error."""
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return None if err == 0 else os.strerror(err)
+
+
+def postgres_ready(spec: DaemonSpec) -> str | None:
+    """None when postmaster.pid (next to the data dir pidfile) says 'ready', else why not."""
+    if spec.pidfile is None:
+        return "no pidfile"
+    try:
+        with open(spec.pidfile) as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        return f"cannot read {spec.pidfile}: {exc.strerror}"
+    if len(lines) >= 8 and lines[7].strip() == "ready":
+        return None
+    return f"postmaster.pid status is {lines[7].strip()!r}" if len(lines) >= 8 else "not started"
+
+
+def _http_main(url: str) -> int:
+    """Child process: exit 0 when ``url`` answers with a status below 400."""
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as resp:  # noqa: S310
+            return 0 if resp.status < 400 else 1
+    except urllib.error.HTTPError as exc:
+        return 0 if exc.code < 400 else 1
+    except (OSError, ValueError):
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_http_main(sys.argv[1]))

@@ -1,0 +1,185 @@
+"""What Linux's /proc says about a process: identity, session, resource use. Stdlib only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def pid_max() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return 4194304
+
+
+def _boot_time() -> float:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+BOOT_TIME = _boot_time()
+
+
+@dataclass(frozen=True)
+class Stat:
+    """The fields of /proc/PID/stat we use."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    pgid: int
+    sid: int
+    utime: int
+    stime: int
+    starttime: int  # clock ticks since boot: with the boot id, a process's unique identity
+    rss_pages: int
+
+    @property
+    def started_at(self) -> float:
+        """Wall-clock start time (seconds since the epoch)."""
+        return BOOT_TIME + self.starttime / CLK_TCK
+
+    @property
+    def cpu_seconds(self) -> float:
+        return (self.utime + self.stime) / CLK_TCK
+
+
+def stat(pid: int) -> Stat | None:
+    """Parse /proc/PID/stat, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    lpar, rpar = raw.find("("), raw.rfind(")")
+    if lpar < 0 or rpar < 0:
+        return None
+    rest = raw[rpar + 2 :].split()
+    try:
+        return Stat(
+            pid=pid,
+            comm=raw[lpar + 1 : rpar],
+            state=rest[0],
+            ppid=int(rest[1]),
+            pgid=int(rest[2]),
+            sid=int(rest[3]),
+            utime=int(rest[11]),
+            stime=int(rest[12]),
+            starttime=int(rest[19]),
+            rss_pages=int(rest[21]),
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def exe(pid: int) -> str | None:
+    """The realpath of a process's executable (minus ' (deleted)'), or None if unreadable."""
+    try:
+        path = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    path = path.removesuffix(" (deleted)")
+    return os.path.realpath(path)
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def owner_uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def session_members(sid: int) -> list[int]:
+    """Every live pid whose session id is ``sid`` (zombies excluded)."""
+    members = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        st = stat(int(name))
+        if st is not None and st.sid == sid and st.state not in ("Z", "X"):
+            members.append(st.pid)
+    return members
+
+
+def pidfd_open(pid: int) -> int | None:
+    """A pidfd for ``pid`` (close-on-exec), or None if the process is gone or pidfds are absent."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+
+
+def pidfd_signal(pidfd: int, sig: int) -> bool:
+    """Send ``sig`` through a pidfd; False when the process has already exited."""
+    try:
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return False
+    return True
+
+
+def kill_session(sid: int, sig: int = signal.SIGKILL) -> int:
+    """Send ``sig`` to every process in session ``sid``, each checked again after its pidfd opens.
+
+    Returns how many processes were signalled. The pid's session is re-read once the pidfd is
+    open, so a pid reused between the /proc scan and the signal is never hit.
+    """
+    sent = 0
+    for pid in session_members(sid):
+        fd = pidfd_open(pid)
+        if fd is None:
+            continue
+        try:
+            st = stat(pid)
+            if st is not None and st.sid == sid and pidfd_signal(fd, sig):
+                sent += 1
+        finally:
+            os.close(fd)
+    return sent
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, sig)
+        return True
+    return False
+
+
+def is_alive(pid: int) -> bool:
+    st = stat(pid)
+    return st is not None and st.state not in ("Z", "X")

@@ -1,0 +1,201 @@
+"""The runtime directory, and starting or joining the supervisor from a host process.
+
+Runs in host processes (gunicorn master, dev-server reloader parent, ``attachdaemon run``): it
+never forks the host and never leaves a thread or a long-lived child of its own. The supervisor
+is started as ``python -m attachdaemon_core guard``, which detaches at once (its first process
+exits), so the host's child reaper never sees the guard or the supervisor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .control import client
+from .proc import stat as proc_stat
+from .spec import DaemonSpec
+
+# Variables of the web server that must not reach a daemon (SPEC §4).
+SERVER_VARIABLES = ("RUN_MAIN", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")
+SERVER_PREFIXES = ("WERKZEUG_", "FLASK_RUN_", "GUNICORN_", "ATTACHDAEMON_INTERNAL_")
+START_DEADLINE = 10.0
+
+
+class RuntimeDirError(Exception):
+    """The runtime directory cannot be used safely; the message says why."""
+
+
+class SupervisorUnavailable(Exception):
+    """The supervisor could not be started or reached."""
+
+
+def base_root() -> str:
+    """``$XDG_RUNTIME_DIR`` when it exists, is ours and is 0700; else the temp directory."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        try:
+            st = os.stat(xdg)
+        except OSError:
+            st = None
+        if st is not None and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o700:
+            return xdg
+    return tempfile.gettempdir()
+
+
+def user_root() -> str:
+    return os.path.join(base_root(), f"attachdaemon-{os.geteuid()}")
+
+
+def runtime_dir_for(key: str, *, override: str | None = None) -> str:
+    """The runtime directory for a declaration source ``key`` (SPEC §6)."""
+    env = os.environ.get("ATTACH_DAEMONS_RUNTIME_DIR")
+    if env:
+        return os.path.abspath(env)
+    if override:
+        return os.path.abspath(override)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(key.rstrip("/")) or "app")[:24]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return os.path.join(user_root(), f"{slug}-{digest}")
+
+
+def ensure_dir(path: str) -> None:
+    """Create ``path`` mode 0700, or check an existing one is ours and not open to others."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeDirError(f"cannot create runtime directory {path}: {exc.strerror}") from None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"runtime directory {path} is not a directory; refused")
+    if st.st_uid != os.geteuid():
+        raise RuntimeDirError(
+            f"runtime directory {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}); refused"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise RuntimeDirError(
+            f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, open to others; "
+            "refused (it must be 0700)"
+        )
+
+
+def daemon_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The declaring process's environment minus the server's own variables."""
+    env = dict(os.environ if environ is None else environ)
+    for name in list(env):
+        if name in SERVER_VARIABLES or name.startswith(SERVER_PREFIXES):
+            del env[name]
+    return env
+
+
+def payload(
+    specs: Sequence[DaemonSpec], *, source: str, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What an owner sends: the specs as JSON and the environment they were declared in."""
+    return {
+        "source": source,
+        "specs": [s.to_wire() for s in specs],
+        "env": daemon_environment(env),
+    }
+
+
+def owner_identity(pid: int) -> dict[str, int]:
+    st = proc_stat(pid)
+    return {"pid": pid, "starttime": st.starttime if st else 0}
+
+
+def _spawn_guard(runtime_dir: str) -> None:
+    """Start the guard (which starts the supervisor); returns once its first process has exited."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attachdaemon_core", "guard", "--runtime-dir", runtime_dir],
+        stdin=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+        env=env,
+    )
+    try:
+        proc.wait(timeout=START_DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except ChildProcessError:
+        pass  # the host's reaper (gunicorn's waitpid(-1)) collected it first
+
+
+def join(
+    runtime_dir: str,
+    owner_pid: int,
+    decl: Mapping[str, Any],
+    *,
+    announce: str = "add-owner",
+    deadline: float = START_DEADLINE,
+) -> Any:
+    """Register ``owner_pid`` with the supervisor of ``runtime_dir``, starting it if needed."""
+    ensure_dir(runtime_dir)
+    ident = owner_identity(owner_pid)
+    end = time.monotonic() + deadline
+    spawned = False
+    last = ""
+    while time.monotonic() < end:
+        try:
+            return client.call(runtime_dir, announce, owner=ident, declarations=dict(decl))
+        except client.NoSupervisor as exc:
+            last = str(exc)
+            if not spawned:
+                _spawn_guard(runtime_dir)
+                spawned = True
+        except client.ControlError as exc:
+            if "shutting down" not in str(exc):
+                raise SupervisorUnavailable(str(exc)) from None
+            last = str(exc)
+            spawned = False  # it will exit; start a fresh one after it has gone
+        time.sleep(0.01)
+    raise SupervisorUnavailable(f"the supervisor in {runtime_dir} did not start in time: {last}")
+
+
+def release(runtime_dir: str, owner_pid: int, *, wait: float = 0.0) -> bool:
+    """Give up ``owner_pid``'s ownership; with ``wait``, wait for a final stop to finish."""
+    try:
+        result = client.call(runtime_dir, "remove-owner", owner=owner_identity(owner_pid))
+    except (client.NoSupervisor, client.ControlError):
+        return True
+    if not (isinstance(result, dict) and result.get("final")):
+        return True
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            client.call(runtime_dir, "ping", timeout=1.0)
+        except client.NoSupervisor:
+            return True
+        except client.ControlError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
+def read_index() -> list[dict[str, Any]]:
+    """Every supervisor recorded under this user's root (for ``status`` when the key misses)."""
+    entries = []
+    root = user_root()
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(root, name, "supervisor.json")
+        try:
+            with open(path) as f:
+                entries.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    return entries

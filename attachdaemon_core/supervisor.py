@@ -1,0 +1,1362 @@
+"""The supervisor process: one selector loop over pidfds, a signal wake-up fd, timers and the
+control socket, acting on the decisions of each daemon's record.
+
+Runs as ``python -m attachdaemon_core supervise`` (a child of the guard), single-threaded. It is a
+child subreaper and reaps every child on SIGCHLD; processes that are not its children (owners,
+adopted smart daemons) are watched by pidfd. Nothing here polls unless a daemon needs it (a pidfile
+still to appear, a readiness probe, a ``touch`` file, a stop in progress).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__, pidfile, probes, proc
+from .control.server import CommandError, ControlServer, Peer
+from .daemon import Daemon, ExitStatus
+from .logs import LineSplitter, Output, open_log_file, rotate_if_needed, tail_file
+from .loop import Timer, Timers
+from .spawn import (
+    PR_SET_CHILD_SUBREAPER,
+    SpawnError,
+    SpawnRequest,
+    prctl,
+    resolve_credentials,
+    resolve_program,
+    spawn,
+)
+from .spec import DaemonSpec
+from .states import RUNNING_STATES, State
+
+log = logging.getLogger("attachdaemon")
+
+EXIT_OK = 0
+EXIT_LOCKED = 75  # another supervisor holds this runtime directory (never 3 or 4: gunicorn < 26.1)
+EXIT_NO_OWNER = 76
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exits
+STOP_POLL = 0.02
+ROTATE_EVERY = 30.0
+TOUCH_EVERY = 1.0
+
+
+@dataclass
+class Owner:
+    pid: int
+    starttime: int
+    pidfd: int
+    seq: int
+    decl: dict[str, Any]
+
+
+@dataclass
+class Stop:
+    """A stop in progress: escalate at ``kill_at``; call ``then`` when the daemon is gone."""
+
+    kill_at: float
+    then: list[Callable[[], None]] = field(default_factory=list)
+    killed: bool = False
+    sid: int | None = None
+    pid: int | None = None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        runtime_dir: str,
+        *,
+        guard_fd: int | None = None,
+        respawns: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime_dir = runtime_dir
+        self.guard_fd = guard_fd
+        self.respawns = respawns
+        self.clock = clock
+        self.selector = selectors.DefaultSelector()
+        self.timers = Timers(clock)
+        self.daemons: dict[str, Daemon] = {}
+        self.env: dict[str, str] = {}
+        self.owners: dict[int, Owner] = {}
+        self.owner_seq = 0
+        self.children: dict[int, Callable[[ExitStatus], None]] = {}
+        self.exit_status: dict[int, ExitStatus] = {}
+        self.pidfds: dict[str, int] = {}  # daemon name -> pidfd of its watched pid
+        self.stops: dict[str, Stop] = {}
+        self.timers_by_daemon: dict[str, Timer] = {}
+        self.probes: dict[str, Any] = {}
+        self.pipes: dict[str, tuple[int, LineSplitter]] = {}
+        self.held: set[str] = set()
+        self.attached_sessions: dict[int, int] = {}  # sid -> starttime
+        self.final = False
+        self.exiting = False
+        self.exit_code = EXIT_OK
+        self.started_at = time.time()
+        self.output = Output(2)
+        self.control = ControlServer(os.path.join(runtime_dir, "control.sock"), self.selector, self.handle)
+        self.lock_fd = -1
+        self.wake_r = -1
+        self._touch_mtimes: dict[str, dict[str, float | None]] = {}
+        self._touch_timer: Timer | None = None
+        self._rotate_timer: Timer | None = None
+        self._sweep_timer: Timer | None = None
+        self._no_owner_timer: Timer | None = None
+        self._wave: set[str] = set()
+        self._pending_signals: list[int] = []
+
+    # ------------------------------------------------------------------ process setup
+    def acquire_lock(self) -> bool:
+        path = os.path.join(self.runtime_dir, LOCK_FILE)
+        self.lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+            return False
+        return True
+
+    def setup(self) -> None:
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, self._note_signal)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_wakeup)
+        self.control.listen()
+        self._write_index()
+        log.info(
+            "supervisor started (pid %d, runtime %s%s)",
+            os.getpid(),
+            self.runtime_dir,
+            f", respawn {self.respawns}" if self.respawns else "",
+        )
+
+    def _note_signal(self, signum: int, _frame: object) -> None:
+        self._pending_signals.append(signum)
+
+    def _write_index(self) -> None:
+        from .runtime import user_root
+
+        info = {
+            "pid": os.getpid(),
+            "runtime_dir": self.runtime_dir,
+            "started_at": self.started_at,
+            "version": __version__,
+        }
+        with contextlib.suppress(OSError):
+            _atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
+            index = os.path.join(user_root(), "index")
+            os.makedirs(index, mode=0o700, exist_ok=True)
+            key = str(abs(hash(self.runtime_dir)))
+            _atomic_json(os.path.join(index, f"{key}.json"), info)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> int:
+        self.restore_state()
+        if not self.owners:
+            self._no_owner_timer = self.timers.call_later(NO_OWNER_GRACE, self._no_owner)
+        while not self.exiting:
+            if self.output.pending:
+                timeout = self.timers.timeout()
+                timeout = 0.05 if timeout is None else min(timeout, 0.05)
+            else:
+                timeout = self.timers.timeout()
+            try:
+                events = self.selector.select(timeout)
+            except InterruptedError:
+                events = []
+            self._reap()
+            for key, mask in events:
+                callback = key.data
+                callback(mask)
+            self.timers.run_due()
+            self.output.flush()
+            if self.control.conns and self._sweep_timer is None:
+                self._sweep_timer = self.timers.call_later(1.0, self._sweep)
+        self.shutdown_cleanup()
+        return self.exit_code
+
+    def _sweep(self) -> None:
+        self._sweep_timer = None
+        self.control.sweep(self.clock())
+        if self.control.socket_missing():
+            log.warning("control socket vanished; listening again")
+            with contextlib.suppress(OSError):
+                os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
+                self.control.close()
+                self.control.listen()
+
+    def _on_wakeup(self, _mask: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 4096):
+                pass
+        pending, self._pending_signals = self._pending_signals, []
+        for sig in pending:
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                log.info("received %s: stopping attached daemons and exiting", signal.Signals(sig).name)
+                self.begin_final_stop()
+            elif sig == signal.SIGUSR1:
+                self._sweep()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            exit_status = ExitStatus(code if code >= 0 else None, -code if code < 0 else None, time.time())
+            callback = self.children.pop(pid, None)
+            if callback is not None:
+                callback(exit_status)
+            else:
+                self.exit_status[pid] = exit_status
+                if len(self.exit_status) > 1000:
+                    self.exit_status.pop(next(iter(self.exit_status)))
+
+    # ------------------------------------------------------------------ owners
+    def add_owner(self, ident: dict[str, Any], decl: dict[str, Any], *, reload: bool = True) -> Any:
+        pid = int(ident["pid"])
+        if self.final:
+            raise CommandError("the supervisor is shutting down; try again once it has exited")
+        st = proc.stat(pid)
+        if st is None or st.state in ("Z", "X"):
+            raise CommandError(f"owner {pid} is not running")
+        if self._no_owner_timer is not None:
+            self._no_owner_timer.cancel()
+            self._no_owner_timer = None
+        first = not self.owners
+        existing = self.owners.get(pid)
+        if existing is not None:
+            existing.decl = decl
+            self.owner_seq += 1
+            existing.seq = self.owner_seq
+        else:
+            pidfd = proc.pidfd_open(pid)
+            if pidfd is None:
+                raise CommandError(f"cannot watch owner {pid}")
+            self.owner_seq += 1
+            self.owners[pid] = Owner(pid, st.starttime, pidfd, self.owner_seq, decl)
+            self.selector.register(pidfd, selectors.EVENT_READ, lambda _m, p=pid: self._owner_gone(p))
+            log.info("owner %d joined (%d owner%s)", pid, len(self.owners), "s"[: len(self.owners) > 1])
+        self.apply(decl, reload=reload and not first)
+        self.save_state()
+        return {"pid": os.getpid(), "owners": sorted(self.owners), "first": first}
+
+    def reload_owner(self, ident: dict[str, Any], decl: dict[str, Any], policies: bool) -> Any:
+        pid = int(ident["pid"])
+        owner = self.owners.get(pid)
+        if owner is None:
+            return self.add_owner(ident, decl, reload=policies)
+        owner.decl = decl
+        if owner.seq == max(o.seq for o in self.owners.values()):
+            log.info("reload from owner %d", pid)
+            self.apply(decl, reload=policies)
+        self.save_state()
+        return {"pid": os.getpid(), "owners": sorted(self.owners)}
+
+    def _owner_gone(self, pid: int) -> None:
+        self.remove_owner(pid, why="exited")
+
+    def remove_owner(self, pid: int, *, why: str) -> dict[str, Any]:
+        owner = self.owners.pop(pid, None)
+        if owner is None:
+            return {"final": self.final}
+        self.selector.unregister(owner.pidfd)
+        os.close(owner.pidfd)
+        newest = not self.owners or owner.seq > max(o.seq for o in self.owners.values())
+        log.info("owner %d %s (%d left)", pid, why, len(self.owners))
+        if not self.owners:
+            self.begin_final_stop()
+        elif newest:
+            previous = max(self.owners.values(), key=lambda o: o.seq)
+            log.info("re-applying the declarations of owner %d", previous.pid)
+            self.apply(previous.decl, reload=True)
+        self.save_state()
+        return {"final": self.final}
+
+    def _no_owner(self) -> None:
+        self._no_owner_timer = None
+        if not self.owners:
+            log.info("no owner registered in %.0fs; exiting", NO_OWNER_GRACE)
+            self.exit_code = EXIT_NO_OWNER
+            self.begin_final_stop()
+
+    # ------------------------------------------------------------------ declarations
+    def apply(self, decl: dict[str, Any], *, reload: bool) -> None:
+        """Make the running set match ``decl``: start added, stop removed, restart changed."""
+        specs = [DaemonSpec.from_wire(s) for s in decl.get("specs", [])]
+        self.env = dict(decl.get("env") or {})
+        wanted = {s.name: s for s in specs}
+        for name in list(self.daemons):
+            if name not in wanted:
+                self._forget(self.daemons[name])
+        for spec in specs:
+            d = self.daemons.get(spec.name)
+            if d is None:
+                d = Daemon(spec)
+                self.daemons[spec.name] = d
+                if spec.autostart and spec.name not in self.held:
+                    self.start(d)
+                continue
+            old = d.spec
+            d.spec = spec
+            if old.identity() != spec.identity():
+                log.info("daemon %r changed; restarting it", spec.name)
+                self.restart(d)
+            elif reload:
+                self._apply_reload_policy(d)
+            elif d.state == State.STOPPED and spec.autostart and spec.name not in self.held:
+                self.start(d)
+        self._update_touch_timer()
+        self._update_rotate_timer()
+        self._start_waiting()
+
+    def _apply_reload_policy(self, d: Daemon) -> None:
+        if d.state not in (State.RUNNING, State.STARTING) or d.pid is None:
+            if d.state in (State.STOPPED, State.EXITED) and d.spec.autostart and d.name not in self.held:
+                self.start(d)
+            return
+        policy = d.spec.on_reload
+        if policy == "restart":
+            log.info("daemon %r restarted for the server reload (on_reload: restart)", d.name)
+            self.restart(d, sig=d.spec.reload_stop_signal)
+        elif policy == "signal":
+            log.info("daemon %r sent %s for the server reload", d.name, _signame(d.spec.reload_signal))
+            self.send_signal(d, d.spec.reload_signal)
+
+    def _forget(self, d: Daemon) -> None:
+        del self.daemons[d.name]
+        if d.spec.kind == "attached":
+            log.info("daemon %r was removed from the declarations; stopping it", d.name)
+            self.daemons[d.name] = d
+            self.stop(d, then=lambda: self._drop_daemon(d))
+        else:
+            if d.pid is not None:
+                log.info(
+                    "smart daemon %r was removed from the declarations; pid %d left running, unsupervised",
+                    d.name,
+                    d.pid,
+                )
+            self._unwatch(d)
+
+    def _drop_daemon(self, d: Daemon) -> None:
+        if self.daemons.get(d.name) is d:
+            del self.daemons[d.name]
+
+    # ------------------------------------------------------------------ starting
+    def start(self, d: Daemon) -> None:
+        if self.final:
+            return
+        self._cancel_daemon_timer(d)
+        if d.state in RUNNING_STATES and d.pid is not None:
+            return
+        waiting = [n for n in d.spec.depends_on if not self._is_ready(n)]
+        if waiting:
+            d.error = f"waiting for {', '.join(waiting)} to be ready"
+            if d.state != State.STARTING:
+                d.set_state(State.STARTING, d.error)
+            return
+        if d.spec.kind == "attached":
+            self._spawn_attached(d)
+        else:
+            self._start_smart(d)
+
+    def _is_ready(self, name: str) -> bool:
+        dep = self.daemons.get(name)
+        return dep is not None and dep.state == State.RUNNING and dep.ready is True
+
+    def _start_waiting(self) -> None:
+        for d in list(self.daemons.values()):
+            idle = d.state == State.STARTING and d.pid is None and d.launcher_pid is None
+            if idle and d.name not in self.held and d.name not in self.stops:
+                self.start(d)
+
+    def _request(self, d: Daemon, *, attached: bool) -> tuple[SpawnRequest, list[int]]:
+        spec = d.spec
+        env = dict(self.env)
+        env.update(spec.env)
+        creds = resolve_credentials(spec.user, spec.group)
+        if creds is not None and creds.name:
+            env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
+        to_close: list[int] = []
+        out: int | None = None
+        if spec.log == "prefix":
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            r, w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(r, False)
+            self._open_pipe(d, r)
+            out = w
+            to_close.append(w)
+        elif spec.log != "raw":
+            path = self.log_path(spec)
+            rotate_if_needed(path, spec.log_max_bytes, spec.log_backups)
+            out = open_log_file(path)
+            if creds is not None:
+                with contextlib.suppress(OSError):
+                    os.fchown(out, creds.uid, creds.gid)
+            to_close.append(out)
+        req = SpawnRequest(
+            argv=spec.command,
+            env=env,
+            cwd=spec.cwd,
+            credentials=creds,
+            umask=spec.umask,
+            stdin_fd=0 if spec.stdin else None,
+            stdout_fd=out,
+            stderr_fd=out,
+            parent_death_signal=signal.SIGKILL if attached else None,
+        )
+        return req, to_close
+
+    def log_path(self, spec: DaemonSpec) -> str:
+        if spec.log == "runtime":
+            return os.path.join(self.runtime_dir, "logs", f"{spec.name}.log")
+        return spec.log
+
+    def _spawn(self, d: Daemon, *, attached: bool) -> int | None:
+        """Spawn ``d``'s command; on failure record why and schedule the retry."""
+        try:
+            req, to_close = self._request(d, attached=attached)
+        except (KeyError, OSError, SpawnError) as exc:
+            self._spawn_failed(d, _reason(exc))
+            return None
+        try:
+            pid = spawn(req)
+        except SpawnError as exc:
+            self._close_pipe(d)
+            self._spawn_failed(d, str(exc))
+            return None
+        finally:
+            for fd in to_close:
+                os.close(fd)
+        return pid
+
+    def _spawn_failed(self, d: Daemon, reason: str) -> None:
+        decision = d.decide_after_spawn_failure(reason, self.clock())
+        d.error = reason
+        self._settle(d, decision.state, decision.delay, f"could not start: {reason}")
+
+    def _spawn_attached(self, d: Daemon) -> None:
+        pid = self._spawn(d, attached=True)
+        if pid is None:
+            return
+        d.mark_started(pid, self.clock(), time.time())
+        self.children[pid] = functools.partial(self._attached_exited, d, pid)
+        st = proc.stat(pid)
+        self.attached_sessions[pid] = st.starttime if st else 0
+        self._tell_guard(f"+ {pid} {self.attached_sessions[pid]}")
+        log.info("daemon %r started (pid %d)", d.name, pid)
+        self._now_running(d)
+        self.save_state()
+
+    def _now_running(self, d: Daemon) -> None:
+        if d.state != State.RUNNING:
+            d.set_state(State.RUNNING)
+        if d.spec.ready is None:
+            self._became_ready(d)
+        else:
+            d.ready = False
+            self._schedule_probe(d, 0.0)
+
+    def _became_ready(self, d: Daemon) -> None:
+        d.ready = True
+        self._start_waiting()
+
+    # ------------------------------------------------------------------ smart daemons
+    def _start_smart(self, d: Daemon) -> None:
+        assert d.spec.pidfile is not None
+        if self._adopt_from_pidfile(d, initial=True):
+            return
+        pid = self._spawn(d, attached=False)
+        if pid is None:
+            return
+        d.mark_started(pid, self.clock(), time.time())
+        d.pid = None
+        d.launcher_pid = pid
+        if d.state != State.STARTING:
+            d.set_state(State.STARTING)
+        self.children[pid] = functools.partial(self._launcher_exited, d, pid)
+        if d.spec.daemonize:
+            try:
+                pidfile.write_pidfile(d.spec.pidfile, pid)
+            except OSError as exc:
+                log.error("daemon %r: cannot write pidfile %s: %s", d.name, d.spec.pidfile, _reason(exc))
+                d.error = f"cannot write pidfile {d.spec.pidfile}: {_reason(exc)}"
+                self._kill_pid(pid, signal.SIGKILL)
+                return
+            d.launcher_pid = None
+            self.children.pop(pid, None)
+            self._watch(d, pid, adopted=False)
+            log.info("daemon %r started (pid %d, pidfile %s written)", d.name, pid, d.spec.pidfile)
+            self._now_running(d)
+            return
+        log.info("daemon %r launched (pid %d); waiting for pidfile %s", d.name, pid, d.spec.pidfile)
+        deadline = self.clock() + d.spec.start_timeout
+        self._poll_pidfile(d, deadline, 0.005)
+
+    def _poll_pidfile(self, d: Daemon, deadline: float, interval: float) -> None:
+        if d.launcher_pid is None and d.pid is not None:
+            return
+        if d.state != State.STARTING:
+            return
+        if self._adopt_from_pidfile(d, initial=False):
+            return
+        if self.clock() >= deadline:
+            self._pidfile_timeout(d)
+            return
+        nxt = min(interval * 2, 0.2)
+        self._set_daemon_timer(d, interval, lambda: self._poll_pidfile(d, deadline, nxt))
+
+    def _pidfile_timeout(self, d: Daemon) -> None:
+        launcher = d.launcher_pid
+        if launcher is not None and proc.is_alive(launcher):
+            d.error = (
+                f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s while the command "
+                "stays in the foreground; declare daemonize: true (smart2) to have the supervisor "
+                "write the pidfile"
+            )
+            log.error("daemon %r: %s; stopping it as a failed start", d.name, d.error)
+            self.stop(d, then=lambda: self._after_failed_start(d))
+            return
+        d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s"
+        log.error("daemon %r: %s", d.name, d.error)
+        decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
+        self._settle(d, decision.state, decision.delay, d.error)
+
+    def _after_failed_start(self, d: Daemon) -> None:
+        error = d.error
+        decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
+        d.error = error
+        self._settle(d, decision.state, decision.delay, "failed to start")
+
+    def _adopt_from_pidfile(self, d: Daemon, *, initial: bool) -> bool:
+        """Adopt the pid the pidfile names if it is the daemon; True when adopted."""
+        spec = d.spec
+        assert spec.pidfile is not None
+        read = pidfile.read_pidfile(spec.pidfile)
+        if read.pid is None:
+            if initial and read.reason != "pidfile does not exist":
+                log.warning("daemon %r: %s (%s); starting it", d.name, read.reason, spec.pidfile)
+            return False
+        programs = self._programs(spec)
+        why = pidfile.verify(read.pid, programs=programs, mtime=read.mtime, file_uid=read.file_uid)
+        if why is not None:
+            if initial or d.launcher_pid is None:
+                log.warning(
+                    "daemon %r: pidfile %s names pid %d, which is not the daemon: %s; "
+                    "starting the daemon instead",
+                    d.name,
+                    spec.pidfile,
+                    read.pid,
+                    why,
+                )
+            return False
+        owner = proc.owner_uid(read.pid)
+        if owner is not None and owner not in (os.geteuid(), 0) and os.geteuid() != 0:
+            expected = resolve_credentials(spec.user, spec.group)
+            if expected is None or expected.uid != owner:
+                d.error = f"pid {read.pid} from {spec.pidfile} is owned by uid {owner}"
+                d.set_state(State.FATAL, d.error)
+                return True
+        launcher = d.launcher_pid
+        adopted = launcher is None or launcher != read.pid
+        if launcher is not None and launcher == read.pid:
+            self.children.pop(launcher, None)  # watched by pidfd from now on
+        d.launcher_pid = None
+        if initial:
+            d.started_mono = self.clock()
+            st = proc.stat(read.pid)
+            d.started_at = st.started_at if st is not None else time.time()
+        self._watch(d, read.pid, adopted=adopted and initial)
+        if initial:
+            log.info("daemon %r adopted (pid %d from %s)", d.name, read.pid, spec.pidfile)
+        else:
+            log.info("daemon %r started (pid %d from %s)", d.name, read.pid, spec.pidfile)
+        self._now_running(d)
+        return True
+
+    def _programs(self, spec: DaemonSpec) -> tuple[str, ...]:
+        names = [spec.program]
+        if spec.shell and spec.process_name is None:
+            # /bin/sh -c "exec prog …": the program is the first word after exec.
+            words = spec.command[-1].split()
+            if len(words) > 1:
+                names = [words[1]]
+        resolved = []
+        for name in names:
+            try:
+                resolved.append(resolve_program(name, self.env.get("PATH")))
+            except SpawnError:
+                pass
+            resolved.append(name)
+        return tuple(resolved)
+
+    def _watch(self, d: Daemon, pid: int, *, adopted: bool) -> None:
+        self._unwatch(d)
+        fd = proc.pidfd_open(pid)
+        d.pid = pid
+        d.adopted = adopted
+        if fd is None:
+            self.timers.call_later(0.0, lambda: self._smart_died(d, pid))
+            return
+        self.pidfds[d.name] = fd
+        self.selector.register(fd, selectors.EVENT_READ, lambda _m: self._smart_died(d, pid))
+
+    def _unwatch(self, d: Daemon) -> None:
+        fd = self.pidfds.pop(d.name, None)
+        if fd is not None:
+            self.selector.unregister(fd)
+            os.close(fd)
+
+    def _launcher_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
+        if d.launcher_pid != pid:
+            return
+        if d.name in self.stops:
+            d.launcher_pid = None
+            self._stop_done(d)
+            return
+        if status.success and d.state == State.STARTING:
+            return  # a daemonizing command: its child writes the pidfile; keep polling
+        if self._adopt_from_pidfile(d, initial=False):
+            return
+        d.error = f"command {status.describe()} before writing a valid pidfile"
+        log.error("daemon %r: %s", d.name, d.error)
+        self._cancel_daemon_timer(d)
+        decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        self._settle(d, decision.state, decision.delay, d.error)
+
+    def _smart_died(self, d: Daemon, pid: int) -> None:
+        if d.pid != pid:
+            return
+        self._unwatch(d)
+        status = self.exit_status.pop(pid, None) or ExitStatus(None, None, time.time())
+        if d.name in self.stops:
+            d.pid = None
+            self._stop_done(d)
+            return
+        # A daemon that re-executed itself (hot upgrade) is followed, not restarted.
+        if d.spec.pidfile is not None and not d.spec.daemonize:
+            read = pidfile.read_pidfile(d.spec.pidfile)
+            if read.pid is not None and read.pid != pid:
+                why = pidfile.verify(
+                    read.pid,
+                    programs=self._programs(d.spec),
+                    mtime=read.mtime,
+                    file_uid=read.file_uid,
+                )
+                if why is None:
+                    log.info("daemon %r now runs as pid %d (was %d); following it", d.name, read.pid, pid)
+                    self._watch(d, read.pid, adopted=True)
+                    return
+        if d.spec.daemonize and d.spec.pidfile is not None:
+            pidfile.remove_if_names(d.spec.pidfile, pid)
+        decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
+
+    # ------------------------------------------------------------------ attached exits
+    def _attached_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
+        self._close_pipe_when_drained(d)
+        if d.pid != pid:
+            self._forget_session(pid)
+            return
+        if d.name in self.stops:
+            self._stop_progress(d)
+            return
+        # Anything its session still holds is an orphan in the making: end it now.
+        leftover = proc.kill_session(pid)
+        if leftover:
+            log.info("daemon %r left %d process(es) in its session; killed", d.name, leftover)
+        self._forget_session(pid)
+        decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
+
+    def _forget_session(self, sid: int) -> None:
+        if self.attached_sessions.pop(sid, None) is not None:
+            self._tell_guard(f"- {sid}")
+            self.save_state()
+
+    def _settle(self, d: Daemon, state: State, delay: float, what: str) -> None:
+        """After a run ended: restart (now or after ``delay``) or rest in ``state``."""
+        self._cancel_daemon_timer(d)
+        if state == State.STARTING:
+            log.info("daemon %r %s; restarting", d.name, what)
+            if d.state != State.STARTING:
+                d.set_state(State.STARTING)
+            self.start(d)
+        elif state == State.BACKOFF:
+            log.info("daemon %r %s; restarting in %.1fs", d.name, what, delay)
+            d.set_state(State.BACKOFF)
+            self._set_daemon_timer(d, delay, lambda: self._backoff_over(d))
+        else:
+            if d.state != state:
+                d.set_state(state)
+            if state == State.FATAL and d.spec.control:
+                log.error("control daemon %r %s; shutting the server down", d.name, what)
+                d.error = f"control daemon {what}; the server was asked to shut down"
+                self._shutdown_owners()
+            elif state == State.FATAL:
+                log.error("daemon %r %s; giving up (fatal)", d.name, what)
+            else:
+                log.info("daemon %r %s; not restarting (%s)", d.name, what, state.value)
+
+    def _backoff_over(self, d: Daemon) -> None:
+        if d.state == State.BACKOFF:
+            d.set_state(State.STARTING)
+            self.start(d)
+
+    def _shutdown_owners(self) -> None:
+        for owner in list(self.owners.values()):
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(owner.pidfd, signal.SIGTERM)
+
+    # ------------------------------------------------------------------ stopping
+    def stop(self, d: Daemon, *, sig: int | None = None, then: Callable[[], None] | None = None) -> None:
+        """Stop ``d``: its stop signal to its group, SIGKILL to its session after stop_timeout."""
+        self._cancel_daemon_timer(d)
+        self._cancel_probe(d)
+        existing = self.stops.get(d.name)
+        if existing is not None:
+            if then is not None:
+                existing.then.append(then)
+            return
+        pid = d.pid if d.pid is not None else d.launcher_pid
+        if pid is None:
+            if d.state not in (State.STOPPED, State.EXITED, State.FATAL):
+                d.set_state(State.STOPPED, "stopped before it ran")
+            if then is not None:
+                then()
+            return
+        sig = d.spec.stop_signal if sig is None else sig
+        stop = Stop(kill_at=self.clock() + d.spec.stop_timeout, then=[then] if then else [], pid=pid)
+        self.stops[d.name] = stop
+        d.set_state(State.STOPPING)
+        log.info("stopping daemon %r (pid %d) with %s", d.name, pid, _signame(sig))
+        if d.spec.kind == "attached" or d.launcher_pid == pid:
+            stop.sid = pid
+            proc.signal_group(pid, sig)
+        else:
+            self._signal_smart(d, pid, sig)
+        self._set_daemon_timer(d, d.spec.stop_timeout, lambda: self._stop_escalate(d))
+
+    def _signal_smart(self, d: Daemon, pid: int, sig: int) -> None:
+        fd = self.pidfds.get(d.name)
+        st = proc.stat(pid)
+        if st is not None and st.pgid == pid and fd is not None:
+            proc.signal_group(pid, sig)  # group leader (uWSGI #762): the whole group
+        elif fd is not None:
+            proc.pidfd_signal(fd, sig)
+
+    def _stop_escalate(self, d: Daemon) -> None:
+        stop = self.stops.get(d.name)
+        if stop is None:
+            return
+        pid = d.pid if d.pid is not None else d.launcher_pid
+        log.warning("daemon %r did not stop within %gs; sending SIGKILL", d.name, d.spec.stop_timeout)
+        stop.killed = True
+        if stop.sid is not None:
+            proc.kill_session(stop.sid)
+        elif pid is not None:
+            fd = self.pidfds.get(d.name)
+            st = proc.stat(pid)
+            if st is not None and st.sid == pid:
+                proc.kill_session(pid)
+            elif fd is not None:
+                proc.pidfd_signal(fd, signal.SIGKILL)
+        self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+
+    def _stop_progress(self, d: Daemon) -> None:
+        """Called when the leader exited or on a short poll: done once the session is empty."""
+        stop = self.stops.get(d.name)
+        if stop is None:
+            return
+        leader_gone = d.pid is None or d.pid not in self.children
+        if stop.sid is not None and leader_gone:
+            members = proc.session_members(stop.sid)
+            if not members:
+                d.pid = None
+                d.launcher_pid = None
+                self._forget_session(stop.sid)
+                self._stop_done(d)
+                return
+            if self.clock() >= stop.kill_at:
+                proc.kill_session(stop.sid)
+            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+            return
+        if self.clock() >= stop.kill_at and not stop.killed:
+            self._stop_escalate(d)
+        else:
+            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+
+    def _stop_done(self, d: Daemon) -> None:
+        stop = self.stops.pop(d.name, None)
+        self._cancel_daemon_timer(d)
+        self._close_pipe_when_drained(d)
+        if d.spec.daemonize and d.spec.pidfile is not None and stop is not None and stop.pid:
+            pidfile.remove_if_names(d.spec.pidfile, stop.pid)
+        d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=True)
+        if d.state != State.STOPPED:
+            d.set_state(State.STOPPED)
+        log.info("daemon %r stopped", d.name)
+        for callback in stop.then if stop else []:
+            callback()
+        self._continue_wave()
+
+    def restart(self, d: Daemon, *, sig: int | None = None) -> None:
+        if d.state in RUNNING_STATES and (d.pid is not None or d.launcher_pid is not None):
+            self.stop(d, sig=sig, then=lambda: self._restart_after_stop(d))
+        else:
+            self._restart_after_stop(d)
+
+    def _restart_after_stop(self, d: Daemon) -> None:
+        if self.final or self.daemons.get(d.name) is not d:
+            return
+        d.quick_deaths = 0
+        if d.state != State.STARTING:
+            d.set_state(State.STARTING)
+        self.start(d)
+
+    def send_signal(self, d: Daemon, sig: int) -> bool:
+        pid = d.pid
+        if pid is None:
+            return False
+        if d.spec.kind == "attached":
+            return proc.signal_group(pid, sig)
+        fd = self.pidfds.get(d.name)
+        return fd is not None and proc.pidfd_signal(fd, sig)
+
+    def _kill_pid(self, pid: int, sig: int) -> None:
+        fd = proc.pidfd_open(pid)
+        if fd is not None:
+            proc.pidfd_signal(fd, sig)
+            os.close(fd)
+
+    # ------------------------------------------------------------------ final stop
+    def begin_final_stop(self) -> None:
+        """The last owner is gone: stop attached daemons (reverse depends_on), leave smart ones."""
+        if self.final:
+            return
+        self.final = True
+        for d in self.daemons.values():
+            self._cancel_daemon_timer(d)
+            self._cancel_probe(d)
+        self._wave = {
+            d.name
+            for d in self.daemons.values()
+            if d.spec.kind == "attached" and (d.pid is not None or d.name in self.stops)
+        }
+        for d in self.daemons.values():
+            if d.spec.kind != "attached" and d.state == State.STARTING and d.launcher_pid is not None:
+                self._wave.add(d.name)  # a smart launcher still in the foreground: ours to end
+            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None:
+                d.set_state(State.STOPPED, "server stopping")
+        self._continue_wave()
+
+    def _continue_wave(self) -> None:
+        if not self.final:
+            return
+        wave = self._wave
+        for name in list(wave):
+            d = self.daemons.get(name)
+            if d is None or (d.pid is None and d.launcher_pid is None and name not in self.stops):
+                wave.discard(name)
+        for name in list(wave):
+            d = self.daemons[name]
+            dependents = [o for o in wave if o != name and name in self.daemons[o].spec.depends_on]
+            if not dependents and name not in self.stops:
+                self.stop(d)
+        if not wave and not self.stops:
+            self.exiting = True
+
+    def shutdown_cleanup(self) -> None:
+        self.save_state()
+        self.control.close()
+        for name in list(self.pipes):
+            self._drain_pipe(name)
+        self.output.flush()
+        self._tell_guard("exit")
+        log.info("supervisor exiting")
+
+    # ------------------------------------------------------------------ readiness
+    def _schedule_probe(self, d: Daemon, delay: float, interval: float = 0.0) -> None:
+        self._cancel_probe(d)
+        deadline = self.clock() + d.spec.ready_timeout
+        self.probes[d.name] = {
+            "deadline": deadline,
+            "interval": interval,
+            "timer": None,
+            "sock": None,
+        }
+        self._probe_later(d, delay)
+
+    def _probe_later(self, d: Daemon, delay: float) -> None:
+        state = self.probes.get(d.name)
+        if state is None:
+            return
+        state["timer"] = self.timers.call_later(delay, lambda: self._probe(d))
+
+    def _probe(self, d: Daemon) -> None:
+        state = self.probes.get(d.name)
+        probe = d.spec.ready
+        if state is None or probe is None or d.state != State.RUNNING:
+            return
+        if self.clock() > state["deadline"] and not state.get("timed_out"):
+            state["timed_out"] = True
+            d.error = f"not ready after {d.spec.ready_timeout:g}s ({probe.describe()})"
+            log.warning("daemon %r %s; dependents keep waiting", d.name, d.error)
+        if probe.tcp is not None:
+            try:
+                sock, connected = probes.tcp_connect_start(*probe.tcp)
+            except OSError as exc:
+                self._probe_result(d, _reason(exc))
+                return
+            if connected:
+                sock.close()
+                self._probe_result(d, None)
+                return
+            state["sock"] = sock
+            self.selector.register(sock, selectors.EVENT_WRITE, lambda _m: self._tcp_done(d, sock))
+            state["timer"] = self.timers.call_later(
+                probes.PROBE_TIMEOUT, lambda: self._tcp_done(d, sock, True)
+            )
+        elif probe.postgres:
+            self._probe_result(d, probes.postgres_ready(d.spec))
+        else:
+            argv = probes.probe_argv(probe)
+            assert argv is not None
+            try:
+                pid = spawn(SpawnRequest(argv=argv, env=dict(self.env), cwd=d.spec.cwd))
+            except SpawnError as exc:
+                self._probe_result(d, str(exc))
+                return
+            killer = self.timers.call_later(probes.PROBE_TIMEOUT, lambda: self._kill_pid(pid, signal.SIGKILL))
+
+            def done(status: ExitStatus) -> None:
+                killer.cancel()
+                self._probe_result(d, None if status.success else f"probe {status.describe()}")
+
+            self.children[pid] = done
+
+    def _tcp_done(self, d: Daemon, sock: socket.socket, timed_out: bool = False) -> None:
+        state = self.probes.get(d.name)
+        if state is None or state.get("sock") is not sock:
+            return
+        state["sock"] = None
+        if state["timer"] is not None:
+            state["timer"].cancel()
+        self.selector.unregister(sock)
+        result = "timed out" if timed_out else probes.tcp_connect_result(sock)
+        sock.close()
+        self._probe_result(d, result)
+
+    def _probe_result(self, d: Daemon, failure: str | None) -> None:
+        state = self.probes.get(d.name)
+        if state is None:
+            return
+        if failure is None:
+            self._cancel_probe(d)
+            if d.error and d.error.startswith("not ready"):
+                d.error = None
+            log.info("daemon %r is ready", d.name)
+            self._became_ready(d)
+            return
+        state["last"] = failure
+        state["interval"] = probes.next_interval(state["interval"])
+        self._probe_later(d, state["interval"])
+
+    def _cancel_probe(self, d: Daemon) -> None:
+        state = self.probes.pop(d.name, None)
+        if state is None:
+            return
+        if state["timer"] is not None:
+            state["timer"].cancel()
+        if state["sock"] is not None:
+            self.selector.unregister(state["sock"])
+            state["sock"].close()
+
+    # ------------------------------------------------------------------ touch and rotation
+    def _update_touch_timer(self) -> None:
+        wanted = any(d.spec.touch for d in self.daemons.values())
+        if wanted and self._touch_timer is None:
+            for d in self.daemons.values():
+                self._touch_mtimes[d.name] = {p: _mtime(p) for p in d.spec.touch}
+            self._touch_timer = self.timers.call_later(TOUCH_EVERY, self._check_touch)
+        elif not wanted and self._touch_timer is not None:
+            self._touch_timer.cancel()
+            self._touch_timer = None
+
+    def _check_touch(self) -> None:
+        self._touch_timer = None
+        for d in list(self.daemons.values()):
+            seen = self._touch_mtimes.setdefault(d.name, {})
+            changed = []
+            for path in d.spec.touch:
+                now = _mtime(path)
+                if path in seen and seen[path] != now:
+                    changed.append(path)
+                seen[path] = now
+            if changed and d.state in (State.RUNNING, State.STARTING) and not self.final:
+                log.info("daemon %r: %s changed; restarting it", d.name, changed[0])
+                self.restart(d)
+        self._update_touch_timer()
+
+    def _update_rotate_timer(self) -> None:
+        wanted = any(d.spec.log not in ("prefix", "raw") for d in self.daemons.values())
+        if wanted and self._rotate_timer is None:
+            self._rotate_timer = self.timers.call_later(ROTATE_EVERY, self._rotate)
+
+    def _rotate(self) -> None:
+        self._rotate_timer = None
+        for d in self.daemons.values():
+            if d.spec.log not in ("prefix", "raw"):
+                rotate_if_needed(self.log_path(d.spec), d.spec.log_max_bytes, d.spec.log_backups)
+        self._update_rotate_timer()
+
+    # ------------------------------------------------------------------ output pipes
+    def _open_pipe(self, d: Daemon, fd: int) -> None:
+        self._close_pipe(d)
+        self.pipes[d.name] = (fd, LineSplitter())
+        self.selector.register(fd, selectors.EVENT_READ, lambda _m, n=d.name, f=fd: self._on_pipe(n, f))
+
+    def _on_pipe(self, name: str, fd: int) -> None:
+        entry = self.pipes.get(name)
+        if entry is None or entry[0] != fd:
+            return
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        d = self.daemons.get(name)
+        lines = entry[1].feed(chunk) if chunk else entry[1].close()
+        for line in lines:
+            if d is not None:
+                d.add_line(line)
+            self.output.write_line(f"[{name}] {line}")
+        if not chunk:
+            self.selector.unregister(fd)
+            os.close(fd)
+            del self.pipes[name]
+
+    def _drain_pipe(self, name: str) -> None:
+        entry = self.pipes.get(name)
+        while entry is not None and name in self.pipes:
+            before = len(self.daemons[name].lines) if name in self.daemons else 0
+            self._on_pipe(name, entry[0])
+            after = len(self.daemons[name].lines) if name in self.daemons else 0
+            if name in self.pipes and before == after:
+                self._close_pipe_fd(name)
+
+    def _close_pipe_when_drained(self, d: Daemon) -> None:
+        """The writer is gone; read what is left without blocking, then close."""
+        entry = self.pipes.get(d.name)
+        if entry is None:
+            return
+        with contextlib.suppress(OSError):
+            self._on_pipe(d.name, entry[0])
+
+    def _close_pipe(self, d: Daemon) -> None:
+        if d.name in self.pipes:
+            self._close_pipe_fd(d.name)
+
+    def _close_pipe_fd(self, name: str) -> None:
+        fd, splitter = self.pipes.pop(name)
+        for line in splitter.close():
+            self.output.write_line(f"[{name}] {line}")
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(fd)
+        os.close(fd)
+
+    # ------------------------------------------------------------------ timers per daemon
+    def _set_daemon_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
+        self._cancel_daemon_timer(d)
+        self.timers_by_daemon[d.name] = self.timers.call_later(delay, callback)
+
+    def _cancel_daemon_timer(self, d: Daemon) -> None:
+        timer = self.timers_by_daemon.pop(d.name, None)
+        if timer is not None:
+            timer.cancel()
+
+    # ------------------------------------------------------------------ guard and state
+    def _tell_guard(self, line: str) -> None:
+        if self.guard_fd is None:
+            return
+        try:
+            os.write(self.guard_fd, (line + "\n").encode())
+        except OSError:
+            self.guard_fd = None
+
+    def save_state(self) -> None:
+        state = {
+            "boot_id": proc.boot_id(),
+            "owners": [
+                {"pid": o.pid, "starttime": o.starttime, "seq": o.seq, "decl": o.decl}
+                for o in self.owners.values()
+            ],
+            "held": sorted(self.held),
+            "attached_sessions": [[sid, st] for sid, st in self.attached_sessions.items()],
+            "final": self.final,
+        }
+        with contextlib.suppress(OSError):
+            _atomic_json(os.path.join(self.runtime_dir, STATE_FILE), state)
+
+    def restore_state(self) -> None:
+        """After a crash: empty recorded attached sessions, take back live owners and their daemons."""
+        path = os.path.join(self.runtime_dir, STATE_FILE)
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            return
+        if state.get("boot_id") != proc.boot_id():
+            return
+        for sid, starttime in state.get("attached_sessions", []):
+            leader = proc.stat(int(sid))
+            if leader is None or leader.starttime == starttime or leader.sid == sid:
+                n = proc.kill_session(int(sid))
+                if n:
+                    log.info("emptied session %d of a previous supervisor's daemon (%d killed)", sid, n)
+        self.held = set(state.get("held", []))
+        if state.get("final"):
+            return
+        owners = sorted(state.get("owners", []), key=lambda o: o["seq"])
+        live = []
+        for o in owners:
+            st = proc.stat(int(o["pid"]))
+            if st is not None and st.starttime == o["starttime"] and st.state not in ("Z", "X"):
+                live.append(o)
+        for o in live:
+            pidfd = proc.pidfd_open(int(o["pid"]))
+            if pidfd is None:
+                continue
+            self.owner_seq += 1
+            pid = int(o["pid"])
+            self.owners[pid] = Owner(pid, int(o["starttime"]), pidfd, self.owner_seq, o["decl"])
+            self.selector.register(pidfd, selectors.EVENT_READ, lambda _m, p=pid: self._owner_gone(p))
+        if self.owners:
+            newest = max(self.owners.values(), key=lambda o: o.seq)
+            log.info("took back %d owner(s) from the previous supervisor", len(self.owners))
+            self.apply(newest.decl, reload=False)
+        self.save_state()
+
+    # ------------------------------------------------------------------ control verbs
+    def handle(self, verb: str, args: dict[str, Any], peer: Peer) -> Any:
+        if verb == "ping":
+            return {"pid": os.getpid()}
+        if verb == "status":
+            return self.status()
+        if verb == "add-owner":
+            return self.add_owner(_ident(args), _decl(args))
+        if verb == "reload":
+            return self.reload_owner(_ident(args), _decl(args), bool(args.get("policies", True)))
+        if verb == "remove-owner":
+            return self.remove_owner(int(_ident(args)["pid"]), why="released ownership")
+        if verb == "shutdown":
+            self.begin_final_stop()
+            return {"final": True}
+        if verb == "logs":
+            return self.logs(str(args.get("name")), int(args.get("lines", 50)), args.get("since"))
+        names = self._names(args)
+        if verb == "start":
+            for d in names:
+                self.held.discard(d.name)
+                if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
+                    d.quick_deaths = 0
+                    if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
+                        d.set_state(State.STARTING, "started by command")
+                    self.start(d)
+        elif verb == "stop":
+            for d in names:
+                self.held.add(d.name)
+                self.stop(d)
+        elif verb == "restart":
+            for d in names:
+                self.held.discard(d.name)
+                self.restart(d)
+        elif verb == "signal":
+            sig = int(args.get("signal", 0))
+            for d in names:
+                if not self.send_signal(d, sig):
+                    raise CommandError(f"daemon {d.name!r} is not running")
+        self.save_state()
+        return {"daemons": [d.name for d in names]}
+
+    def _names(self, args: dict[str, Any]) -> list[Daemon]:
+        if args.get("all"):
+            return list(self.daemons.values())
+        names = args.get("names") or []
+        if not isinstance(names, list) or not names:
+            raise CommandError("name at least one daemon, or --all")
+        unknown = [n for n in names if n not in self.daemons]
+        if unknown:
+            raise CommandError(
+                f"no daemon named {', '.join(map(repr, unknown))} "
+                f"(declared: {', '.join(self.daemons) or 'none'})"
+            )
+        return [self.daemons[n] for n in names]
+
+    def logs(self, name: str, lines: int, since: Any) -> dict[str, Any]:
+        d = self.daemons.get(name)
+        if d is None:
+            raise CommandError(f"no daemon named {name!r}")
+        if d.spec.log == "raw":
+            return {
+                "mode": "raw",
+                "lines": [],
+                "seq": 0,
+                "note": "log is 'raw': output is not captured",
+            }
+        if d.spec.log == "prefix":
+            buf = list(d.lines)
+            if isinstance(since, int):
+                new = d.line_seq - since
+                buf = buf[-new:] if 0 < new <= len(buf) else ([] if new <= 0 else buf)
+            else:
+                buf = buf[-lines:] if lines > 0 else []
+            return {"mode": "prefix", "lines": buf, "seq": d.line_seq}
+        path = self.log_path(d.spec)
+        return {"mode": "file", "path": path, "lines": tail_file(path, lines), "seq": 0}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "supervisor": {
+                "pid": os.getpid(),
+                "owners": sorted(self.owners),
+                "started_at": self.started_at,
+                "respawns": self.respawns,
+                "version": __version__,
+                "runtime_dir": self.runtime_dir,
+            },
+            "daemons": [self._daemon_status(d) for d in self.daemons.values()],
+        }
+
+    def _daemon_status(self, d: Daemon) -> dict[str, Any]:
+        rss = None
+        if d.pid is not None:
+            st = proc.stat(d.pid)
+            if st is not None:
+                rss = st.rss_pages * proc.PAGE_SIZE
+                now = self.clock()
+                if d.cpu_sample is None or d.cpu_sample[0] < now - 10:
+                    d.cpu_sample = (now, st.cpu_seconds)
+                elif now - d.cpu_sample[0] >= 1.0:
+                    elapsed = now - d.cpu_sample[0]
+                    d.cpu_percent = round(100.0 * (st.cpu_seconds - d.cpu_sample[1]) / elapsed, 1)
+                    d.cpu_sample = (now, st.cpu_seconds)
+        error = d.error
+        probe = self.probes.get(d.name)
+        if error is None and probe is not None and probe.get("last"):
+            error = f"not ready yet: {probe['last']}"
+        last = d.last_exit
+        return {
+            "name": d.name,
+            "kind": d.spec.kind,
+            "control": d.spec.control,
+            "state": d.state.value,
+            "pid": d.pid if d.pid is not None else d.launcher_pid,
+            "ready": d.ready,
+            "restarts": d.restarts,
+            "started_at": d.started_at if d.pid is not None else None,
+            "last_exit": {"code": last.code, "signal": last.signal, "at": last.at} if last else None,
+            "cpu_percent": d.cpu_percent if d.pid is not None else None,
+            "rss_bytes": rss,
+            "error": error,
+            "leader": None,
+            "autostart": d.spec.autostart,
+            "held": d.name in self.held,
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+def _atomic_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns / 1e9
+    except OSError:
+        return None
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    if isinstance(exc, KeyError):
+        return f"unknown user or group {exc.args[0]!r}" if exc.args else "unknown user or group"
+    return str(exc)
+
+
+def _ident(args: dict[str, Any]) -> dict[str, Any]:
+    owner = args.get("owner")
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
+        raise CommandError('\'owner\' must be {"pid": int, "starttime": int}')
+    return owner
+
+
+def _decl(args: dict[str, Any]) -> dict[str, Any]:
+    decl = args.get("declarations")
+    if not isinstance(decl, dict) or not isinstance(decl.get("specs"), list):
+        raise CommandError('\'declarations\' must be {"specs": [...], "env": {...}}')
+    try:
+        for s in decl["specs"]:
+            DaemonSpec.from_wire(s)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CommandError(f"bad declarations: {exc}") from None
+    return decl
+
+
+def configure_logging(runtime_dir: str) -> None:
+    """Log lines go to the server's stderr and to <runtime>/supervisor.log."""
+    root = logging.getLogger("attachdaemon")
+    root.setLevel(logging.DEBUG if os.environ.get("ATTACHDAEMON_DEBUG") else logging.INFO)
+    fmt = logging.Formatter(f"attachdaemon[{os.getpid()}]: %(message)s")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    root.addHandler(stream)
+    with contextlib.suppress(OSError):
+        fh = logging.FileHandler(os.path.join(runtime_dir, "supervisor.log"))
+        fh.setFormatter(logging.Formatter("%(asctime)s " + f"[{os.getpid()}] %(message)s"))
+        root.addHandler(fh)
+
+
+def main(runtime_dir: str, guard_fd: int | None, respawns: int) -> int:
+    configure_logging(runtime_dir)
+    sup = Supervisor(runtime_dir, guard_fd=guard_fd, respawns=respawns)
+    if not sup.acquire_lock():
+        return EXIT_LOCKED
+    sup.setup()
+    return sup.run()
+
+
+def iter_names(items: Iterable[Daemon]) -> list[str]:
+    return [d.name for d in items]
