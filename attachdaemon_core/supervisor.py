@@ -189,6 +189,9 @@ class Supervisor:
             self.output.flush()
             if self.control.conns and self._sweep_timer is None:
                 self._sweep_timer = self.timers.call_later(1.0, self._sweep)
+            elif not self.control.conns and self._sweep_timer is not None:
+                self._sweep_timer.cancel()  # idle: no timer unless something needs one
+                self._sweep_timer = None
         self.shutdown_cleanup()
         return self.exit_code
 
@@ -740,8 +743,8 @@ class Supervisor:
             return
         pid = d.pid if d.pid is not None else d.launcher_pid
         if pid is None:
-            if d.state not in (State.STOPPED, State.EXITED, State.FATAL):
-                d.set_state(State.STOPPED, "stopped before it ran")
+            if d.state != State.STOPPED:
+                d.set_state(State.STOPPED, "stopped while not running")
             if then is not None:
                 then()
             return

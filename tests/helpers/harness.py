@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,6 +121,7 @@ class Sandbox:
         self.owners: list[Owner] = []
         self.extra_pids: set[int] = set()
         self.survivors_ok: set[int] = set()
+        self.cleanup_paths: list[Path] = [Path(self.runtime_dir)]
 
     # -- owners and declarations
     def owner(self) -> Owner:
@@ -213,6 +215,8 @@ class Sandbox:
                     os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(AssertionError):
             wait_for(lambda: not any(alive(p) for p in pids), 5, "test processes to end")
+        for path in self.cleanup_paths:
+            shutil.rmtree(path, ignore_errors=True)
         left = [p for p in pids if alive(p)]
         if left:
             problems.append(f"processes still alive after teardown: {left}")

@@ -1,0 +1,222 @@
+"""The ``attachdaemon`` command against a TOML file: check, run, status, start/stop/restart, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.harness import PROBE, PY, Events, alive, wait_for
+
+CLI = [sys.executable, "-m", "attachdaemon_core"]
+
+
+class Run:
+    """``attachdaemon run`` as a real foreground process, plus helpers to call the CLI."""
+
+    def __init__(self, tmp: Path, toml: str) -> None:
+        self.tmp = tmp
+        self.config = tmp / "attachdaemon.toml"
+        self.config.write_text(toml)
+        self.runtime_dir = Path("/tmp") / f"adcli-{os.getpid()}-{abs(hash(str(tmp))) % 10**6}"
+        self.env = {**os.environ, "ATTACH_DAEMONS_RUNTIME_DIR": str(self.runtime_dir)}
+        self.proc: subprocess.Popen[str] | None = None
+        self.events = Events(tmp / "events.log")
+
+    def start(self, *extra: str) -> subprocess.Popen[str]:
+        with open(self.tmp / "run.out", "ab") as out:
+            self.proc = subprocess.Popen(
+                [*CLI, "-c", str(self.config), "run", *extra],
+                env=self.env,
+                text=True,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        return self.proc
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, "-c", str(self.config), *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+
+    def status(self) -> dict:  # type: ignore[type-arg]
+        out = self.cli("status", "--json")
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    def daemon(self, name: str) -> dict:  # type: ignore[type-arg]
+        return next(d for d in self.status()["daemons"] if d["name"] == name)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        for pid in self.events.all_pids():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(alive(p) for p in self.events.all_pids()), 5, "probes gone")
+        subprocess.run(["rm", "-rf", str(self.runtime_dir)], check=False)
+
+
+def probe_toml(events: Path, name: str, *opts: str) -> str:
+    cmd = json.dumps([PY, PROBE, str(events), name, *opts])
+    return f"[daemons.{name}]\ncommand = {cmd}\n"
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runs: list[Run] = []
+
+    def make(toml: str) -> Run:
+        r = Run(tmp_path, toml)
+        runs.append(r)
+        return r
+
+    yield make
+    for r in runs:
+        r.stop()
+
+
+def test_check__valid_file__exit_0(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('uwsgi = ["attach-daemon = sleep 100"]\n')
+    out = subprocess.run(
+        [*CLI, "-c", str(tmp_path / "a.toml"), "check"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "1 daemon(s) declared" in out.stdout and out.stdout.rstrip().endswith("OK")
+
+
+def test_check__bad_file__every_problem_named_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(
+        '[daemons.web]\ncommand = "sleep 1"\nstop_signal = "SIGFOO"\ndaemonize = "yes"\n'
+    )
+    out = subprocess.run(
+        [*CLI, "-c", str(tmp_path / "a.toml"), "check"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 1
+    assert "daemon 'web', key 'stop_signal'" in out.stderr and "daemon 'web', key 'daemonize'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_status__no_supervisor__exit_4_with_the_directory(run) -> None:  # type: ignore[no-untyped-def]
+    r = run(probe_toml(Path("/nonexistent"), "a"))
+    out = r.cli("status")
+    assert out.returncode == 4
+    assert f"no supervisor answered within 2s in {r.runtime_dir}" in out.stderr
+
+
+def test_run__status_table_json_and_exit_codes(run) -> None:  # type: ignore[no-untyped-def]
+    r = run(probe_toml(Path("EV"), "a").replace("EV", "") if False else "")
+    r.config.write_text(
+        probe_toml(r.events.path, "a")
+        + probe_toml(r.events.path, "b")
+        + "[daemons.broken]\ncommand = \"sh -c 'exit 2'\"\nmax_retries = 1\nmax_backoff = 0.1\n"
+    )
+    r.start()
+    wait_for(lambda: len(r.events.starts("a")) == 1 and r.events.starts("b"), 10, "a and b up")
+    wait_for(lambda: r.daemon("broken")["state"] == "fatal", 10, "broken fatal")
+    table = r.cli("status")
+    assert table.returncode == 3
+    header = table.stdout.splitlines()[1].split()
+    assert header == ["NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY"]
+    assert any(line.split()[:3] == ["a", "attached", "running"] for line in table.stdout.splitlines())
+    status = r.status()
+    assert set(status["supervisor"]) == {"pid", "owners", "started_at", "respawns", "version", "runtime_dir"}
+    assert status["supervisor"]["owners"] == [r.proc.pid]
+    keys = {
+        "name",
+        "kind",
+        "control",
+        "state",
+        "pid",
+        "ready",
+        "restarts",
+        "started_at",
+        "last_exit",
+        "cpu_percent",
+        "rss_bytes",
+        "error",
+        "leader",
+    }
+    assert all(set(d) == keys for d in status["daemons"])
+    assert r.cli("stop", "broken").returncode == 0
+    assert r.cli("status").returncode == 0, "a daemon stopped by command is healthy"
+    assert r.cli("stop", "nope").returncode == 1
+
+
+def test_run__stop_start_restart_logs(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(
+        probe_toml(r.events.path, "a")
+        + '[daemons.echo]\ncommand = ["sh", "-c", "echo one; echo two; exec sleep 1000"]\n'
+    )
+    r.start()
+    a = wait_for(lambda: r.events.starts("a"), 10, "a up")[0]
+    assert r.cli("stop", "a").returncode == 0
+    wait_for(lambda: not alive(a), 5, "a stopped")
+    assert r.daemon("a")["state"] == "stopped"
+    assert r.cli("start", "a").returncode == 0
+    wait_for(lambda: len(r.events.starts("a")) == 2, 5, "a started")
+    logs = wait_for(
+        lambda: (o := r.cli("logs", "echo", "-n", "5")).stdout.split() == ["one", "two"] and o, 5, "logs"
+    )
+    assert logs.returncode == 0
+    assert r.cli("restart", "--all").returncode == 0
+    wait_for(lambda: len(r.events.starts("a")) == 3, 5, "a restarted")
+    wait_for(
+        lambda: r.cli("logs", "echo", "-n", "3").stdout.split() == ["two", "one", "two"],
+        5,
+        "logs after restart",
+    )
+
+
+def test_run__sighup_rereads_the_file_sigterm_stops_attached(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    p = r.start()
+    a = wait_for(lambda: r.events.starts("a"), 10, "a up")[0]
+    r.config.write_text(probe_toml(r.events.path, "a") + probe_toml(r.events.path, "b"))
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: r.events.starts("b"), 5, "b added by the reload")
+    wait_for(lambda: len(r.events.starts("a")) == 2, 5, "a restarted (on_reload: restart)")
+    a2, b = r.events.starts("a")[1], r.events.starts("b")[0]
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0
+    assert not alive(a) and not alive(a2) and not alive(b)
+
+
+def test_run_with_command__exits_with_its_status_and_stops_daemons(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    flag = r.tmp / "go"
+    p = r.start(
+        "--",
+        PY,
+        "-c",
+        f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.01)\nraise SystemExit(7)",
+    )
+    a = wait_for(lambda: r.events.starts("a"), 10, "a up")[0]
+    flag.write_text("")
+    assert p.wait(15) == 7
+    assert not alive(a)
+
+
+def test_run__sigkilled__attached_daemons_stopped(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    p = r.start()
+    a = wait_for(lambda: r.events.starts("a"), 10, "a up")[0]
+    p.kill()
+    p.wait()
+    wait_for(lambda: not alive(a), 3, "a stopped after run was SIGKILLed")
+    assert r.cli("status").returncode == 4

@@ -1,0 +1,33 @@
+"""An idle supervisor sleeps: no periodic wake-up when no touch, probe or stop needs a timer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from attachdaemon_core.spec import DaemonSpec
+from tests.helpers.harness import Sandbox, wait_for
+
+
+def context_switches(pid: int) -> int:
+    total = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+            total += int(line.split()[1])
+    return total
+
+
+def test_idle_supervisor_does_not_wake_up(sandbox: Sandbox) -> None:
+    owner = sandbox.owner()
+    sandbox.join(owner, [DaemonSpec(name=f"s{i}", command=("sleep", "1000")) for i in range(20)])
+    wait_for(lambda: all(d["state"] == "running" for d in sandbox.status()["daemons"]), 5, "all running")
+    sup = sandbox.supervisor_pid()
+    guard = sandbox.guard_pid(sup)
+    assert guard is not None
+    time.sleep(0.3)  # let the last status connection's teardown finish; we measure a quiet window
+    before = context_switches(sup), context_switches(guard)
+    time.sleep(2.0)
+    after = context_switches(sup), context_switches(guard)
+    assert after == before, (
+        f"woke up {after[0] - before[0]} (supervisor) / {after[1] - before[1]} (guard) times"
+    )
