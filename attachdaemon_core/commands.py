@@ -248,7 +248,8 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     child: subprocess.Popen[bytes] | None = None
     if command:
         try:
-            child = subprocess.Popen(list(command), process_group=0)
+            # Its own process group: terminal signals reach us once, and we forward them.
+            child = subprocess.Popen(list(command), preexec_fn=os.setpgrp)  # noqa: PLW1509 - no threads here
         except OSError as exc:
             err.write(f"attachdaemon run: cannot start {command[0]!r}: {exc.strerror}\n")
             _release(ctx, specs)

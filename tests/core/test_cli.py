@@ -116,7 +116,7 @@ def test_status__no_supervisor__exit_4_with_the_directory(run) -> None:  # type:
 
 
 def test_run__status_table_json_and_exit_codes(run) -> None:  # type: ignore[no-untyped-def]
-    r = run(probe_toml(Path("EV"), "a").replace("EV", "") if False else "")
+    r = run("")
     r.config.write_text(
         probe_toml(r.events.path, "a")
         + probe_toml(r.events.path, "b")

@@ -1,0 +1,341 @@
+"""uWSGI option lines -> native declaration dicts, with uWSGI's meaning (SPEC §4)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from attachdaemon_core.spec import Problem
+from attachdaemon_core.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, split_kvlist
+
+
+def parsed(line: str, **kwargs: str) -> dict[str, object]:
+    decl, problems = parse_uwsgi_line(line, **kwargs)
+    assert problems == []
+    return decl
+
+
+def test_attach_daemon_from_the_seed() -> None:
+    assert parsed("attach-daemon = memcached -p 11211") == {
+        "name": "memcached",
+        "command": ["memcached", "-p", "11211"],
+    }
+
+
+def test_smart_attach_daemon_from_the_seed() -> None:
+    assert parsed("smart-attach-daemon = /tmp/mc.pid memcached -p 11211 -d -P /tmp/mc.pid") == {
+        "name": "memcached",
+        "pidfile": "/tmp/mc.pid",
+        "command": ["memcached", "-p", "11211", "-d", "-P", "/tmp/mc.pid"],
+    }
+
+
+def test_smart_attach_daemon_freq_becomes_start_timeout() -> None:
+    decl = parsed("smart-attach-daemon = run/mc.pid,3 memcached -d -P run/mc.pid")
+    assert decl["pidfile"] == "run/mc.pid"
+    assert decl["start_timeout"] == 3
+
+
+def test_smart_attach_daemon2_daemonizes() -> None:
+    assert parsed("smart-attach-daemon2 = /tmp/flower.pid celery flower --port=5555") == {
+        "name": "celery",
+        "pidfile": "/tmp/flower.pid",
+        "command": ["celery", "flower", "--port=5555"],
+        "daemonize": True,
+    }
+
+
+def test_attach_control_daemon_is_control() -> None:
+    assert parsed("attach-control-daemon = python3 watcher.py") == {
+        "name": "python3",
+        "command": ["python3", "watcher.py"],
+        "control": True,
+    }
+
+
+def test_legion_forms_use_the_legion_as_lock_and_the_backend_setting() -> None:
+    backend = "redis://cache:6379/0"
+    assert parsed("legion-attach-daemon = beat celery beat", leader_backend=backend) == {
+        "name": "celery",
+        "leader": {"lock": "beat", "backend": backend},
+        "command": ["celery", "beat"],
+    }
+    smart = parsed("legion-smart-attach-daemon = mylegion /tmp/x.pid,5 x-server")
+    assert smart["leader"] == {"lock": "mylegion", "backend": "file"}
+    assert (smart["pidfile"], smart["start_timeout"], smart["command"]) == ("/tmp/x.pid", 5, ["x-server"])
+    assert "daemonize" not in smart
+    smart2 = parsed("legion-smart-attach-daemon2 = mylegion /tmp/x.pid x-server")
+    assert smart2["daemonize"] is True
+    assert smart2["leader"] == {"lock": "mylegion", "backend": "file"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "attach-daemon = memcached -p 11211",
+        "attach-daemon: memcached -p 11211",
+        "attach-daemon=memcached -p 11211",
+        "  attach_daemon =   memcached -p 11211  ",
+        "--attach-daemon memcached -p 11211",
+        "--attach-daemon=memcached -p 11211",
+        '--attach-daemon "memcached -p 11211"',
+        "--attach-daemon 'memcached -p 11211'",
+        "attach-daemon = exec memcached -p 11211",
+    ],
+)
+def test_option_syntaxes_all_mean_the_same(line: str) -> None:
+    assert parsed(line) == {"name": "memcached", "command": ["memcached", "-p", "11211"]}
+
+
+def test_attach_daemon2_with_every_key() -> None:
+    line = (
+        "attach-daemon2 = cmd=memcached -p 11211 -P /run/mc.pid,pidfile=/run/mc.pid,daemonize=1,"
+        "freq=4,touch=/app/reload;/app/other,stopsignal=2,stdin=true,uid=1000,gid=1000,"
+        "chdir=/srv,max_throttle=5"
+    )
+    assert parsed(line) == {
+        "name": "memcached",
+        "command": ["memcached", "-p", "11211", "-P", "/run/mc.pid"],
+        "pidfile": "/run/mc.pid",
+        "daemonize": True,
+        "start_timeout": 4,
+        "touch": ["/app/reload", "/app/other"],
+        "stop_signal": 2,
+        "stdin": True,
+        "user": 1000,
+        "group": 1000,
+        "cwd": "/srv",
+        "max_backoff": 5,
+    }
+
+
+@pytest.mark.parametrize("alias", ["command", "cmd", "exec"])
+def test_attach_daemon2_command_aliases(alias: str) -> None:
+    assert parsed(f"attach-daemon2 = {alias}=redis-server --port 7000")["command"] == [
+        "redis-server",
+        "--port",
+        "7000",
+    ]
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", "off", "FALSE"])
+def test_attach_daemon2_flag_false_values_are_false(value: str) -> None:
+    decl = parsed(f"attach-daemon2 = cmd=memcached,pidfile=/tmp/mc.pid,daemonize={value},control={value}")
+    assert "daemonize" not in decl
+    assert "control" not in decl
+
+
+@pytest.mark.parametrize("item", ["daemonize", "daemonize=1", "daemon=true", "daemonize=yes", "daemonize=ON"])
+def test_attach_daemon2_flag_true_values_are_true(item: str) -> None:
+    assert parsed(f"attach-daemon2 = cmd=memcached,pidfile=/tmp/mc.pid,{item}")["daemonize"] is True
+
+
+def test_attach_daemon2_escaped_comma_stays_in_the_command() -> None:
+    decl = parsed(r"attach-daemon2 = cmd=celery worker -Q a\,b\,c,stop_signal=15")
+    assert decl["command"] == ["celery", "worker", "-Q", "a,b,c"]
+    assert decl["stop_signal"] == 15
+
+
+def test_attach_daemon2_uid_and_gid_zero_mean_unchanged_as_in_uwsgi() -> None:
+    decl = parsed("attach-daemon2 = cmd=memcached,uid=0,gid=0,max_throttle=0")
+    assert decl == {"name": "memcached", "command": ["memcached"]}
+
+
+def test_attach_daemon2_accepts_account_and_signal_names() -> None:
+    decl = parsed("attach-daemon2 = cmd=memcached,uid=nobody,gid=nogroup,stopsignal=SIGINT")
+    assert (decl["user"], decl["group"], decl["stop_signal"]) == ("nobody", "nogroup", "SIGINT")
+
+
+def test_reloadsignal_on_an_attached_daemon_is_a_restart_stopping_with_it() -> None:
+    decl = parsed("attach-daemon2 = cmd=celery worker,reloadsignal=15,stopsignal=3")
+    assert decl["on_reload"] == "restart"
+    assert decl["reload_stop_signal"] == 15
+    assert decl["stop_signal"] == 3
+
+
+def test_notifypid_on_a_smart_daemon_signals_it_on_reload() -> None:
+    decl = parsed("attach-daemon2 = cmd=nginx,pidfile=/run/nginx.pid,notifypid=1,reloadsignal=1")
+    assert decl["on_reload"] == "signal"
+    assert decl["reload_signal"] == 1
+    assert "reload_stop_signal" not in decl
+    bare = parsed("attach-daemon2 = cmd=nginx,pidfile=/run/nginx.pid,notifypid")
+    assert bare["on_reload"] == "signal"
+    assert "reload_signal" not in bare
+
+
+def test_notifypid_on_an_attached_daemon_has_no_effect_as_in_uwsgi() -> None:
+    assert parsed("attach-daemon2 = cmd=memcached,notifypid=1") == {
+        "name": "memcached",
+        "command": ["memcached"],
+    }
+
+
+def test_reloadsignal_on_a_smart_daemon_without_notifypid_is_ignored() -> None:
+    decl = parsed("attach-daemon2 = cmd=nginx,pidfile=/run/nginx.pid,reloadsignal=10")
+    assert "on_reload" not in decl
+    assert "reload_stop_signal" not in decl
+
+
+def test_redirections_run_through_sh_with_exec() -> None:
+    decl = parsed("attach-daemon = exec memcached -vv >> /var/log/mc.log 2>&1")
+    assert decl == {
+        "name": "memcached",
+        "command": ["/bin/sh", "-c", "exec memcached -vv >> /var/log/mc.log 2>&1"],
+        "shell": True,
+    }
+
+
+def test_shell_variables_run_through_sh() -> None:
+    decl = parsed("attach-daemon = $VIRTUAL_ENV/bin/celery -A proj worker")
+    assert decl["command"] == ["/bin/sh", "-c", "exec $VIRTUAL_ENV/bin/celery -A proj worker"]
+    assert decl["name"] == "celery"
+
+
+def test_leading_assignments_stay_before_exec() -> None:
+    decl = parsed('attach-daemon = C_FORCE_ROOT=1 OPTS="a b" celery worker > log')
+    assert decl["command"] == ["/bin/sh", "-c", 'C_FORCE_ROOT=1 OPTS="a b" exec celery worker > log']
+    assert decl["name"] == "celery"
+
+
+def test_quotes_alone_are_split_without_a_shell() -> None:
+    decl = parsed("""attach-daemon = python3 -c 'import time; time.sleep(60)' "two words" """)
+    assert decl["command"] == ["python3", "-c", "import time; time.sleep(60)", "two words"]
+    assert "shell" not in decl
+
+
+def test_a_shell_wrapped_smart_daemon_names_its_real_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VENV", "/opt/venv")
+    decl = parsed("smart-attach-daemon = /tmp/beat.pid $VENV/bin/celery beat --pidfile=/tmp/beat.pid > log")
+    assert decl["shell"] is True
+    assert decl["process_name"] == "/opt/venv/bin/celery"
+
+
+def test_env_placeholders_are_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MC_PORT", "11311")
+    monkeypatch.setenv("RUN", "/run/app")
+    decl = parsed("smart-attach-daemon = $(RUN)/mc.pid memcached -p $(MC_PORT) -d -P $(RUN)/mc.pid")
+    assert decl["pidfile"] == "/run/app/mc.pid"
+    assert decl["command"] == ["memcached", "-p", "11311", "-d", "-P", "/run/app/mc.pid"]
+
+
+def test_unset_env_placeholders_are_all_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATTACHDAEMON_NOPE_A", raising=False)
+    monkeypatch.delenv("ATTACHDAEMON_NOPE_B", raising=False)
+    line = "attach-daemon = $(ATTACHDAEMON_NOPE_A)/x $(ATTACHDAEMON_NOPE_B)"
+    _, problems = parse_uwsgi_line(line)
+    assert problems == [
+        Problem(
+            f"uWSGI line {line!r}: environment variable $(ATTACHDAEMON_NOPE_A), "
+            "$(ATTACHDAEMON_NOPE_B) is not set"
+        )
+    ]
+
+
+def test_problems_name_the_daemon_and_option_when_the_name_is_known() -> None:
+    decl, problems = parse_uwsgi_line("attach-daemon2 = cmd=memcached,ns_pid,bogus=1")
+    assert decl["name"] == "memcached"
+    assert problems == [
+        Problem("unknown attach-daemon2 key 'bogus'", daemon="memcached", key="attach-daemon2"),
+        Problem(
+            "ns_pid (a new PID namespace) is not supported",
+            daemon="memcached",
+            key="attach-daemon2",
+            hint="run it in a container",
+        ),
+    ]
+
+
+def test_a_line_too_broken_to_name_quotes_itself() -> None:
+    decl, problems = parse_uwsgi_line("smart-attach-daemon = celery flower")
+    assert decl == {"name": ""}
+    assert problems == [
+        Problem(
+            "uWSGI line 'smart-attach-daemon = celery flower': the pidfile is missing "
+            "('celery' is not a pidfile path)",
+            hint="write 'PIDFILE CMD' with a space between them",
+        )
+    ]
+
+
+def test_an_executable_as_first_word_is_not_taken_for_a_pidfile(tmp_path: Path) -> None:
+    program = tmp_path / "worker"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    _, problems = parse_uwsgi_line(f"smart-attach-daemon = {program} --flag")
+    assert len(problems) == 1
+    assert "the pidfile is missing" in problems[0].message
+
+
+def test_a_relative_pidfile_without_slash_is_accepted() -> None:
+    assert parsed("smart-attach-daemon = mc.pid memcached -d -P mc.pid")["pidfile"] == "mc.pid"
+
+
+def test_derive_names_numbers_repeats_and_avoids_taken_names() -> None:
+    assert derive_names(["memcached", "memcached", "redis", "memcached"]) == [
+        "memcached",
+        "memcached-2",
+        "redis",
+        "memcached-3",
+    ]
+    assert derive_names(["memcached", "memcached"], taken={"memcached"}) == ["memcached-2", "memcached-3"]
+    assert derive_names(["", "x"]) == ["", "x"]
+
+
+def test_names_come_from_the_program_basename() -> None:
+    assert parsed("attach-daemon = /usr/local/bin/redis-server /etc/redis.conf")["name"] == "redis-server"
+    assert parsed("attach-daemon = ./bin/my+tool run")["name"] == "my-tool"
+
+
+def test_split_kvlist_follows_uwsgi_escaping() -> None:
+    assert split_kvlist(r"cmd=a\,b,stdin,,touch=x;y,k=v=w") == [
+        ("cmd", "a,b"),
+        ("stdin", None),
+        ("touch", "x;y"),
+        ("k", "v=w"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "refused", "needs_sh"),
+    [
+        ("memcached -p 1", [], []),
+        ("a && b", ["&&"], []),
+        ("a || b", ["||"], []),
+        ("a | b", ["|"], []),
+        ("a; b", [";"], []),
+        ("a &", ["trailing &"], []),
+        ("a & b", ["&"], []),
+        ("a `b`", ["`…`"], []),
+        ("a $(b c)", ["$(…)"], []),
+        ("(a)", ["(", ")"], []),
+        ("a > log 2>&1", [], [">", ">", ">&"]),
+        ("a < in", [], ["<"]),
+        ("a $HOME", [], ["$"]),
+        ('a "$HOME"', [], ["$"]),
+        ("a '$HOME && b'", [], []),
+        ('a "x; y | z"', [], []),
+        (r"a \; b", [], []),
+        ("a *.txt", [], ["*"]),
+        ("a ~/x", [], ["~"]),
+        ("a b~c", [], []),
+        ("a # note", [], ["#"]),
+        ("X=1 a", [], ["VAR=value"]),
+        ("a 'open", ["unterminated quote"], []),
+    ],
+)
+def test_shell_syntax_classification(cmd: str, refused: list[str], needs_sh: list[str]) -> None:
+    assert shell_syntax(cmd) == (refused, needs_sh)
+
+
+def test_shell_wrapped_command_really_execs_in_place(tmp_path: Path) -> None:
+    """The tracked pid must be the program itself: `exec` replaces /bin/sh (SPEC §5)."""
+    out = tmp_path / "out"
+    script = 'import os; print(os.getpid(), os.environ["GREETING"])'
+    decl = parsed(f"attach-daemon = GREETING=hi python3 -c '{script}' > {out}")
+    command = decl["command"]
+    assert isinstance(command, list)
+    proc = subprocess.Popen(command)
+    assert proc.wait(timeout=10) == 0
+    assert out.read_text().split() == [str(proc.pid), "hi"]
