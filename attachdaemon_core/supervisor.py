@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -116,6 +117,7 @@ class Supervisor:
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
         self._wave: set[str] = set()
+        self.pid_locks: dict[str, int] = {}
         self._pending_signals: list[int] = []
 
     # ------------------------------------------------------------------ process setup
@@ -360,6 +362,42 @@ class Supervisor:
                     d.pid,
                 )
             self._unwatch(d)
+            self._unlock_pidfile(d)
+
+    def _lock_pidfile(self, d: Daemon) -> bool:
+        """Hold a per-user lock on the smart daemon's pidfile path, so two supervisors never
+        manage one smart daemon. False (and the daemon fatal) when another supervisor has it."""
+        if d.spec.pidfile is None or d.name in self.pid_locks:
+            return True
+        from .runtime import user_root
+
+        real = os.path.realpath(d.spec.pidfile)
+        lock_dir = os.path.join(user_root(), "pidlocks")
+        digest = hashlib.sha256(real.encode()).hexdigest()[:16]
+        try:
+            os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+            fd = os.open(
+                os.path.join(lock_dir, f"{digest}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:
+            log.warning("daemon %r: cannot lock pidfile path (%s); going on", d.name, _reason(exc))
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            d.error = f"pidfile {real} is managed by another supervisor"
+            log.error("daemon %r: %s; not starting it", d.name, d.error)
+            if d.state != State.FATAL:
+                d.set_state(State.FATAL, d.error)
+            return False
+        self.pid_locks[d.name] = fd
+        return True
+
+    def _unlock_pidfile(self, d: Daemon) -> None:
+        fd = self.pid_locks.pop(d.name, None)
+        if fd is not None:
+            os.close(fd)
 
     def _drop_daemon(self, d: Daemon) -> None:
         if self.daemons.get(d.name) is d:
@@ -380,7 +418,7 @@ class Supervisor:
             return
         if d.spec.kind == "attached":
             self._spawn_attached(d)
-        else:
+        elif self._lock_pidfile(d):
             self._start_smart(d)
 
     def _is_ready(self, name: str) -> bool:

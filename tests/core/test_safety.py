@@ -200,3 +200,18 @@ def test_daemons_inherit_no_descriptor_and_no_server_variable(sandbox: Sandbox, 
     fds, leaked = eval(text)
     assert leaked == []
     assert set(fds) <= {"0", "1", "2", "3"}  # 3 is listdir's own directory fd
+
+
+def test_two_supervisors_never_manage_one_smart_daemon(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = sandbox.tmp / "shared.pid"
+    sandbox.join(sandbox.owner(), [smart2(sandbox, "d", path)])
+    pid = wait_for(lambda: sandbox.running("d"), 5, "d running")
+    other = Sandbox(tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    try:
+        other.join(other.owner(), [smart2(other, "d", path)])
+        d = wait_for(lambda: (x := other.daemon("d"))["state"] == "fatal" and x, 5, "refused")
+        assert d["error"] == f"pidfile {path} is managed by another supervisor"
+        assert sandbox.running("d") == pid
+    finally:
+        assert not other.cleanup()
