@@ -10,6 +10,7 @@ still to appear, a readiness probe, a ``touch`` file, a stop in progress).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -53,6 +54,7 @@ NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exit
 STOP_POLL = 0.02
 ROTATE_EVERY = 30.0
 TOUCH_EVERY = 1.0
+LOW_DISK_BYTES = 64 * 1024
 
 
 @dataclass
@@ -538,10 +540,13 @@ class Supervisor:
         self.children[pid] = functools.partial(self._launcher_exited, d, pid)
         if d.spec.daemonize:
             try:
+                if os.path.islink(d.spec.pidfile):
+                    raise OSError(errno.ELOOP, "it is a symbolic link; refused")
                 pidfile.write_pidfile(d.spec.pidfile, pid)
             except OSError as exc:
-                log.error("daemon %r: cannot write pidfile %s: %s", d.name, d.spec.pidfile, _reason(exc))
-                d.error = f"cannot write pidfile {d.spec.pidfile}: {_reason(exc)}"
+                reason = f"cannot write pidfile {d.spec.pidfile}: {_reason(exc)}"
+                log.error("daemon %r: %s; stopping the process", d.name, reason)
+                self.children[pid] = functools.partial(self._pidfile_write_failed, d, pid, reason)
                 self._kill_pid(pid, signal.SIGKILL)
                 return
             d.launcher_pid = None
@@ -668,6 +673,16 @@ class Supervisor:
             self.selector.unregister(fd)
             os.close(fd)
 
+    def _pidfile_write_failed(self, d: Daemon, pid: int, reason: str, status: ExitStatus) -> None:
+        if d.launcher_pid != pid:
+            return
+        decision = d.decide_after_exit(status, self.clock(), stopping=d.name in self.stops)
+        d.error = reason
+        if d.name in self.stops:
+            self._stop_done(d)
+            return
+        self._settle(d, decision.state, decision.delay, "could not be started")
+
     def _launcher_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         if d.launcher_pid != pid:
             return
@@ -727,8 +742,44 @@ class Supervisor:
         if leftover:
             log.info("daemon %r left %d process(es) in its session; killed", d.name, leftover)
         self._forget_session(pid)
+        started = d.started_at or 0.0
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        escaped = self._escaped_orphans(started) if status.success else []
+        if escaped:
+            self._daemonized_while_attached(d, escaped)
+            return
         self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
+
+    def _escaped_orphans(self, since: float) -> list[proc.Stat]:
+        """Processes handed to us (as subreaper) that started after ``since`` and are nobody's."""
+        known = set(self.children) | {d.pid for d in self.daemons.values() if d.pid is not None}
+        me = os.getpid()
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in known:
+                continue
+            st = proc.stat(int(name))
+            if st is not None and st.ppid == me and st.started_at >= since - 0.05 and st.state != "Z":
+                found.append(st)
+        return found
+
+    def _daemonized_while_attached(self, d: Daemon, escaped: list[proc.Stat]) -> None:
+        """An attached daemon exited 0 leaving a background copy: it daemonizes itself. Restarting
+        it would start a second copy each time, so end the copy and stop here, saying why."""
+        names = ", ".join(f"pid {st.pid} ({st.comm})" for st in escaped)
+        d.error = (
+            f"exited at once leaving {names} running in the background: the command daemonizes "
+            "itself. Keep it in the foreground (e.g. redis-server --daemonize no), or declare its "
+            "pidfile to make it a smart daemon"
+        )
+        log.error("daemon %r %s; that copy was stopped and the daemon is not restarted", d.name, d.error)
+        for st in escaped:
+            self._kill_pid(st.pid, d.spec.stop_signal)
+            self.timers.call_later(
+                d.spec.stop_timeout, functools.partial(self._kill_pid, st.pid, signal.SIGKILL)
+            )
+        if d.state != State.FATAL:
+            d.set_state(State.FATAL, d.error)
 
     def _forget_session(self, sid: int) -> None:
         if self.attached_sessions.pop(sid, None) is not None:
@@ -1069,7 +1120,24 @@ class Supervisor:
         for d in self.daemons.values():
             if d.spec.log not in ("prefix", "raw"):
                 rotate_if_needed(self.log_path(d.spec), d.spec.log_max_bytes, d.spec.log_backups)
+                problem = self._log_space_problem(d)
+                if problem:
+                    log.warning("daemon %r: %s", d.name, problem)
         self._update_rotate_timer()
+
+    def _log_space_problem(self, d: Daemon) -> str | None:
+        """A file-logged daemon whose log filesystem is (nearly) full: said in status."""
+        if d.spec.log in ("prefix", "raw"):
+            return None
+        path = self.log_path(d.spec)
+        try:
+            st = os.statvfs(os.path.dirname(path))
+        except OSError:
+            return None
+        free = st.f_bavail * st.f_frsize
+        if free >= LOW_DISK_BYTES:
+            return None
+        return f"log file {path} is on a full filesystem ({free} bytes free); its output is being lost"
 
     # ------------------------------------------------------------------ output pipes
     def _open_pipe(self, d: Daemon, fd: int) -> None:
@@ -1303,7 +1371,7 @@ class Supervisor:
                     elapsed = now - d.cpu_sample[0]
                     d.cpu_percent = round(100.0 * (st.cpu_seconds - d.cpu_sample[1]) / elapsed, 1)
                     d.cpu_sample = (now, st.cpu_seconds)
-        error = d.error
+        error = d.error or self._log_space_problem(d)
         probe = self.probes.get(d.name)
         if error is None and probe is not None and probe.get("last"):
             error = f"not ready yet: {probe['last']}"
