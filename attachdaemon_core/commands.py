@@ -125,17 +125,19 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
                 err.write(f"  pid {e.get('pid')}: {e.get('runtime_dir')}\n")
         return EXIT_NO_SUPERVISOR
     if as_json:
-        public = {
-            "supervisor": result["supervisor"],
-            "daemons": [
-                {k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]
-            ],
-        }
-        out.write(json.dumps(public, indent=2) + "\n")
+        out.write(json.dumps(public_status(result), indent=2) + "\n")
     else:
         out.write(format_table(result))
     ok = all(healthy(d) for d in result["daemons"])
     return EXIT_OK if ok else EXIT_NOT_RUNNING
+
+
+def public_status(result: dict[str, Any]) -> dict[str, Any]:
+    """The supervisor's status answer reduced to the stable JSON of SPEC §8."""
+    return {
+        "supervisor": result["supervisor"],
+        "daemons": [{k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]],
+    }
 
 
 def _uptime(started: float | None) -> str:

@@ -182,7 +182,11 @@ def test_control_socket_refuses_another_uid(sandbox: Sandbox) -> None:
         "print(s.recv(1000).decode())"
     )
     out = subprocess.run(
-        [shutil.which("python3") or "python3", "-c", code], capture_output=True, text=True, timeout=10
+        [shutil.which("python3") or "python3", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
     )
     assert '"ok":false' in out.stdout and "uid 65534 may not use this supervisor" in out.stdout
     assert sandbox.running("a")
