@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .control import client
+from .proc import cmdline as proc_cmdline
 from .proc import stat as proc_stat
 from .spec import DaemonSpec
 
@@ -184,18 +185,22 @@ def release(runtime_dir: str, owner_pid: int, *, wait: float = 0.0) -> bool:
 
 
 def read_index() -> list[dict[str, Any]]:
-    """Every supervisor recorded under this user's root (for ``status`` when the key misses)."""
+    """Every live supervisor recorded under this user's root (for ``status`` when the key misses)."""
     entries = []
-    root = user_root()
+    index = os.path.join(user_root(), "index")
     try:
-        names = sorted(os.listdir(root))
+        names = sorted(os.listdir(index))
     except OSError:
         return []
     for name in names:
-        path = os.path.join(root, name, "supervisor.json")
+        path = os.path.join(index, name)
         try:
             with open(path) as f:
-                entries.append(json.load(f))
+                entry = json.load(f)
         except (OSError, ValueError):
             continue
+        st = proc_stat(int(entry.get("pid", 0)))
+        if st is None or "attachdaemon_core" not in " ".join(proc_cmdline(st.pid)):
+            continue  # that supervisor has exited
+        entries.append(entry)
     return entries

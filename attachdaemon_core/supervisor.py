@@ -167,7 +167,7 @@ class Supervisor:
             _atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
             index = os.path.join(user_root(), "index")
             os.makedirs(index, mode=0o700, exist_ok=True)
-            key = str(abs(hash(self.runtime_dir)))
+            key = hashlib.sha256(self.runtime_dir.encode()).hexdigest()[:16]
             _atomic_json(os.path.join(index, f"{key}.json"), info)
 
     # ------------------------------------------------------------------ main loop

@@ -220,3 +220,21 @@ def test_run__sigkilled__attached_daemons_stopped(run) -> None:  # type: ignore[
     p.wait()
     wait_for(lambda: not alive(a), 3, "a stopped after run was SIGKILLed")
     assert r.cli("status").returncode == 4
+
+
+def test_status__key_misses__lists_the_supervisors_that_run(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    r.start()
+    wait_for(lambda: r.events.starts("a"), 10, "a up")
+    other = tmp_path / "other.toml"
+    other.write_text("")
+    out = subprocess.run(
+        [*CLI, "-c", str(other), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
+    )
+    assert out.returncode == 4
+    assert "supervisors recorded for this user:" in out.stderr and str(r.runtime_dir) in out.stderr
