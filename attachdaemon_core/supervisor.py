@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, pidfile, probes, proc
+from . import __version__, pidfile, probes, proc, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
 from .logs import LineSplitter, Output, open_log_file, rotate_if_needed, tail_file
@@ -119,6 +119,9 @@ class Supervisor:
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
         self._wave: set[str] = set()
+        self.inotify: watch.Inotify | None = None
+        self._runtime_watch: int | None = None
+        self._touch_watches: dict[str, int] = {}
         self.pid_locks: dict[str, int] = {}
         self._pending_signals: list[int] = []
 
@@ -143,6 +146,10 @@ class Supervisor:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.control.listen()
+        self.inotify = watch.Inotify.open()
+        if self.inotify is not None:
+            self.selector.register(self.inotify.fd, selectors.EVENT_READ, self._on_inotify)
+            self._watch_runtime_dir()
         self._write_index()
         log.info(
             "supervisor started (pid %d, runtime %s%s)",
@@ -1086,17 +1093,34 @@ class Supervisor:
 
     # ------------------------------------------------------------------ touch and rotation
     def _update_touch_timer(self) -> None:
-        wanted = any(d.spec.touch for d in self.daemons.values())
-        if wanted and self._touch_timer is None:
-            for d in self.daemons.values():
-                self._touch_mtimes[d.name] = {p: _mtime(p) for p in d.spec.touch}
-            self._touch_timer = self.timers.call_later(TOUCH_EVERY, self._check_touch)
-        elif not wanted and self._touch_timer is not None:
+        """Watch the directories of declared touch files (inotify), else check them every second."""
+        paths = {p for d in self.daemons.values() for p in d.spec.touch}
+        for d in self.daemons.values():
+            seen = self._touch_mtimes.setdefault(d.name, {})
+            for path in d.spec.touch:
+                seen.setdefault(path, _mtime(path))
+        if self.inotify is not None:
+            dirs = {os.path.dirname(p) for p in paths}
+            for directory in dirs - set(self._touch_watches):
+                wd = self.inotify.add(directory, watch.FILE_CHANGES)
+                if wd is not None:
+                    self._touch_watches[directory] = wd
+            for directory in set(self._touch_watches) - dirs:
+                self.inotify.remove(self._touch_watches.pop(directory))
+            if set(self._touch_watches) >= dirs:
+                return
+        if paths and self._touch_timer is None:
+            self._touch_timer = self.timers.call_later(TOUCH_EVERY, self._poll_touch)
+        elif not paths and self._touch_timer is not None:
             self._touch_timer.cancel()
             self._touch_timer = None
 
-    def _check_touch(self) -> None:
+    def _poll_touch(self) -> None:
         self._touch_timer = None
+        self._check_touch()
+        self._update_touch_timer()
+
+    def _check_touch(self) -> None:
         for d in list(self.daemons.values()):
             seen = self._touch_mtimes.setdefault(d.name, {})
             changed = []
@@ -1108,7 +1132,49 @@ class Supervisor:
             if changed and d.state in (State.RUNNING, State.STARTING) and not self.final:
                 log.info("daemon %r: %s changed; restarting it", d.name, changed[0])
                 self.restart(d)
-        self._update_touch_timer()
+
+    def _on_inotify(self, _mask: int) -> None:
+        assert self.inotify is not None
+        runtime_event = touched = False
+        for wd, mask, name in self.inotify.read():
+            if wd == self._runtime_watch:
+                if mask & (watch.IN_DELETE_SELF | watch.IN_MOVE_SELF | watch.IN_IGNORED) or name in (
+                    "control.sock",
+                    LOCK_FILE,
+                ):
+                    runtime_event = True
+            else:
+                touched = True
+        if runtime_event:
+            self._recover_runtime_dir()
+        if touched:
+            self._check_touch()
+
+    def _watch_runtime_dir(self) -> None:
+        if self.inotify is not None:
+            self._runtime_watch = self.inotify.add(self.runtime_dir, watch.DIR_GONE)
+
+    def _recover_runtime_dir(self) -> None:
+        """logind (or a cleaner) removed our runtime directory: recreate it, its lock and socket."""
+        if os.path.exists(self.control.path) and os.path.exists(os.path.join(self.runtime_dir, LOCK_FILE)):
+            return
+        try:
+            os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
+            reopen_log_files()
+            log.warning("runtime directory %s or its files vanished; recreating them", self.runtime_dir)
+            old_lock = self.lock_fd
+            if not self.acquire_lock():
+                self.lock_fd = old_lock
+                log.error("another supervisor took %s meanwhile", self.runtime_dir)
+            elif old_lock >= 0:
+                os.close(old_lock)
+            self.control.close()
+            self.control.listen()
+            self._write_index()
+            self.save_state()
+        except OSError as exc:
+            log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, _reason(exc))
+        self._watch_runtime_dir()
 
     def _update_rotate_timer(self) -> None:
         wanted = any(d.spec.log not in ("prefix", "raw") for d in self.daemons.values())
@@ -1456,6 +1522,19 @@ def configure_logging(runtime_dir: str) -> None:
         fh = logging.FileHandler(os.path.join(runtime_dir, "supervisor.log"))
         fh.setFormatter(logging.Formatter("%(asctime)s " + f"[{os.getpid()}] %(message)s"))
         root.addHandler(fh)
+
+
+def reopen_log_files() -> None:
+    """Point file handlers at a fresh file (after the runtime directory was recreated)."""
+    for handler in logging.getLogger("attachdaemon").handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                if handler.stream is not None:
+                    handler.stream.close()
+                handler.stream = handler._open()
+            finally:
+                handler.release()
 
 
 def main(runtime_dir: str, guard_fd: int | None, respawns: int) -> int:

@@ -246,3 +246,26 @@ def test_control__exits__owners_asked_to_shut_down(sandbox: Sandbox) -> None:
     assert owner.proc.returncode == -signal.SIGTERM
     wait_for(sandbox.supervisor_gone, 5, "supervisor gone")
     assert "control daemon 'ctl'" in sandbox.log_text() and "exited with status 5" in sandbox.log_text()
+
+
+def test_touch__restart_is_immediate_without_polling(sandbox: Sandbox, tmp_path: Path) -> None:
+    touch = tmp_path / "code.touch"
+    touch.write_text("x")
+    sandbox.join(sandbox.owner(), [attached(sandbox, "t", touch=(str(touch),))])
+    first = wait_for(lambda: sandbox.running("t") and sandbox.events.starts("t"), 5, "t")[0]
+    t0 = time.monotonic_ns()
+    touch.write_text("y")
+    wait_for(lambda: len(sandbox.events.starts("t")) == 2, 5, "t restarted")
+    took = (sandbox.events.start_times("t")[1] - t0) / 1e6
+    assert took < 300, f"touch restart took {took:.0f} ms"
+    assert not alive(first)
+
+
+def test_runtime_dir_removed__recreated_and_still_answering(sandbox: Sandbox) -> None:
+    import shutil
+
+    sandbox.join(sandbox.owner(), [attached(sandbox, "a")])
+    a = wait_for(lambda: sandbox.running("a"), 5, "a")
+    shutil.rmtree(sandbox.runtime_dir, ignore_errors=True)
+    wait_for(lambda: sandbox.running("a") == a, 5, "the supervisor answers again")
+    assert "vanished; recreating them" in sandbox.log_text()

@@ -153,6 +153,7 @@ def test_smart__touch_file_changes__restarted(sandbox: Sandbox) -> None:
     touch.write_text("")
     sandbox.join(sandbox.owner(), [smart2(sandbox, "s2", touch=(str(touch),))])
     s2 = wait_for(lambda: sandbox.running("s2"), 10, "s2")
+    wait_for(lambda: sandbox.events.starts("s2"), 5, "its START (signal handlers installed)")
     os.utime(touch, (time.time() + 5, time.time() + 5))
     wait_for(lambda: (p := sandbox.running("s2")) and p != s2, 5, "restarted")
     assert sandbox.events.signals("s2", s2) == [signal.SIGTERM]
