@@ -110,7 +110,33 @@ def payload(
 
 def owner_identity(pid: int) -> dict[str, int]:
     st = proc_stat(pid)
-    return {"pid": pid, "starttime": st.starttime if st else 0}
+    ident = {"pid": pid, "starttime": st.starttime if st else 0}
+    if pid == os.getpid() and os.getpid() == 1:
+        ident["pid1"] = 1
+    return ident
+
+
+def start_warnings(specs: Sequence[DaemonSpec], owner_pid: int) -> list[str]:
+    """What the start log should tell the operator about this environment (SPEC §3, §7)."""
+    notes = []
+    smart = [s.name for s in specs if s.kind != "attached"]
+    if owner_pid == 1:
+        notes.append(
+            "the server is PID 1 of its namespace: when it exits the kernel kills everything, so "
+            "smart daemons are stopped too on a graceful stop; run `attachdaemon run -- gunicorn …` "
+            "(or tini) as PID 1 instead"
+        )
+    if os.environ.get("INVOCATION_ID") and smart:
+        notes.append(
+            f"running under systemd with smart daemons ({', '.join(smart)}): they outlive a service "
+            "stop only with KillMode=process, or in a unit of their own"
+        )
+    if sys.platform == "darwin":
+        notes.append(
+            "macOS is for development only: there is no parent-death signal or subreaper, so a "
+            "killed supervisor may leave grandchildren behind"
+        )
+    return notes
 
 
 def _spawn_guard(runtime_dir: str) -> None:
@@ -142,6 +168,13 @@ def join(
     deadline: float = START_DEADLINE,
 ) -> Any:
     """Register ``owner_pid`` with the supervisor of ``runtime_dir``, starting it if needed."""
+    if not sys.platform.startswith("linux") and sys.platform != "darwin":
+        sys.stderr.write(f"attachdaemon: daemons are not started on {sys.platform}; nothing was started\n")
+        return None
+    if announce == "add-owner":
+        specs = [DaemonSpec.from_wire(s) for s in decl.get("specs", [])]
+        for note in start_warnings(specs, owner_pid):
+            sys.stderr.write(f"attachdaemon: {note}\n")
     ensure_dir(runtime_dir)
     ident = owner_identity(owner_pid)
     end = time.monotonic() + deadline

@@ -64,6 +64,7 @@ class Owner:
     pidfd: int
     seq: int
     decl: dict[str, Any]
+    pid1: bool = False  # the owner is PID 1 of its pid namespace (a container's init)
 
 
 @dataclass
@@ -268,7 +269,8 @@ class Supervisor:
             if pidfd is None:
                 raise CommandError(f"cannot watch owner {pid}")
             self.owner_seq += 1
-            self.owners[pid] = Owner(pid, st.starttime, pidfd, self.owner_seq, decl)
+            pid1 = bool(ident.get("pid1"))
+            self.owners[pid] = Owner(pid, st.starttime, pidfd, self.owner_seq, decl, pid1)
             self.selector.register(pidfd, selectors.EVENT_READ, lambda _m, p=pid: self._owner_gone(p))
             log.info("owner %d joined (%d owner%s)", pid, len(self.owners), "s"[: len(self.owners) > 1])
         self.apply(decl, reload=reload and not first)
@@ -299,7 +301,7 @@ class Supervisor:
         newest = not self.owners or owner.seq > max(o.seq for o in self.owners.values())
         log.info("owner %d %s (%d left)", pid, why, len(self.owners))
         if not self.owners:
-            self.begin_final_stop()
+            self.begin_final_stop(smart_too=owner.pid1)
         elif newest:
             previous = max(self.owners.values(), key=lambda o: o.seq)
             log.info("re-applying the declarations of owner %d", previous.pid)
@@ -949,8 +951,12 @@ class Supervisor:
             os.close(fd)
 
     # ------------------------------------------------------------------ final stop
-    def begin_final_stop(self) -> None:
-        """The last owner is gone: stop attached daemons (reverse depends_on), leave smart ones."""
+    def begin_final_stop(self, *, smart_too: bool = False) -> None:
+        """The last owner is gone: stop attached daemons (reverse depends_on), leave smart ones.
+
+        ``smart_too`` when the server was PID 1 of its namespace: the kernel kills everything in
+        it when PID 1 exits, so smart daemons are stopped cleanly with their stop signal instead.
+        """
         if self.final:
             return
         self.final = True
@@ -960,8 +966,10 @@ class Supervisor:
         self._wave = {
             d.name
             for d in self.daemons.values()
-            if d.spec.kind == "attached" and (d.pid is not None or d.name in self.stops)
+            if (d.spec.kind == "attached" or smart_too) and (d.pid is not None or d.name in self.stops)
         }
+        if smart_too and any(d.spec.kind != "attached" for d in self.daemons.values()):
+            log.info("the server was PID 1 of its namespace: stopping smart daemons too")
         for d in self.daemons.values():
             if d.spec.kind != "attached" and d.state == State.STARTING and d.launcher_pid is not None:
                 self._wave.add(d.name)  # a smart launcher still in the foreground: ours to end

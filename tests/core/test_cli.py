@@ -238,3 +238,36 @@ def test_status__key_misses__lists_the_supervisors_that_run(run, tmp_path: Path)
     )
     assert out.returncode == 4
     assert "supervisors recorded for this user:" in out.stderr and str(r.runtime_dir) in out.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(), reason="needs root and unshare"
+)
+def test_run_as_pid_1__graceful_stop_also_stops_smart_daemons(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    smart2 = (
+        f"[daemons.s2]\ncommand = {json.dumps([PY, PROBE, str(r.events.path), 's2'])}\n"
+        f'pidfile = "{r.tmp}/s2.pid"\ndaemonize = true\n'
+    )
+    r.config.write_text(probe_toml(r.events.path, "a") + smart2)
+    with open(r.tmp / "run.out", "ab") as out:
+        p = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", *CLI, "-c", str(r.config), "run"],
+            env=r.env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: r.events.starts("a") and r.events.starts("s2"), 15, "both up")
+        os.killpg(p.pid, signal.SIGTERM)
+        assert p.wait(20) == 0
+        stops = {n for _, n, w, _ in r.events.lines() if w == "STOP"}
+        assert stops == {"a", "s2"}
+        assert "smart daemons are stopped too" in (r.tmp / "run.out").read_text()
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)  # ends the whole namespace with it
+            p.wait()
+        # The events file holds pids of the (now gone) namespace: never signal those numbers here.
+        r.events = Events(r.tmp / "no-host-pids.log")
