@@ -11,7 +11,9 @@ import contextlib
 import errno
 import os
 import select
+import selectors
 import shutil
+from typing import Protocol
 
 MAX_QUEUED_BYTES = 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
@@ -130,3 +132,68 @@ def tail_file(path: str, lines: int) -> list[str]:
         return []
     text = data.decode("utf-8", "replace").splitlines()
     return text[-lines:] if lines > 0 else []
+
+
+class LineSink(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def add_line(self, line: str) -> None: ...
+
+
+class Capture:
+    """The read ends of ``prefix`` daemons' output pipes, in the supervisor's selector: each line
+    goes to the daemon's ring buffer (for ``logs``) and to stderr as ``[name] line``."""
+
+    def __init__(self, selector: selectors.BaseSelector, output: Output) -> None:
+        self.selector = selector
+        self.output = output
+        self.pipes: dict[str, tuple[int, LineSplitter, LineSink]] = {}
+
+    def open(self, sink: LineSink, fd: int) -> None:
+        self.close(sink.name)
+        self.pipes[sink.name] = (fd, LineSplitter(), sink)
+        self.selector.register(fd, selectors.EVENT_READ, lambda _m: self._read(sink.name, fd))
+
+    def read_now(self, name: str) -> None:
+        """The writer may be gone: read what is there without blocking (EOF closes the pipe)."""
+        entry = self.pipes.get(name)
+        if entry is not None:
+            with contextlib.suppress(OSError):
+                self._read(name, entry[0])
+
+    def close(self, name: str) -> None:
+        entry = self.pipes.pop(name, None)
+        if entry is None:
+            return
+        fd, splitter, sink = entry
+        self._emit(sink, splitter.close())
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(fd)
+        os.close(fd)
+
+    def close_all(self) -> None:
+        """At exit: take what each pipe holds now, then close it."""
+        for name in list(self.pipes):
+            self.read_now(name)
+            self.close(name)
+
+    def _read(self, name: str, fd: int) -> None:
+        entry = self.pipes.get(name)
+        if entry is None or entry[0] != fd:
+            return
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        _, splitter, sink = entry
+        self._emit(sink, splitter.feed(chunk) if chunk else [])
+        if not chunk:
+            self.close(name)
+
+    def _emit(self, sink: LineSink, lines: list[str]) -> None:
+        for line in lines:
+            sink.add_line(line)
+            self.output.write_line(f"[{sink.name}] {line}")

@@ -19,18 +19,18 @@ import logging
 import os
 import selectors
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, pidfile, probes, proc, watch
+from . import __version__, pidfile, proc, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
-from .logs import LineSplitter, Output, open_log_file, rotate_if_needed, tail_file
+from .logs import Capture, Output, open_log_file, rotate_if_needed, tail_file
 from .loop import Timer, Timers
+from .readiness import Prober
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
     SpawnError,
@@ -102,8 +102,13 @@ class Supervisor:
         self.pidfds: dict[str, int] = {}  # daemon name -> pidfd of its watched pid
         self.stops: dict[str, Stop] = {}
         self.timers_by_daemon: dict[str, Timer] = {}
-        self.probes: dict[str, Any] = {}
-        self.pipes: dict[str, tuple[int, LineSplitter]] = {}
+        self.prober = Prober(
+            self.selector,
+            self.timers,
+            run_child=self._run_probe_child,
+            kill=self._kill_pid,
+            on_ready=self._became_ready,
+        )
         self.held: set[str] = set()
         self.attached_sessions: dict[int, int] = {}  # sid -> starttime
         self.final = False
@@ -111,18 +116,16 @@ class Supervisor:
         self.exit_code = EXIT_OK
         self.started_at = time.time()
         self.output = Output(2)
+        self.capture = Capture(self.selector, self.output)
         self.control = ControlServer(os.path.join(runtime_dir, "control.sock"), self.selector, self.handle)
         self.lock_fd = -1
         self.wake_r = -1
         self._touch_mtimes: dict[str, dict[str, float | None]] = {}
-        self._touch_timer: Timer | None = None
         self._rotate_timer: Timer | None = None
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
         self._wave: set[str] = set()
-        self.inotify: watch.Inotify | None = None
-        self._runtime_watch: int | None = None
-        self._touch_watches: dict[str, int] = {}
+        self.watcher: watch.Watcher
         self.pid_locks: dict[str, int] = {}
         self._pending_signals: list[int] = []
 
@@ -147,10 +150,15 @@ class Supervisor:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.control.listen()
-        self.inotify = watch.Inotify.open()
-        if self.inotify is not None:
-            self.selector.register(self.inotify.fd, selectors.EVENT_READ, self._on_inotify)
-            self._watch_runtime_dir()
+        self.watcher = watch.Watcher(
+            self.selector,
+            self.timers,
+            self.runtime_dir,
+            on_touched=self._check_touch,
+            on_runtime_event=self._recover_runtime_dir,
+            runtime_names=("control.sock", LOCK_FILE),
+            poll_every=TOUCH_EVERY,
+        )
         self._write_index()
         log.info(
             "supervisor started (pid %d, runtime %s%s)",
@@ -455,7 +463,7 @@ class Supervisor:
             env.setdefault("PYTHONUNBUFFERED", "1")
             r, w = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(r, False)
-            self._open_pipe(d, r)
+            self.capture.open(d, r)
             out = w
             to_close.append(w)
         elif spec.log != "raw":
@@ -494,7 +502,7 @@ class Supervisor:
         try:
             pid = spawn(req)
         except SpawnError as exc:
-            self._close_pipe(d)
+            self.capture.close(d.name)
             self._spawn_failed(d, str(exc))
             return None
         finally:
@@ -527,7 +535,7 @@ class Supervisor:
             self._became_ready(d)
         else:
             d.ready = False
-            self._schedule_probe(d, 0.0)
+            self.prober.start(d)
 
     def _became_ready(self, d: Daemon) -> None:
         d.ready = True
@@ -739,7 +747,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ attached exits
     def _attached_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
-        self._close_pipe_when_drained(d)
+        self.capture.read_now(d.name)
         if d.pid != pid:
             self._forget_session(pid)
             return
@@ -753,14 +761,15 @@ class Supervisor:
         self._forget_session(pid)
         started = d.started_at or 0.0
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        escaped = self._escaped_orphans(started) if status.success else []
+        escaped = self._escaped_orphans(started, pid) if status.success else []
         if escaped:
             self._daemonized_while_attached(d, escaped)
             return
         self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
 
-    def _escaped_orphans(self, since: float) -> list[proc.Stat]:
-        """Processes handed to us (as subreaper) that started after ``since`` and are nobody's."""
+    def _escaped_orphans(self, since: float, sid: int) -> list[proc.Stat]:
+        """Processes handed to us (as subreaper) that started after ``since``, are nobody's, and
+        left session ``sid`` (those still in it were just killed with it)."""
         known = set(self.children) | {d.pid for d in self.daemons.values() if d.pid is not None}
         me = os.getpid()
         found = []
@@ -768,7 +777,9 @@ class Supervisor:
             if not name.isdigit() or int(name) in known:
                 continue
             st = proc.stat(int(name))
-            if st is not None and st.ppid == me and st.started_at >= since - 0.05 and st.state != "Z":
+            if st is None or st.sid == sid or st.state == "Z":
+                continue
+            if st.ppid == me and st.started_at >= since - 0.05:
                 found.append(st)
         return found
 
@@ -833,7 +844,7 @@ class Supervisor:
     def stop(self, d: Daemon, *, sig: int | None = None, then: Callable[[], None] | None = None) -> None:
         """Stop ``d``: its stop signal to its group, SIGKILL to its session after stop_timeout."""
         self._cancel_daemon_timer(d)
-        self._cancel_probe(d)
+        self.prober.cancel(d)
         existing = self.stops.get(d.name)
         if existing is not None:
             if then is not None:
@@ -910,7 +921,7 @@ class Supervisor:
     def _stop_done(self, d: Daemon) -> None:
         stop = self.stops.pop(d.name, None)
         self._cancel_daemon_timer(d)
-        self._close_pipe_when_drained(d)
+        self.capture.read_now(d.name)
         if d.spec.daemonize and d.spec.pidfile is not None and stop is not None and stop.pid:
             pidfile.remove_if_names(d.spec.pidfile, stop.pid)
         d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=True)
@@ -962,7 +973,7 @@ class Supervisor:
         self.final = True
         for d in self.daemons.values():
             self._cancel_daemon_timer(d)
-            self._cancel_probe(d)
+            self.prober.cancel(d)
         self._wave = {
             d.name
             for d in self.daemons.values()
@@ -996,137 +1007,27 @@ class Supervisor:
     def shutdown_cleanup(self) -> None:
         self.save_state()
         self.control.close()
-        for name in list(self.pipes):
-            self._drain_pipe(name)
+        self.capture.close_all()
         self.output.flush()
         self._tell_guard("exit")
         log.info("supervisor exiting")
 
     # ------------------------------------------------------------------ readiness
-    def _schedule_probe(self, d: Daemon, delay: float, interval: float = 0.0) -> None:
-        self._cancel_probe(d)
-        deadline = self.clock() + d.spec.ready_timeout
-        self.probes[d.name] = {
-            "deadline": deadline,
-            "interval": interval,
-            "timer": None,
-            "sock": None,
-        }
-        self._probe_later(d, delay)
-
-    def _probe_later(self, d: Daemon, delay: float) -> None:
-        state = self.probes.get(d.name)
-        if state is None:
-            return
-        state["timer"] = self.timers.call_later(delay, lambda: self._probe(d))
-
-    def _probe(self, d: Daemon) -> None:
-        state = self.probes.get(d.name)
-        probe = d.spec.ready
-        if state is None or probe is None or d.state != State.RUNNING:
-            return
-        if self.clock() > state["deadline"] and not state.get("timed_out"):
-            state["timed_out"] = True
-            d.error = f"not ready after {d.spec.ready_timeout:g}s ({probe.describe()})"
-            log.warning("daemon %r %s; dependents keep waiting", d.name, d.error)
-        if probe.tcp is not None:
-            try:
-                sock, connected = probes.tcp_connect_start(*probe.tcp)
-            except OSError as exc:
-                self._probe_result(d, _reason(exc))
-                return
-            if connected:
-                sock.close()
-                self._probe_result(d, None)
-                return
-            state["sock"] = sock
-            self.selector.register(sock, selectors.EVENT_WRITE, lambda _m: self._tcp_done(d, sock))
-            state["timer"] = self.timers.call_later(
-                probes.PROBE_TIMEOUT, lambda: self._tcp_done(d, sock, True)
-            )
-        elif probe.postgres:
-            self._probe_result(d, probes.postgres_ready(d.spec))
-        else:
-            argv = probes.probe_argv(probe)
-            assert argv is not None
-            try:
-                pid = spawn(SpawnRequest(argv=argv, env=dict(self.env), cwd=d.spec.cwd))
-            except SpawnError as exc:
-                self._probe_result(d, str(exc))
-                return
-            killer = self.timers.call_later(probes.PROBE_TIMEOUT, lambda: self._kill_pid(pid, signal.SIGKILL))
-
-            def done(status: ExitStatus) -> None:
-                killer.cancel()
-                self._probe_result(d, None if status.success else f"probe {status.describe()}")
-
-            self.children[pid] = done
-
-    def _tcp_done(self, d: Daemon, sock: socket.socket, timed_out: bool = False) -> None:
-        state = self.probes.get(d.name)
-        if state is None or state.get("sock") is not sock:
-            return
-        state["sock"] = None
-        if state["timer"] is not None:
-            state["timer"].cancel()
-        self.selector.unregister(sock)
-        result = "timed out" if timed_out else probes.tcp_connect_result(sock)
-        sock.close()
-        self._probe_result(d, result)
-
-    def _probe_result(self, d: Daemon, failure: str | None) -> None:
-        state = self.probes.get(d.name)
-        if state is None:
-            return
-        if failure is None:
-            self._cancel_probe(d)
-            if d.error and d.error.startswith("not ready"):
-                d.error = None
-            log.info("daemon %r is ready", d.name)
-            self._became_ready(d)
-            return
-        state["last"] = failure
-        state["interval"] = probes.next_interval(state["interval"])
-        self._probe_later(d, state["interval"])
-
-    def _cancel_probe(self, d: Daemon) -> None:
-        state = self.probes.pop(d.name, None)
-        if state is None:
-            return
-        if state["timer"] is not None:
-            state["timer"].cancel()
-        if state["sock"] is not None:
-            self.selector.unregister(state["sock"])
-            state["sock"].close()
+    def _run_probe_child(
+        self, argv: tuple[str, ...], cwd: str | None, done: Callable[[ExitStatus], None]
+    ) -> int:
+        pid = spawn(SpawnRequest(argv=argv, env=dict(self.env), cwd=cwd))
+        self.children[pid] = done
+        return pid
 
     # ------------------------------------------------------------------ touch and rotation
     def _update_touch_timer(self) -> None:
-        """Watch the directories of declared touch files (inotify), else check them every second."""
-        paths = {p for d in self.daemons.values() for p in d.spec.touch}
+        """Record touch files' mtimes and have the watcher report their changes."""
         for d in self.daemons.values():
             seen = self._touch_mtimes.setdefault(d.name, {})
             for path in d.spec.touch:
                 seen.setdefault(path, _mtime(path))
-        if self.inotify is not None:
-            dirs = {os.path.dirname(p) for p in paths}
-            for directory in dirs - set(self._touch_watches):
-                wd = self.inotify.add(directory, watch.FILE_CHANGES)
-                if wd is not None:
-                    self._touch_watches[directory] = wd
-            for directory in set(self._touch_watches) - dirs:
-                self.inotify.remove(self._touch_watches.pop(directory))
-            if set(self._touch_watches) >= dirs:
-                return
-        if paths and self._touch_timer is None:
-            self._touch_timer = self.timers.call_later(TOUCH_EVERY, self._poll_touch)
-        elif not paths and self._touch_timer is not None:
-            self._touch_timer.cancel()
-            self._touch_timer = None
-
-    def _poll_touch(self) -> None:
-        self._touch_timer = None
-        self._check_touch()
-        self._update_touch_timer()
+        self.watcher.watch_touch({p for d in self.daemons.values() for p in d.spec.touch})
 
     def _check_touch(self) -> None:
         for d in list(self.daemons.values()):
@@ -1140,27 +1041,6 @@ class Supervisor:
             if changed and d.state in (State.RUNNING, State.STARTING) and not self.final:
                 log.info("daemon %r: %s changed; restarting it", d.name, changed[0])
                 self.restart(d)
-
-    def _on_inotify(self, _mask: int) -> None:
-        assert self.inotify is not None
-        runtime_event = touched = False
-        for wd, mask, name in self.inotify.read():
-            if wd == self._runtime_watch:
-                if mask & (watch.IN_DELETE_SELF | watch.IN_MOVE_SELF | watch.IN_IGNORED) or name in (
-                    "control.sock",
-                    LOCK_FILE,
-                ):
-                    runtime_event = True
-            else:
-                touched = True
-        if runtime_event:
-            self._recover_runtime_dir()
-        if touched:
-            self._check_touch()
-
-    def _watch_runtime_dir(self) -> None:
-        if self.inotify is not None:
-            self._runtime_watch = self.inotify.add(self.runtime_dir, watch.DIR_GONE)
 
     def _recover_runtime_dir(self) -> None:
         """logind (or a cleaner) removed our runtime directory: recreate it, its lock and socket."""
@@ -1182,7 +1062,7 @@ class Supervisor:
             self.save_state()
         except OSError as exc:
             log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, _reason(exc))
-        self._watch_runtime_dir()
+        self.watcher.watch_runtime_dir()
 
     def _update_rotate_timer(self) -> None:
         wanted = any(d.spec.log not in ("prefix", "raw") for d in self.daemons.values())
@@ -1212,62 +1092,6 @@ class Supervisor:
         if free >= LOW_DISK_BYTES:
             return None
         return f"log file {path} is on a full filesystem ({free} bytes free); its output is being lost"
-
-    # ------------------------------------------------------------------ output pipes
-    def _open_pipe(self, d: Daemon, fd: int) -> None:
-        self._close_pipe(d)
-        self.pipes[d.name] = (fd, LineSplitter())
-        self.selector.register(fd, selectors.EVENT_READ, lambda _m, n=d.name, f=fd: self._on_pipe(n, f))
-
-    def _on_pipe(self, name: str, fd: int) -> None:
-        entry = self.pipes.get(name)
-        if entry is None or entry[0] != fd:
-            return
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        d = self.daemons.get(name)
-        lines = entry[1].feed(chunk) if chunk else entry[1].close()
-        for line in lines:
-            if d is not None:
-                d.add_line(line)
-            self.output.write_line(f"[{name}] {line}")
-        if not chunk:
-            self.selector.unregister(fd)
-            os.close(fd)
-            del self.pipes[name]
-
-    def _drain_pipe(self, name: str) -> None:
-        entry = self.pipes.get(name)
-        while entry is not None and name in self.pipes:
-            before = len(self.daemons[name].lines) if name in self.daemons else 0
-            self._on_pipe(name, entry[0])
-            after = len(self.daemons[name].lines) if name in self.daemons else 0
-            if name in self.pipes and before == after:
-                self._close_pipe_fd(name)
-
-    def _close_pipe_when_drained(self, d: Daemon) -> None:
-        """The writer is gone; read what is left without blocking, then close."""
-        entry = self.pipes.get(d.name)
-        if entry is None:
-            return
-        with contextlib.suppress(OSError):
-            self._on_pipe(d.name, entry[0])
-
-    def _close_pipe(self, d: Daemon) -> None:
-        if d.name in self.pipes:
-            self._close_pipe_fd(d.name)
-
-    def _close_pipe_fd(self, name: str) -> None:
-        fd, splitter = self.pipes.pop(name)
-        for line in splitter.close():
-            self.output.write_line(f"[{name}] {line}")
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(fd)
-        os.close(fd)
 
     # ------------------------------------------------------------------ timers per daemon
     def _set_daemon_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
@@ -1446,9 +1270,9 @@ class Supervisor:
                     d.cpu_percent = round(100.0 * (st.cpu_seconds - d.cpu_sample[1]) / elapsed, 1)
                     d.cpu_sample = (now, st.cpu_seconds)
         error = d.error or self._log_space_problem(d)
-        probe = self.probes.get(d.name)
-        if error is None and probe is not None and probe.get("last"):
-            error = f"not ready yet: {probe['last']}"
+        probe_failure = self.prober.last_failure(d.name)
+        if error is None and probe_failure:
+            error = f"not ready yet: {probe_failure}"
         last = d.last_exit
         return {
             "name": d.name,

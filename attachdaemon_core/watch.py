@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import selectors
 import struct
+from collections.abc import Callable
+
+from .loop import Timer, Timers
 
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008
@@ -66,3 +70,76 @@ class Inotify:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class Watcher:
+    """The supervisor's file watching: touch files' directories and its own runtime directory.
+
+    With inotify, changes are reported as they happen and nothing polls; without it, touch
+    files are checked every ``poll_every`` seconds (only while some are declared).
+    """
+
+    def __init__(
+        self,
+        selector: selectors.BaseSelector,
+        timers: Timers,
+        runtime_dir: str,
+        *,
+        on_touched: Callable[[], None],
+        on_runtime_event: Callable[[], None],
+        runtime_names: tuple[str, ...],
+        poll_every: float = 1.0,
+    ) -> None:
+        self.selector = selector
+        self.timers = timers
+        self.runtime_dir = runtime_dir
+        self.on_touched = on_touched
+        self.on_runtime_event = on_runtime_event
+        self.runtime_names = runtime_names
+        self.poll_every = poll_every
+        self.inotify = Inotify.open()
+        self.runtime_wd: int | None = None
+        self.dirs: dict[str, int] = {}
+        self.poll_timer: Timer | None = None
+        if self.inotify is not None:
+            selector.register(self.inotify.fd, selectors.EVENT_READ, self._on_events)
+            self.watch_runtime_dir()
+
+    def watch_runtime_dir(self) -> None:
+        if self.inotify is not None:
+            self.runtime_wd = self.inotify.add(self.runtime_dir, DIR_GONE)
+
+    def watch_touch(self, paths: set[str]) -> None:
+        """Watch the directories holding ``paths`` (a file may be replaced, not just touched)."""
+        dirs = {os.path.dirname(p) for p in paths}
+        if self.inotify is not None:
+            for directory in dirs - set(self.dirs):
+                wd = self.inotify.add(directory, FILE_CHANGES)
+                if wd is not None:
+                    self.dirs[directory] = wd
+            for directory in set(self.dirs) - dirs:
+                self.inotify.remove(self.dirs.pop(directory))
+        polling_needed = bool(dirs) and not set(self.dirs) >= dirs
+        if polling_needed and self.poll_timer is None:
+            self.poll_timer = self.timers.call_later(self.poll_every, self._poll)
+        elif not polling_needed and self.poll_timer is not None:
+            self.poll_timer.cancel()
+            self.poll_timer = None
+
+    def _poll(self) -> None:
+        self.poll_timer = self.timers.call_later(self.poll_every, self._poll)
+        self.on_touched()
+
+    def _on_events(self, _mask: int) -> None:
+        assert self.inotify is not None
+        runtime_event = touched = False
+        for wd, mask, name in self.inotify.read():
+            if wd == self.runtime_wd:
+                gone = mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
+                runtime_event = runtime_event or bool(gone) or name in self.runtime_names
+            else:
+                touched = True
+        if runtime_event:
+            self.on_runtime_event()
+        if touched:
+            self.on_touched()

@@ -85,7 +85,7 @@ def test_daemon_forks_grandchildren_and_exits__grandchildren_ended_daemon_restar
     sandbox.join(sandbox.owner(), [DaemonSpec(name="forker", command=cmd, min_uptime=0.1)])
     first = wait_for(lambda: sandbox.running("forker"), 5, "forker")
     wait_for(lambda: sandbox.daemon("forker")["restarts"] >= 1, 5, "restarted after exiting")
-    assert not proc.session_members(first), "the exited daemon's grandchildren were left running"
+    wait_for(lambda: not proc.session_members(first), 2, "the exited daemon's grandchildren ended")
     assert "left 2 process(es) in its session; killed" in sandbox.log_text()
 
 

@@ -1,0 +1,150 @@
+"""Readiness probing inside the supervisor's loop (SPEC §11): one probe run per daemon start,
+every 0.1 s backing off to 1 s until its first success, then it stops. It never restarts a
+daemon; after ``ready_timeout`` the daemon's error says so and dependents keep waiting."""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import probes
+from .daemon import Daemon, ExitStatus
+from .loop import Timer, Timers
+from .spawn import SpawnError
+from .states import State
+
+log = logging.getLogger("attachdaemon")
+
+RunChild = Callable[[tuple[str, ...], "str | None", Callable[[ExitStatus], None]], int]
+
+
+@dataclass
+class _Run:
+    deadline: float
+    interval: float = 0.0
+    timer: Timer | None = None
+    sock: socket.socket | None = None
+    last: str | None = None
+    timed_out: bool = False
+
+
+class Prober:
+    """Runs each daemon's ``ready`` probe until it passes, then calls ``on_ready``."""
+
+    def __init__(
+        self,
+        selector: selectors.BaseSelector,
+        timers: Timers,
+        *,
+        run_child: RunChild,
+        kill: Callable[[int, int], None],
+        on_ready: Callable[[Daemon], None],
+    ) -> None:
+        self.selector = selector
+        self.timers = timers
+        self.run_child = run_child
+        self.kill = kill
+        self.on_ready = on_ready
+        self.runs: dict[str, _Run] = {}
+
+    def start(self, d: Daemon) -> None:
+        self.cancel(d)
+        self.runs[d.name] = _Run(deadline=self.timers.clock() + d.spec.ready_timeout)
+        self._later(d, 0.0)
+
+    def last_failure(self, name: str) -> str | None:
+        run = self.runs.get(name)
+        return run.last if run is not None else None
+
+    def cancel(self, d: Daemon) -> None:
+        run = self.runs.pop(d.name, None)
+        if run is None:
+            return
+        if run.timer is not None:
+            run.timer.cancel()
+        if run.sock is not None:
+            self.selector.unregister(run.sock)
+            run.sock.close()
+
+    def _later(self, d: Daemon, delay: float) -> None:
+        run = self.runs.get(d.name)
+        if run is not None:
+            run.timer = self.timers.call_later(delay, lambda: self._probe(d))
+
+    def _probe(self, d: Daemon) -> None:
+        run = self.runs.get(d.name)
+        probe = d.spec.ready
+        if run is None or probe is None or d.state != State.RUNNING:
+            return
+        if self.timers.clock() > run.deadline and not run.timed_out:
+            run.timed_out = True
+            d.error = f"not ready after {d.spec.ready_timeout:g}s ({probe.describe()})"
+            log.warning("daemon %r %s; dependents keep waiting", d.name, d.error)
+        if probe.tcp is not None:
+            self._tcp(d, run, *probe.tcp)
+        elif probe.postgres:
+            self._result(d, probes.postgres_ready(d.spec))
+        else:
+            argv = probes.probe_argv(probe)
+            assert argv is not None
+            self._child(d, argv)
+
+    def _tcp(self, d: Daemon, run: _Run, host: str, port: int) -> None:
+        try:
+            sock, connected = probes.tcp_connect_start(host, port)
+        except OSError as exc:
+            self._result(d, exc.strerror or str(exc))
+            return
+        if connected:
+            sock.close()
+            self._result(d, None)
+            return
+        run.sock = sock
+        self.selector.register(sock, selectors.EVENT_WRITE, lambda _m: self._tcp_done(d, sock))
+        run.timer = self.timers.call_later(probes.PROBE_TIMEOUT, lambda: self._tcp_done(d, sock, True))
+
+    def _tcp_done(self, d: Daemon, sock: socket.socket, timed_out: bool = False) -> None:
+        run = self.runs.get(d.name)
+        if run is None or run.sock is not sock:
+            return
+        run.sock = None
+        if run.timer is not None:
+            run.timer.cancel()
+        self.selector.unregister(sock)
+        result = "timed out" if timed_out else probes.tcp_connect_result(sock)
+        sock.close()
+        self._result(d, result)
+
+    def _child(self, d: Daemon, argv: tuple[str, ...]) -> None:
+        killer: list[Timer] = []
+
+        def done(status: ExitStatus) -> None:
+            for k in killer:
+                k.cancel()
+            self._result(d, None if status.success else f"probe {status.describe()}")
+
+        try:
+            pid = self.run_child(argv, d.spec.cwd, done)
+        except (OSError, SpawnError) as exc:  # the probe program could not start
+            self._result(d, str(exc))
+            return
+        killer.append(self.timers.call_later(probes.PROBE_TIMEOUT, lambda: self.kill(pid, signal.SIGKILL)))
+
+    def _result(self, d: Daemon, failure: str | None) -> None:
+        run = self.runs.get(d.name)
+        if run is None:
+            return
+        if failure is None:
+            self.cancel(d)
+            if d.error and d.error.startswith("not ready"):
+                d.error = None
+            log.info("daemon %r is ready", d.name)
+            self.on_ready(d)
+            return
+        run.last = failure
+        run.interval = probes.next_interval(run.interval)
+        self._later(d, run.interval)
