@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, pidfile, proc, watch
+from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
-from .logs import Capture, Output, open_log_file, rotate_if_needed, tail_file
+from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
 from .readiness import Prober
 from .spawn import (
@@ -1225,23 +1225,8 @@ class Supervisor:
         d = self.daemons.get(name)
         if d is None:
             raise CommandError(f"no daemon named {name!r}")
-        if d.spec.log == "raw":
-            return {
-                "mode": "raw",
-                "lines": [],
-                "seq": 0,
-                "note": "log is 'raw': output is not captured",
-            }
-        if d.spec.log == "prefix":
-            buf = list(d.lines)
-            if isinstance(since, int):
-                new = d.line_seq - since
-                buf = buf[-new:] if 0 < new <= len(buf) else ([] if new <= 0 else buf)
-            else:
-                buf = buf[-lines:] if lines > 0 else []
-            return {"mode": "prefix", "lines": buf, "seq": d.line_seq}
-        path = self.log_path(d.spec)
-        return {"mode": "file", "path": path, "lines": tail_file(path, lines), "seq": 0}
+        path = self.log_path(d.spec) if d.spec.log not in ("prefix", "raw") else None
+        return report.log_lines(d, path, lines, since)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -1253,44 +1238,18 @@ class Supervisor:
                 "version": __version__,
                 "runtime_dir": self.runtime_dir,
             },
-            "daemons": [self._daemon_status(d) for d in self.daemons.values()],
+            "daemons": [
+                report.daemon_status(d, now=self.clock(), held=d.name in self.held, error=self._error(d))
+                for d in self.daemons.values()
+            ],
         }
 
-    def _daemon_status(self, d: Daemon) -> dict[str, Any]:
-        rss = None
-        if d.pid is not None:
-            st = proc.stat(d.pid)
-            if st is not None:
-                rss = st.rss_pages * proc.PAGE_SIZE
-                now = self.clock()
-                if d.cpu_sample is None or d.cpu_sample[0] < now - 10:
-                    d.cpu_sample = (now, st.cpu_seconds)
-                elif now - d.cpu_sample[0] >= 1.0:
-                    elapsed = now - d.cpu_sample[0]
-                    d.cpu_percent = round(100.0 * (st.cpu_seconds - d.cpu_sample[1]) / elapsed, 1)
-                    d.cpu_sample = (now, st.cpu_seconds)
+    def _error(self, d: Daemon) -> str | None:
         error = d.error or self._log_space_problem(d)
         probe_failure = self.prober.last_failure(d.name)
         if error is None and probe_failure:
             error = f"not ready yet: {probe_failure}"
-        last = d.last_exit
-        return {
-            "name": d.name,
-            "kind": d.spec.kind,
-            "control": d.spec.control,
-            "state": d.state.value,
-            "pid": d.pid if d.pid is not None else d.launcher_pid,
-            "ready": d.ready,
-            "restarts": d.restarts,
-            "started_at": d.started_at if d.pid is not None else None,
-            "last_exit": {"code": last.code, "signal": last.signal, "at": last.at} if last else None,
-            "cpu_percent": d.cpu_percent if d.pid is not None else None,
-            "rss_bytes": rss,
-            "error": error,
-            "leader": None,
-            "autostart": d.spec.autostart,
-            "held": d.name in self.held,
-        }
+        return error
 
 
 # ---------------------------------------------------------------------- helpers

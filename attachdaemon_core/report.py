@@ -1,0 +1,73 @@
+"""What the supervisor reports about a daemon: the status JSON of SPEC §8 and its last log lines.
+
+Pure functions of a daemon's record (plus /proc for resource use); the supervisor calls them
+when a ``status`` or ``logs`` request arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import proc
+from .daemon import Daemon
+from .logs import tail_file
+
+RAW_NOTE = "log is 'raw': output is not captured"
+
+
+def sample_usage(d: Daemon, now: float) -> int | None:
+    """Update ``d.cpu_percent`` (over at least 1 s since the previous sample); return its RSS."""
+    if d.pid is None:
+        return None
+    st = proc.stat(d.pid)
+    if st is None:
+        return None
+    if d.cpu_sample is None or d.cpu_sample[0] < now - 10:
+        d.cpu_sample = (now, st.cpu_seconds)
+    elif now - d.cpu_sample[0] >= 1.0:
+        elapsed = now - d.cpu_sample[0]
+        d.cpu_percent = round(100.0 * (st.cpu_seconds - d.cpu_sample[1]) / elapsed, 1)
+        d.cpu_sample = (now, st.cpu_seconds)
+    return st.rss_pages * proc.PAGE_SIZE
+
+
+def daemon_status(
+    d: Daemon, *, now: float, held: bool, error: str | None, leader: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
+    rss = sample_usage(d, now)
+    last = d.last_exit
+    running = d.pid is not None
+    return {
+        "name": d.name,
+        "kind": d.spec.kind,
+        "control": d.spec.control,
+        "state": d.state.value,
+        "pid": d.pid if running else d.launcher_pid,
+        "ready": d.ready,
+        "restarts": d.restarts,
+        "started_at": d.started_at if running else None,
+        "last_exit": {"code": last.code, "signal": last.signal, "at": last.at} if last else None,
+        "cpu_percent": d.cpu_percent if running else None,
+        "rss_bytes": rss,
+        "error": error,
+        "leader": leader,
+        "autostart": d.spec.autostart,
+        "held": held,
+    }
+
+
+def log_lines(d: Daemon, path: str | None, lines: int, since: object) -> dict[str, Any]:
+    """The last ``lines`` lines (or those after sequence number ``since``, for ``logs -f``)."""
+    if d.spec.log == "raw":
+        return {"mode": "raw", "lines": [], "seq": 0, "note": RAW_NOTE}
+    if d.spec.log == "prefix":
+        buf = list(d.lines)
+        if isinstance(since, int) and not isinstance(since, bool):
+            new = d.line_seq - since
+            buf = buf[-new:] if 0 < new <= len(buf) else ([] if new <= 0 else buf)
+        else:
+            buf = buf[-lines:] if lines > 0 else []
+        return {"mode": "prefix", "lines": buf, "seq": d.line_seq}
+    assert path is not None
+    return {"mode": "file", "path": path, "lines": tail_file(path, lines), "seq": 0}
