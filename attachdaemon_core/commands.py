@@ -136,7 +136,9 @@ def public_status(result: dict[str, Any]) -> dict[str, Any]:
     """The supervisor's status answer reduced to the stable JSON of SPEC §8."""
     return {
         "supervisor": result["supervisor"],
-        "daemons": [{k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]],
+        "daemons": [
+            {k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]
+        ],
     }
 
 

@@ -35,7 +35,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO, cast
 
 from . import commands, runtime
 from .control import client
@@ -197,9 +197,12 @@ def _refers_to_hook(fn: Any, name: str, depth: int) -> bool:
     for value in values:
         if getattr(value, HOOK_MARK, None) == name:
             return True
-        if isinstance(value, types.ModuleType) and value.__name__.startswith("attachdaemon_"):
-            if name in code_names:
-                return True
+        if (
+            isinstance(value, types.ModuleType)
+            and value.__name__.startswith("attachdaemon_")
+            and name in code_names
+        ):
+            return True
         if (
             depth > 0
             and isinstance(value, types.FunctionType)
@@ -301,7 +304,7 @@ def make_hooks(module: str, read: Reader) -> Hooks:
         )
         wait = _wait_ready(d)
         if wait > 0:
-            commands.wait_ready(rd, wait, _LogStream(server.log))
+            commands.wait_ready(rd, wait, cast(TextIO, _LogStream(server.log)))
 
     def on_reload(server: Any) -> None:
         # Runs in gunicorn's main loop: an exception here would kill the master. Log, never raise.

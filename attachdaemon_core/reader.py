@@ -181,7 +181,9 @@ def child_main(produce: Callable[[list[str]], Declared], argv: Sequence[str] | N
     try:
         answer = {"declared": produce(rest).to_json()}
     except ConfigError as exc:
-        answer = {"config_error": {"source": exc.source, "problems": [_problem_json(p) for p in exc.problems]}}
+        answer = {
+            "config_error": {"source": exc.source, "problems": [_problem_json(p) for p in exc.problems]}
+        }
     except BaseException as exc:  # an import error, a SystemExit from the app: all are answers
         answer = {"error": _describe(exc)}
     fd = int(os.environ.get(READER_FD_ENV, "-1"))

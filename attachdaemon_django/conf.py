@@ -1,0 +1,151 @@
+"""The ATTACH_DAEMONS* settings, read lazily, cached, and cleared on ``setting_changed``.
+
+Settings read (all optional):
+
+- ``ATTACH_DAEMONS``: the declarations (SPEC §4); relative paths against ``BASE_DIR``, else the cwd.
+- ``ATTACH_DAEMONS_RUNTIME_DIR``: where the supervisor lives (the environment variable of the
+  same name wins); default: derived from the settings module and its file path.
+- ``ATTACH_DAEMONS_AUTOSTART``: start from any server process that loads the app (not gunicorn).
+- ``ATTACH_DAEMONS_WAIT_READY``: seconds an owner waits for daemons with a ``ready`` probe.
+- ``ATTACH_DAEMONS_LEADER_BACKEND``: the lock backend of ``legion-*`` uWSGI lines.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from attachdaemon_core import runtime
+from attachdaemon_core.declarations import leader_backend_problem, parse_declarations
+from attachdaemon_core.reader import Declared
+from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
+
+SETTING_NAMES = frozenset(
+    {
+        "ATTACH_DAEMONS",
+        "ATTACH_DAEMONS_RUNTIME_DIR",
+        "ATTACH_DAEMONS_AUTOSTART",
+        "ATTACH_DAEMONS_WAIT_READY",
+        "ATTACH_DAEMONS_LEADER_BACKEND",
+        "BASE_DIR",
+    }
+)
+SOURCE = "settings.ATTACH_DAEMONS"
+
+
+@dataclass(frozen=True)
+class AttachSettings:
+    """The settings as read, with the problems of the non-declaration ones."""
+
+    declarations: object
+    runtime_dir: str | None
+    autostart: bool
+    wait_ready: float
+    leader_backend: str
+    base_dir: str
+    problems: tuple[Problem, ...]
+
+
+@functools.cache
+def get() -> AttachSettings:
+    problems: list[Problem] = []
+    s = django_settings
+    rd = getattr(s, "ATTACH_DAEMONS_RUNTIME_DIR", None)
+    if rd is not None and not (isinstance(rd, (str, os.PathLike)) and str(rd).strip()):
+        problems.append(Problem(f"must be a directory path, not {rd!r}", key="ATTACH_DAEMONS_RUNTIME_DIR"))
+        rd = None
+    autostart = getattr(s, "ATTACH_DAEMONS_AUTOSTART", False)
+    if not isinstance(autostart, bool):
+        problems.append(Problem(f"must be True or False, not {autostart!r}", key="ATTACH_DAEMONS_AUTOSTART"))
+        autostart = False
+    wait = getattr(s, "ATTACH_DAEMONS_WAIT_READY", 0)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
+        message = f"must be a number of seconds >= 0, not {wait!r}"
+        problems.append(Problem(message, key="ATTACH_DAEMONS_WAIT_READY"))
+        wait = 0
+    backend = getattr(s, "ATTACH_DAEMONS_LEADER_BACKEND", "file")
+    problem = leader_backend_problem(backend)
+    if problem:
+        problems.append(Problem(problem, key="ATTACH_DAEMONS_LEADER_BACKEND"))
+        backend = "file"
+    base = getattr(s, "BASE_DIR", None)
+    return AttachSettings(
+        declarations=getattr(s, "ATTACH_DAEMONS", {}),
+        runtime_dir=os.fspath(rd) if rd is not None else None,
+        autostart=autostart,
+        wait_ready=float(wait),
+        leader_backend=str(backend),
+        base_dir=os.path.abspath(os.fspath(base)) if base is not None else os.getcwd(),
+        problems=tuple(problems),
+    )
+
+
+@functools.cache
+def specs() -> tuple[DaemonSpec, ...]:
+    """The validated declarations; raises ConfigError listing every problem of every setting."""
+    conf = get()
+    problems = list(conf.problems)
+    result: tuple[DaemonSpec, ...] = ()
+    try:
+        result = parse_declarations(
+            conf.declarations, base_dir=conf.base_dir, source=SOURCE, leader_backend=conf.leader_backend
+        )
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems, SOURCE)
+    return result
+
+
+def settings_module() -> str | None:
+    return django_settings.SETTINGS_MODULE if django_settings.configured else None
+
+
+def key() -> str:
+    """The runtime-dir key: the settings module and its file path as imported (not resolved)."""
+    module = settings_module()
+    path = getattr(sys.modules.get(module or ""), "__file__", None)
+    return f"django:{module or '<configured>'}:{os.path.abspath(path) if path else os.getcwd()}"
+
+
+def runtime_dir() -> str:
+    return runtime.runtime_dir_for(key(), override=get().runtime_dir)
+
+
+def environment() -> dict[str, str]:
+    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (SPEC §4)."""
+    env = dict(os.environ)
+    module = settings_module()
+    if module:
+        env["DJANGO_SETTINGS_MODULE"] = module
+    return env
+
+
+def declared() -> Declared:
+    """Everything a host needs to join; raises ConfigError."""
+    from attachdaemon_core.declarations import check_specs
+
+    found = specs()
+    conf = get()
+    return Declared(
+        specs=found,
+        key=key(),
+        source=SOURCE,
+        runtime_dir=conf.runtime_dir,
+        wait_ready=conf.wait_ready,
+        env=environment(),
+        warnings=tuple(check_specs(found)),
+    )
+
+
+def clear(*, setting: str, **_kwargs: Any) -> None:
+    """``setting_changed`` receiver: forget what was read, so ``override_settings`` works."""
+    if setting in SETTING_NAMES:
+        get.cache_clear()
+        specs.cache_clear()

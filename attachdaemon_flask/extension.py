@@ -1,0 +1,194 @@
+"""The Flask extension: ``AttachDaemons(app)`` or ``ext = AttachDaemons(); ext.init_app(app)``.
+
+Config keys read (defaults written back with ``app.config.setdefault``):
+
+- ``ATTACH_DAEMONS`` (``{}``): the declarations (SPEC §4); relative paths against ``app.root_path``.
+- ``ATTACH_DAEMONS_RUNTIME_DIR`` (``None``): where the supervisor lives (the environment variable
+  of the same name wins); default: derived from the app's import name and root path.
+- ``ATTACH_DAEMONS_AUTOSTART`` (``False``): start from any server process that loads the app
+  (ignored under gunicorn, whose hooks own the daemons: ``attachdaemon_flask.gunicorn``).
+- ``ATTACH_DAEMONS_WAIT_READY`` (``0``): seconds an owner waits for daemons with a ``ready`` probe.
+- ``ATTACH_DAEMONS_LEADER_BACKEND`` (``"file"``): the lock backend of ``legion-*`` uWSGI lines.
+
+``flask run`` (with or without the reloader) and ``app.run()`` start the daemons once for their
+whole life, owned by the reloader parent; other ``flask`` commands never do. ``init_app`` raises
+:class:`~attachdaemon_core.spec.ConfigError` listing every problem of bad declarations. The state
+lives in ``app.extensions["attachdaemon"]``: several apps, and app factories, are supported.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from flask import Flask
+
+from attachdaemon_core import commands, devserver, runtime
+from attachdaemon_core.control import client
+from attachdaemon_core.declarations import check_specs, leader_backend_problem, parse_declarations
+from attachdaemon_core.gunicorn import under_gunicorn
+from attachdaemon_core.reader import Declared, in_reader_child
+from attachdaemon_core.spec import ConfigError, Problem
+
+EXTENSION = "attachdaemon"
+SOURCE = 'app.config["ATTACH_DAEMONS"]'
+DEFAULTS: dict[str, Any] = {
+    "ATTACH_DAEMONS": {},
+    "ATTACH_DAEMONS_RUNTIME_DIR": None,
+    "ATTACH_DAEMONS_AUTOSTART": False,
+    "ATTACH_DAEMONS_WAIT_READY": 0,
+    "ATTACH_DAEMONS_LEADER_BACKEND": "file",
+}
+
+
+@dataclass
+class AttachState:
+    """One app's declarations and where its supervisor lives."""
+
+    declared: Declared
+    runtime_dir: str
+    autostart: bool
+    started: bool = False
+
+
+class AttachDaemons:
+    """Attach the daemons of ``app.config["ATTACH_DAEMONS"]`` to the app's dev server."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        for name, value in DEFAULTS.items():
+            app.config.setdefault(name, value)
+        state = read_state(app)
+        app.extensions[EXTENSION] = state
+        from .cli import daemons
+
+        if "daemons" not in app.cli.commands:
+            app.cli.add_command(daemons)
+        _wrap_run(app)
+        if _in_flask_run() or (state.autostart and _may_autostart()):
+            start(app)
+
+
+def app_key(app: Flask) -> str:
+    """The runtime-dir key: import name and root path (``__main__`` named as it is imported)."""
+    name = app.import_name
+    if name == "__main__":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file:
+            name = os.path.splitext(os.path.basename(main_file))[0]
+    return f"flask:{name}:{app.root_path}"
+
+
+def read_state(app: Flask) -> AttachState:
+    """Validate the config keys and the declarations; raise ConfigError with every problem."""
+    cfg = app.config
+    problems: list[Problem] = []
+    rd = cfg.get("ATTACH_DAEMONS_RUNTIME_DIR")
+    if rd is not None and not (isinstance(rd, (str, os.PathLike)) and str(rd).strip()):
+        problems.append(Problem(f"must be a directory path, not {rd!r}", key="ATTACH_DAEMONS_RUNTIME_DIR"))
+        rd = None
+    autostart = cfg.get("ATTACH_DAEMONS_AUTOSTART", False)
+    if not isinstance(autostart, bool):
+        problems.append(Problem(f"must be True or False, not {autostart!r}", key="ATTACH_DAEMONS_AUTOSTART"))
+    wait = cfg.get("ATTACH_DAEMONS_WAIT_READY", 0)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
+        problems.append(
+            Problem(f"must be a number of seconds >= 0, not {wait!r}", key="ATTACH_DAEMONS_WAIT_READY")
+        )
+        wait = 0
+    backend = cfg.get("ATTACH_DAEMONS_LEADER_BACKEND", "file")
+    problem = leader_backend_problem(backend)
+    if problem:
+        problems.append(Problem(problem, key="ATTACH_DAEMONS_LEADER_BACKEND"))
+        backend = "file"
+    specs: tuple[Any, ...] = ()
+    try:
+        specs = parse_declarations(
+            cfg.get("ATTACH_DAEMONS", {}), base_dir=app.root_path, source=SOURCE, leader_backend=backend
+        )
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems, SOURCE)
+    key = app_key(app)
+    declared = Declared(
+        specs=specs,
+        key=key,
+        source=SOURCE,
+        runtime_dir=os.fspath(rd) if rd is not None else None,
+        wait_ready=float(wait),
+        warnings=tuple(check_specs(specs)),
+    )
+    return AttachState(
+        declared=declared,
+        runtime_dir=runtime.runtime_dir_for(key, override=declared.runtime_dir),
+        autostart=bool(autostart),
+    )
+
+
+def state_of(app: Flask) -> AttachState:
+    try:
+        return app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError("AttachDaemons was not initialised for this app (call init_app)") from None
+
+
+def start(app: Flask) -> None:
+    """Join (reloader parent, server) or announce (reloader child), once per app and process."""
+    state = state_of(app)
+    if state.started:
+        return
+    state.started = True
+    d = state.declared
+    for p in d.warnings:
+        sys.stderr.write(f"attachdaemon: {p.code}: {p}\n")
+    decl = runtime.payload(d.specs, source=d.source, env=d.env)
+    stop_wait = max((s.stop_timeout for s in d.specs), default=0.0) + 1.0
+    try:
+        devserver.attach(state.runtime_dir, decl, stop_wait=stop_wait)
+    except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
+        sys.stderr.write(f"attachdaemon: the daemons were not started: {exc}\n")
+        return
+    if d.wait_ready > 0 and not devserver.in_reloader_child():
+        commands.wait_ready(state.runtime_dir, d.wait_ready, sys.stderr)
+
+
+def _in_flask_run() -> bool:
+    """True while ``flask run`` loads the app (FLASK_RUN_FROM_CLI is set for every flask command)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.info_name != "run":
+        return False
+    from flask.cli import FlaskGroup
+
+    return isinstance(ctx.find_root().command, FlaskGroup)
+
+
+def _may_autostart() -> bool:
+    if in_reader_child() or under_gunicorn() or "pytest" in sys.modules:
+        return False
+    # Any other flask command (routes, shell, daemons…) loads the app without serving it.
+    return click.get_current_context(silent=True) is None
+
+
+def _wrap_run(app: Flask) -> None:
+    """``app.run()`` from ``__main__`` starts the daemons first (it is a no-op under ``flask run``)."""
+    original = app.run
+    if getattr(original, "_attachdaemon", False):
+        return
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> None:
+        if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+            start(app)
+        original(*args, **kwargs)
+
+    run._attachdaemon = True  # type: ignore[attr-defined]
+    app.run = run  # type: ignore[method-assign]

@@ -1,0 +1,71 @@
+"""An optional status blueprint: an HTML page refreshing itself from a JSON endpoint (SPEC §8).
+
+``app.register_blueprint(status_blueprint(allow=lambda: current_user.is_admin), url_prefix="/daemons")``
+— ``allow`` is required: the page shows pids and commands' errors, so who may see it is yours to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, render_template_string
+
+from attachdaemon_core import commands
+from attachdaemon_core.control import client
+
+from .extension import state_of
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Daemons</title></head>
+<body><h1>Daemons</h1><pre id="status">{{ text }}</pre>
+<script>
+(function () {
+  var url = {{ url|tojson }};
+  function refresh() {
+    fetch(url, {credentials: "same-origin", cache: "no-store"})
+      .then(function (r) { return r.json(); })
+      .then(function (d) { document.getElementById("status").textContent = JSON.stringify(d, null, 2); })
+      .catch(function (e) { document.getElementById("status").textContent = String(e); })
+      .then(function () { setTimeout(refresh, 2000); });
+  }
+  setTimeout(refresh, 2000);
+})();
+</script></body></html>
+"""
+
+
+def read_status() -> tuple[dict[str, Any], int]:
+    runtime_dir = state_of(current_app._get_current_object()).runtime_dir  # type: ignore[attr-defined]
+    try:
+        result = client.call(runtime_dir, "status", timeout=commands.STATUS_TIMEOUT)
+    except (client.NoSupervisor, client.ControlError) as exc:
+        return {"supervisor": None, "daemons": [], "error": str(exc), "runtime_dir": runtime_dir}, 503
+    return commands.public_status(result), 200
+
+
+def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> Blueprint:
+    bp = Blueprint(name, __name__)
+
+    @bp.before_request
+    def _allowed() -> None:
+        if not allow():
+            abort(403)
+
+    @bp.get("/status.json")
+    def status_json() -> Any:
+        data, code = read_status()
+        return jsonify(data), code, {"Cache-Control": "no-store"}
+
+    @bp.get("/")
+    def status_page() -> Any:
+        import json
+
+        from flask import url_for
+
+        data, _ = read_status()
+        return render_template_string(
+            PAGE, text=json.dumps(data, indent=2), url=url_for(f"{name}.status_json")
+        )
+
+    return bp

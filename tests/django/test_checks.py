@@ -1,0 +1,58 @@
+"""Django settings and system checks, in-process: exact check messages, cache cleared on change."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import django
+from django.conf import settings
+from django.core import checks
+from django.test.utils import override_settings
+
+if not settings.configured:
+    settings.configure(
+        INSTALLED_APPS=["attachdaemon_django"],
+        DATABASES={},
+        BASE_DIR=Path("/srv/site"),
+        ATTACH_DAEMONS={},
+    )
+    django.setup()
+
+from attachdaemon_django import conf
+from attachdaemon_django.checks import check_declarations
+
+
+def test_checks__bad_declarations__every_problem_with_its_id_and_exact_message() -> None:
+    bad = {"x": {"comand": "sleep 1"}, "y": {"command": "sleep 1", "stop_signal": "SIGNOPE"}}
+    with override_settings(ATTACH_DAEMONS=bad, ATTACH_DAEMONS_AUTOSTART="yes"):
+        found = check_declarations()
+    assert all(isinstance(m, checks.Error) for m in found)
+    assert all(m.id is not None and m.id.startswith("attachdaemon.E") for m in found)
+    texts = [(m.obj, m.msg) for m in found]
+    assert (
+        "settings.ATTACH_DAEMONS_AUTOSTART",
+        "key 'ATTACH_DAEMONS_AUTOSTART': must be True or False, not 'yes'",
+    ) in texts
+    assert any(
+        obj == "settings.ATTACH_DAEMONS" and msg.startswith("daemon 'x', key 'comand': ")
+        for obj, msg in texts
+    )
+    assert any(msg.startswith("daemon 'y', key 'stop_signal': ") and "SIGNOPE" in msg for _, msg in texts)
+
+
+def test_checks__settings_changed__cache_cleared() -> None:
+    with override_settings(ATTACH_DAEMONS={"a": {"command": [sys.executable, "-c", "pass"]}}):
+        assert check_declarations() == []
+        assert [s.name for s in conf.specs()] == ["a"]
+        with override_settings(ATTACH_DAEMONS={"b": {"command": "no-such-program-xyz"}}):
+            found = check_declarations()
+            assert [(m.id, m.msg.split(":")[0]) for m in found] == [
+                ("attachdaemon.W001", "daemon 'b', key 'command'")
+            ]
+        assert [s.name for s in conf.specs()] == ["a"]
+
+
+def test_conf__relative_paths_against_base_dir() -> None:
+    with override_settings(ATTACH_DAEMONS={"a": {"command": "sleep 1", "cwd": "var"}}):
+        assert conf.specs()[0].cwd == "/srv/site/var"

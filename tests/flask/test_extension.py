@@ -1,0 +1,54 @@
+"""The Flask extension, in-process: validation at init_app, config defaults, several apps."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from attachdaemon_core.spec import ConfigError
+from attachdaemon_flask import AttachDaemons
+from attachdaemon_flask.extension import state_of
+
+
+def _app(name: str, **config: object) -> Flask:
+    app = Flask(name, root_path=f"/srv/{name}")
+    app.config.update(config)
+    return app
+
+
+def test_init_app__bad_declarations__config_error_with_every_problem() -> None:
+    app = _app("bad", ATTACH_DAEMONS={"x": {"comand": "sleep 1"}}, ATTACH_DAEMONS_WAIT_READY=-1)
+    with pytest.raises(ConfigError) as caught:
+        AttachDaemons(app)
+    text = str(caught.value)
+    assert "daemon 'x', key 'comand'" in text and "key 'ATTACH_DAEMONS_WAIT_READY'" in text
+    assert "attachdaemon" not in app.extensions
+
+
+def test_init_app__factory_and_several_apps__state_per_app_defaults_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ATTACH_DAEMONS_RUNTIME_DIR", raising=False)
+    ext = AttachDaemons()
+    one = _app("one", ATTACH_DAEMONS={"a": {"command": "sleep 1", "cwd": "run"}})
+    two = _app("two")
+    ext.init_app(one)
+    ext.init_app(two)
+    assert one.config["ATTACH_DAEMONS_AUTOSTART"] is False and two.config["ATTACH_DAEMONS_WAIT_READY"] == 0
+    s1, s2 = state_of(one), state_of(two)
+    assert [s.name for s in s1.declared.specs] == ["a"] and s2.declared.specs == ()
+    assert s1.declared.specs[0].cwd == "/srv/one/run"
+    assert s1.declared.key == "flask:one:/srv/one"
+    assert s1.runtime_dir != s2.runtime_dir
+    assert not s1.started and "daemons" in one.cli.commands
+
+
+def test_flask_daemons_status__no_supervisor__exit_4(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTACH_DAEMONS_RUNTIME_DIR", "/tmp/attachdaemon-test-none")
+    app = _app("three")
+    AttachDaemons(app)
+    result = app.test_cli_runner().invoke(args=["daemons", "status"])
+    assert result.exit_code == 4
+    assert "no supervisor answered within 2s in /tmp/attachdaemon-test-none" in result.output
