@@ -69,9 +69,19 @@ def runtime_dir_for(key: str, *, override: str | None = None) -> str:
 
 
 def ensure_dir(path: str) -> None:
-    """Create ``path`` mode 0700, or check an existing one is ours and not open to others."""
+    """Create ``path`` mode 0700, or check an existing one is ours and not open to others.
+
+    Missing parents below this user's root are created 0700 too (``os.makedirs`` would give them
+    the umask's mode); our own root left looser by an older version is tightened, since it is ours.
+    """
+    root = user_root()
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        if path == root or path.startswith(root + os.sep):
+            _private_mkdir(root, tighten=True)
+            for part in _components_below(root, path):
+                _private_mkdir(part, tighten=False)
+        else:
+            os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise RuntimeDirError(f"cannot create runtime directory {path}: {exc.strerror}") from None
     st = os.lstat(path)
@@ -86,6 +96,33 @@ def ensure_dir(path: str) -> None:
             f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, open to others; "
             "refused (it must be 0700)"
         )
+
+
+def _components_below(root: str, path: str) -> list[str]:
+    rel = os.path.relpath(path, root)
+    parts = [] if rel == "." else rel.split(os.sep)
+    return [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
+
+
+def _private_mkdir(path: str, *, tighten: bool) -> None:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if (
+            tighten
+            and stat.S_ISDIR(st.st_mode)
+            and st.st_uid == os.geteuid()
+            and stat.S_IMODE(st.st_mode) & 0o077
+        ):
+            os.chmod(path, 0o700)
+
+
+def private_subdir(name: str) -> str:
+    """``<user root>/<name>``, created 0700 (index, pidfile locks, leader locks)."""
+    path = os.path.join(user_root(), name)
+    ensure_dir(path)
+    return path
 
 
 def daemon_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -22,12 +22,20 @@ HEALTHY_STATES = frozenset({State.RUNNING, State.STANDBY})
 _ALLOWED: dict[State, frozenset[State]] = {
     State.STOPPED: frozenset({State.STARTING, State.STANDBY, State.RUNNING, State.BACKOFF, State.FATAL}),
     State.STARTING: frozenset(
-        {State.RUNNING, State.BACKOFF, State.STOPPING, State.STOPPED, State.FATAL, State.EXITED}
+        {
+            State.RUNNING,
+            State.BACKOFF,
+            State.STOPPING,
+            State.STOPPED,
+            State.FATAL,
+            State.EXITED,
+            State.STANDBY,
+        }
     ),
     State.RUNNING: frozenset(
         {State.STOPPING, State.BACKOFF, State.STARTING, State.EXITED, State.FATAL, State.STOPPED}
     ),
-    State.BACKOFF: frozenset({State.STARTING, State.STOPPED, State.FATAL, State.RUNNING}),
+    State.BACKOFF: frozenset({State.STARTING, State.STOPPED, State.FATAL, State.RUNNING, State.STANDBY}),
     State.STOPPING: frozenset({State.STOPPED, State.STARTING, State.EXITED, State.FATAL}),
     State.EXITED: frozenset({State.STARTING, State.STOPPED, State.RUNNING}),
     State.FATAL: frozenset({State.STARTING, State.STOPPED, State.RUNNING}),

@@ -28,9 +28,11 @@ from typing import Any
 from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
+from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
 from .readiness import Prober
+from .runtime import RuntimeDirError, private_subdir
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
     SpawnError,
@@ -102,6 +104,14 @@ class Supervisor:
         self.pidfds: dict[str, int] = {}  # daemon name -> pidfd of its watched pid
         self.stops: dict[str, Stop] = {}
         self.timers_by_daemon: dict[str, Timer] = {}
+        self.leadership = Leadership(
+            self.selector,
+            self.timers,
+            children=self.children,
+            on_acquired=self._lead,
+            on_lost=self._lost_lead,
+            wanted=self._wants_leader,
+        )
         self.prober = Prober(
             self.selector,
             self.timers,
@@ -171,18 +181,15 @@ class Supervisor:
         self._pending_signals.append(signum)
 
     def _write_index(self) -> None:
-        from .runtime import user_root
-
         info = {
             "pid": os.getpid(),
             "runtime_dir": self.runtime_dir,
             "started_at": self.started_at,
             "version": __version__,
         }
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, RuntimeDirError):
             _atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
-            index = os.path.join(user_root(), "index")
-            os.makedirs(index, mode=0o700, exist_ok=True)
+            index = private_subdir("index")
             key = hashlib.sha256(self.runtime_dir.encode()).hexdigest()[:16]
             _atomic_json(os.path.join(index, f"{key}.json"), info)
 
@@ -343,7 +350,10 @@ class Supervisor:
                 continue
             old = d.spec
             d.spec = spec
-            if old.identity() != spec.identity():
+            if old.leader != spec.leader:
+                log.info("daemon %r: its leader lock changed; following the new one", spec.name)
+                self.stop(d, then=functools.partial(self._relead, d))
+            elif old.identity() != spec.identity():
                 log.info("daemon %r changed; restarting it", spec.name)
                 self.restart(d)
             elif reload:
@@ -369,7 +379,11 @@ class Supervisor:
 
     def _forget(self, d: Daemon) -> None:
         del self.daemons[d.name]
-        if d.spec.kind == "attached":
+        if d.spec.leader is not None:  # stopped whatever its kind, then the lock released
+            log.info("leader daemon %r was removed from the declarations; stopping it", d.name)
+            self.daemons[d.name] = d
+            self.stop(d, then=functools.partial(self._forget_leader, d))
+        elif d.spec.kind == "attached":
             log.info("daemon %r was removed from the declarations; stopping it", d.name)
             self.daemons[d.name] = d
             self.stop(d, then=lambda: self._drop_daemon(d))
@@ -388,17 +402,14 @@ class Supervisor:
         manage one smart daemon. False (and the daemon fatal) when another supervisor has it."""
         if d.spec.pidfile is None or d.name in self.pid_locks:
             return True
-        from .runtime import user_root
-
         real = os.path.realpath(d.spec.pidfile)
-        lock_dir = os.path.join(user_root(), "pidlocks")
         digest = hashlib.sha256(real.encode()).hexdigest()[:16]
         try:
-            os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+            lock_dir = private_subdir("pidlocks")
             fd = os.open(
                 os.path.join(lock_dir, f"{digest}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
-        except OSError as exc:
+        except (OSError, RuntimeDirError) as exc:
             log.warning("daemon %r: cannot lock pidfile path (%s); going on", d.name, _reason(exc))
             return True
         try:
@@ -418,6 +429,43 @@ class Supervisor:
         if fd is not None:
             os.close(fd)
 
+    # ------------------------------------------------------------------ leader daemons
+    def _wants_leader(self, name: str) -> bool:
+        d = self.daemons.get(name)
+        return d is not None and d.spec.leader is not None and not self.final and name not in self.held
+
+    def _lead(self, name: str) -> None:
+        """Our holder acquired the lock: start the daemon."""
+        d = self.daemons.get(name)
+        if d is None or not self._wants_leader(name):
+            return
+        if d.state == State.STANDBY:
+            d.set_state(State.STARTING, "leader lock acquired")
+            d.quick_deaths = 0
+            self.start(d)
+
+    def _lost_lead(self, name: str, reason: str) -> None:
+        """This host gave up or may have lost the lock: stop the daemon, whatever its kind."""
+        d = self.daemons.get(name)
+        if d is None:
+            return
+        d.error = f"lost the leader lock: {reason}"
+        self.stop(d, then=lambda: self._standby(d))
+
+    def _forget_leader(self, d: Daemon) -> None:
+        self.leadership.drop(d.name, release=True)
+        self._drop_daemon(d)
+
+    def _relead(self, d: Daemon) -> None:
+        self.leadership.drop(d.name, release=True)
+        if d.spec.autostart and d.name not in self.held:
+            self.start(d)
+
+    def _standby(self, d: Daemon) -> None:
+        if d.state in (State.STOPPED, State.BACKOFF) and self._wants_leader(d.name):
+            d.set_state(State.STANDBY, "following")
+            self.leadership.ensure(d)
+
     def _drop_daemon(self, d: Daemon) -> None:
         if self.daemons.get(d.name) is d:
             del self.daemons[d.name]
@@ -428,6 +476,11 @@ class Supervisor:
             return
         self._cancel_daemon_timer(d)
         if d.state in RUNNING_STATES and d.pid is not None:
+            return
+        if d.spec.leader is not None and not self.leadership.is_leading(d.name):
+            self.leadership.ensure(d)
+            if d.state != State.STANDBY:
+                d.set_state(State.STANDBY, "waiting for the leader lock")
             return
         waiting = [n for n in d.spec.depends_on if not self._is_ready(n)]
         if waiting:
@@ -457,6 +510,9 @@ class Supervisor:
         creds = resolve_credentials(spec.user, spec.group)
         if creds is not None and creds.name:
             env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
+        token = self.leadership.token(d.name)
+        if token is not None:
+            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (SPEC §9)
         to_close: list[int] = []
         out: int | None = None
         if spec.log == "prefix":
@@ -531,6 +587,10 @@ class Supervisor:
     def _now_running(self, d: Daemon) -> None:
         if d.state != State.RUNNING:
             d.set_state(State.RUNNING)
+        if d.spec.leader is not None and d.pid is not None:
+            st = proc.stat(d.pid)
+            if st is not None:  # the holder owns this session's deadline from now on
+                self.leadership.session(d, st.sid, st.starttime)
         if d.spec.ready is None:
             self._became_ready(d)
         else:
@@ -809,6 +869,7 @@ class Supervisor:
     def _settle(self, d: Daemon, state: State, delay: float, what: str) -> None:
         """After a run ended: restart (now or after ``delay``) or rest in ``state``."""
         self._cancel_daemon_timer(d)
+        self.leadership.stopped(d.name)
         if state == State.STARTING:
             log.info("daemon %r %s; restarting", d.name, what)
             if d.state != State.STARTING:
@@ -919,6 +980,7 @@ class Supervisor:
             self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
 
     def _stop_done(self, d: Daemon) -> None:
+        self.leadership.stopped(d.name)
         stop = self.stops.pop(d.name, None)
         self._cancel_daemon_timer(d)
         self.capture.read_now(d.name)
@@ -977,7 +1039,8 @@ class Supervisor:
         self._wave = {
             d.name
             for d in self.daemons.values()
-            if (d.spec.kind == "attached" or smart_too) and (d.pid is not None or d.name in self.stops)
+            if (d.spec.kind == "attached" or smart_too or d.spec.leader is not None)
+            and (d.pid is not None or d.name in self.stops)
         }
         if smart_too and any(d.spec.kind != "attached" for d in self.daemons.values()):
             log.info("the server was PID 1 of its namespace: stopping smart daemons too")
@@ -1005,6 +1068,7 @@ class Supervisor:
             self.exiting = True
 
     def shutdown_cleanup(self) -> None:
+        self.leadership.drop_all()
         self.save_state()
         self.control.close()
         self.capture.close_all()
@@ -1194,7 +1258,7 @@ class Supervisor:
         elif verb == "stop":
             for d in names:
                 self.held.add(d.name)
-                self.stop(d)
+                self.stop(d, then=functools.partial(self.leadership.drop, d.name, release=True))
         elif verb == "restart":
             for d in names:
                 self.held.discard(d.name)
@@ -1239,13 +1303,19 @@ class Supervisor:
                 "runtime_dir": self.runtime_dir,
             },
             "daemons": [
-                report.daemon_status(d, now=self.clock(), held=d.name in self.held, error=self._error(d))
+                report.daemon_status(
+                    d,
+                    now=self.clock(),
+                    held=d.name in self.held,
+                    error=self._error(d),
+                    leader=self.leadership.status(d.name),
+                )
                 for d in self.daemons.values()
             ],
         }
 
     def _error(self, d: Daemon) -> str | None:
-        error = d.error or self._log_space_problem(d)
+        error = d.error or self._log_space_problem(d) or self.leadership.error(d.name)
         probe_failure = self.prober.last_failure(d.name)
         if error is None and probe_failure:
             error = f"not ready yet: {probe_failure}"

@@ -1,0 +1,240 @@
+"""The supervisor's side of leader election (SPEC §9): one lock-holder process per ``leader``
+daemon, spoken to in JSON lines (see :mod:`attachdaemon_core.leader` for the protocol).
+
+Runs in the supervisor's loop. The holder owns the lease and the daemon's deadline; this side
+starts the daemon when the holder says ``acquired``, tells it each new session at once, stops the
+daemon when it says ``lost``, and reports the lock's holder and this host's role in status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import selectors
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .daemon import Daemon, ExitStatus
+from .loop import Timers
+from .spawn import SpawnError, SpawnRequest, spawn
+
+log = logging.getLogger("attachdaemon")
+
+BACKEND_ENV = "ATTACHDAEMON_INTERNAL_LEADER_BACKEND"
+HOLDER_RESTART_DELAY = 1.0
+MAX_LINE = 65536
+
+
+@dataclass
+class Link:
+    """One holder process and what it last said."""
+
+    name: str
+    lock: str
+    pid: int
+    to_holder: int
+    from_holder: int
+    buf: bytes = b""
+    role: str = "unknown"
+    holder: dict[str, Any] | None = None
+    token: int | None = None
+    error: str | None = None
+    leading: bool = False
+    sid: int | None = None
+    closing: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Leadership:
+    """Holder processes for the supervisor's ``leader`` daemons."""
+
+    def __init__(
+        self,
+        selector: selectors.BaseSelector,
+        timers: Timers,
+        *,
+        children: dict[int, Callable[[ExitStatus], None]],
+        on_acquired: Callable[[str], None],
+        on_lost: Callable[[str, str], None],
+        wanted: Callable[[str], bool],
+    ) -> None:
+        self.selector = selector
+        self.timers = timers
+        self.children = children
+        self.on_acquired = on_acquired
+        self.on_lost = on_lost
+        self.wanted = wanted
+        self.links: dict[str, Link] = {}
+
+    # -- lifecycle of holders
+    def ensure(self, d: Daemon) -> None:
+        """Start ``d``'s holder if it has none (the daemon waits on standby until it leads)."""
+        leader = d.spec.leader
+        if leader is None or d.name in self.links:
+            return
+        info = {"host": socket.gethostname(), "pid": os.getpid(), "daemon": d.name}
+        argv = (
+            sys.executable, "-m", "attachdaemon_core.leader", "hold",
+            "--name", leader.lock,
+            "--lease", repr(leader.lease),
+            "--renew", repr(leader.renew),
+            "--stop-timeout", repr(d.spec.stop_timeout),
+            "--info", json.dumps(info),
+        )  # fmt: skip
+        env = dict(os.environ)
+        env[BACKEND_ENV] = leader.backend  # never on the command line: it may hold a password
+        cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
+        ev_r, ev_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = spawn(SpawnRequest(argv=argv, env=env, stdin_fd=cmd_r, stdout_fd=ev_w))
+        except SpawnError as exc:
+            for fd in (cmd_r, cmd_w, ev_r, ev_w):
+                os.close(fd)
+            log.error("daemon %r: cannot start its lock holder: %s", d.name, exc)
+            self.timers.call_later(HOLDER_RESTART_DELAY, lambda: self._retry(d))
+            return
+        os.close(cmd_r)
+        os.close(ev_w)
+        os.set_blocking(ev_r, False)
+        link = Link(d.name, leader.lock, pid, cmd_w, ev_r)
+        self.links[d.name] = link
+        self.children[pid] = functools.partial(self._holder_exited, d, link)
+        self.selector.register(ev_r, selectors.EVENT_READ, lambda _m, link=link: self._read(link))
+        log.info("daemon %r waits for leader lock %r (holder pid %d)", d.name, leader.lock, pid)
+
+    def _retry(self, d: Daemon) -> None:
+        if self.wanted(d.name):
+            self.ensure(d)
+
+    def drop(self, name: str, *, release: bool) -> None:
+        """Forget ``name``'s holder: ask it to release (the daemon is already stopped) or just
+        close its pipe (EOF: it empties the session it knows, releases and exits)."""
+        link = self.links.pop(name, None)
+        if link is None:
+            return
+        link.closing = True
+        if release:
+            self._send(link, {"cmd": "release"})
+        self._close(link)
+
+    def drop_all(self) -> None:
+        for name in list(self.links):
+            self.drop(name, release=True)
+
+    # -- what the supervisor tells the holder
+    def is_leading(self, name: str) -> bool:
+        link = self.links.get(name)
+        return link is not None and link.leading
+
+    def session(self, d: Daemon, sid: int, starttime: int) -> None:
+        link = self.links.get(d.name)
+        if link is not None and link.leading:
+            link.sid = sid
+            self._send(link, {"cmd": "session", "sid": sid, "starttime": starttime,
+                              "stop_signal": d.spec.stop_signal})  # fmt: skip
+
+    def stopped(self, name: str) -> None:
+        link = self.links.get(name)
+        if link is not None and link.sid is not None:
+            self._send(link, {"cmd": "stopped", "sid": link.sid})
+            link.sid = None
+
+    def token(self, name: str) -> int | None:
+        link = self.links.get(name)
+        return link.token if link is not None and link.leading else None
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        link = self.links.get(name)
+        if link is None:
+            return None
+        holder = link.holder
+        shown = f"{holder.get('host')}:{holder.get('pid')}" if holder else None
+        return {"lock": link.lock, "role": link.role, "holder": shown, "token": link.token}
+
+    def error(self, name: str) -> str | None:
+        link = self.links.get(name)
+        return link.error if link is not None else None
+
+    # -- the holder's events
+    def _read(self, link: Link) -> None:
+        try:
+            chunk = os.read(link.from_holder, MAX_LINE)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(link.from_holder)
+            return
+        link.buf += chunk
+        *lines, link.buf = link.buf.split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self._event(link, event)
+
+    def _event(self, link: Link, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "acquired":
+            link.leading, link.role, link.error = True, "leader", None
+            link.token = event.get("token")
+            log.info(
+                "daemon %r: this host now holds leader lock %r (token %s)", link.name, link.lock, link.token
+            )
+            self.on_acquired(link.name)
+        elif kind == "lost":
+            was = link.leading
+            link.leading, link.role = False, "follower"
+            if was:
+                log.warning("daemon %r: lost leader lock %r (%s); stopping it", link.name, link.lock,
+                            event.get("reason"))  # fmt: skip
+                self.on_lost(link.name, str(event.get("reason")))
+        elif kind == "info":
+            if not link.leading:
+                link.role = str(event.get("role", "unknown"))
+            link.holder = event.get("holder") if isinstance(event.get("holder"), dict) else None
+            if link.role == "follower":
+                link.error = None
+        elif kind == "error":
+            link.error = f"leader lock {link.lock!r}: {event.get('reason')}"
+            link.role = "unknown"
+
+    def _holder_exited(self, d: Daemon, link: Link, status: ExitStatus) -> None:
+        self._close(link)
+        if self.links.get(d.name) is not link:
+            return  # dropped on purpose
+        del self.links[d.name]
+        log.error("daemon %r: its lock holder %s; stopping the daemon, starting a new holder",
+                  d.name, status.describe())  # fmt: skip
+        if link.leading:
+            self.on_lost(d.name, f"lock holder {status.describe()}")
+        self.timers.call_later(HOLDER_RESTART_DELAY, lambda: self._retry(d))
+
+    # -- plumbing
+    def _send(self, link: Link, message: dict[str, Any]) -> None:
+        if link.to_holder < 0:
+            return
+        try:
+            os.write(link.to_holder, (json.dumps(message) + "\n").encode())
+        except OSError:
+            pass  # it is gone; its exit is handled when it is reaped
+
+    def _close(self, link: Link) -> None:
+        if link.to_holder >= 0:
+            os.close(link.to_holder)
+            link.to_holder = -1
+        if link.from_holder >= 0:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(link.from_holder)
+            os.close(link.from_holder)
+            link.from_holder = -1

@@ -1,0 +1,156 @@
+"""Leader daemons under real supervisors: several "hosts" (separate runtime directories, each
+with its own owner and supervisor) declare one daemon with ``leader``; exactly one runs it, the
+others are on standby, and the daemons' running intervals never overlap across failovers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from attachdaemon_core import runtime
+from attachdaemon_core.spec import DaemonSpec, LeaderSpec
+from tests.helpers.harness import PY, Sandbox, wait_for
+from tests.leader.conftest import record, unique_name
+
+BEAT = str(Path(__file__).with_name("beat_daemon.py"))
+LEASE, RENEW, STOP = 4.0, 0.5, 0.5
+
+
+class Fleet:
+    def __init__(self, tmp: Path, backend: str) -> None:
+        self.tmp = tmp
+        self.backend = backend
+        self.lock = unique_name("sup")
+        self.beats = tmp / "beats.log"
+        self.hosts: dict[str, Sandbox] = {}
+        self.owners: dict[str, object] = {}
+
+    def spec(self, host: str) -> DaemonSpec:
+        # One label per process ($$ is the daemon's own pid, exec keeps it): one interval per run.
+        cmd = ("sh", "-c", f"exec {PY} {BEAT} {self.beats} {host}-$$")
+        leader = LeaderSpec(lock=self.lock, backend=self.backend, lease=LEASE, renew=RENEW)
+        return DaemonSpec(name="beat", command=cmd, leader=leader, stop_timeout=STOP, shell=True)
+
+    def add(self, host: str) -> Sandbox:
+        (self.tmp / host).mkdir()
+        box = Sandbox(self.tmp / host)
+        self.hosts[host] = box
+        owner = box.owner()
+        self.owners[host] = owner
+        box.join(owner, [self.spec(host)])
+        return box
+
+    def states(self) -> dict[str, str]:
+        out = {}
+        for name, box in self.hosts.items():
+            try:
+                out[name] = box.daemon("beat")["state"]
+            except Exception:
+                out[name] = "down"
+        return out
+
+    def leader(self, timeout: float = 15) -> str:
+        def one() -> str | None:
+            running = [h for h, s in self.states().items() if s == "running"]
+            return running[0] if len(running) == 1 else None
+
+        return wait_for(one, timeout, "exactly one host running the daemon", interval=0.02)
+
+    def intervals(self) -> list[tuple[float, float, str]]:
+        spans: dict[str, list[float]] = {}
+        for line in self.beats.read_text().splitlines() if self.beats.exists() else []:
+            label, _what, t, *_ = line.split()
+            span = spans.setdefault(label, [float(t), float(t)])
+            span[1] = max(span[1], float(t))
+        return sorted((a, b, k) for k, (a, b) in spans.items())
+
+    def assert_no_overlap(self) -> None:
+        for (a1, b1, k1), (a2, _b2, k2) in itertools.pairwise(self.intervals()):
+            assert a2 > b1, f"overlap: {k1} ran {a1:.3f}-{b1:.3f}, {k2} started at {a2:.3f}"
+
+    def handover(self, old: str, t0: float, timeout: float = 15) -> float:
+        new = wait_for(lambda: (h := self.leader(timeout)) != old and h, timeout, "a new leader")
+
+        def first_beat() -> float | None:
+            starts = [a for a, _b, k in self.intervals() if k.startswith(f"{new}-") and a > t0]
+            return min(starts) if starts else None
+
+        return wait_for(first_beat, 5, f"{new}'s daemon beating") - t0
+
+
+@pytest.fixture(params=["file", "postgres", "redis"])
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+    if request.param == "file":
+        backend = "file"
+    elif request.param == "postgres":
+        dsn = dict(p.split("=", 1) for p in request.getfixturevalue("pg_dsn").split())
+        backend = f"postgresql://{dsn['user']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}"
+    else:
+        backend = request.getfixturevalue("redis_url")
+    f = Fleet(tmp_path, backend)
+    yield f
+    problems = []
+    for box in f.hosts.values():
+        problems += box.cleanup()
+    assert not problems, problems
+    f.assert_no_overlap()
+
+
+def test_three_hosts__exactly_one_runs_the_daemon_others_standby(fleet: Fleet) -> None:
+    for h in ("h1", "h2", "h3"):
+        fleet.add(h)
+    leader = fleet.leader()
+    wait_for(lambda: sorted(fleet.states().values()) == ["running", "standby", "standby"], 10, "standby")
+    box = fleet.hosts[leader]
+    info = box.daemon("beat")["leader"]
+    assert info["lock"] == fleet.lock and info["role"] == "leader"
+    follower = next(b for h, b in fleet.hosts.items() if h != leader)
+    f_info = wait_for(lambda: (i := follower.daemon("beat")["leader"])["holder"] and i, 10, "holder shown")
+    assert f_info["role"] == "follower"
+    tokens = {line.split()[3] for line in fleet.beats.read_text().splitlines() if len(line.split()) > 3}
+    if fleet.backend != "file" or tokens:
+        assert all(t.isdigit() for t in tokens), tokens  # ATTACHDAEMON_LEADER_TOKEN reached the daemon
+
+
+def test_graceful_stop_of_the_holder__handover_within_stop_time_plus_1s(fleet: Fleet) -> None:
+    for h in ("h1", "h2"):
+        fleet.add(h)
+    old = fleet.leader()
+    t0 = time.monotonic()
+    assert runtime.release(fleet.hosts[old].runtime_dir, fleet.owners[old].pid, wait=10)  # type: ignore[attr-defined]
+    took = fleet.handover(old, t0)
+    record(f"supervised graceful handover ({fleet.backend.split(':')[0]}) s", round(took, 3))
+    assert took <= STOP + 1.0 + 0.5, took
+
+
+def test_holder_supervisor_sigkilled__fails_over_without_overlap(fleet: Fleet) -> None:
+    for h in ("h1", "h2"):
+        fleet.add(h)
+    old = fleet.leader()
+    sup = fleet.hosts[old].supervisor_pid()
+    t0 = time.monotonic()
+    os.kill(sup, signal.SIGKILL)
+    # The guard brings the supervisor back; the lock may land on either host, never on both.
+    wait_for(lambda: sorted(fleet.states().values()) == ["running", "standby"], 15, "one leader again")
+    fleet.assert_no_overlap()
+    record(
+        f"supervised supervisor-kill recovery ({fleet.backend.split(':')[0]}) s",
+        round(time.monotonic() - t0, 3),
+    )
+
+
+def test_holder_owner_sigkilled__the_other_host_takes_over(fleet: Fleet) -> None:
+    for h in ("h1", "h2"):
+        fleet.add(h)
+    old = fleet.leader()
+    t0 = time.monotonic()
+    fleet.owners[old].kill(signal.SIGKILL)  # type: ignore[attr-defined]
+    took = fleet.handover(old, t0)
+    record(f"supervised owner-kill failover ({fleet.backend.split(':')[0]}) s", round(took, 3))
+    assert took < LEASE + 1.0, took
