@@ -119,8 +119,15 @@ def runtime_dir() -> str:
 
 
 def environment() -> dict[str, str]:
-    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (SPEC §4)."""
+    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (SPEC §4).
+
+    Django sets ``TZ`` to ``TIME_ZONE`` in every process that loads settings; that is Django's
+    doing, not the shell's, so it is not passed on (redis or PostgreSQL would log in the site's
+    zone, America/Chicago by default, instead of the machine's).
+    """
     env = dict(os.environ)
+    if env.get("TZ") and env.get("TZ") == getattr(django_settings, "TIME_ZONE", None):
+        del env["TZ"]
     module = settings_module()
     if module:
         env["DJANGO_SETTINGS_MODULE"] = module

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import django
+import pytest
 from django.conf import settings
 from django.core import checks
 from django.test.utils import override_settings
@@ -56,3 +57,11 @@ def test_checks__settings_changed__cache_cleared() -> None:
 def test_conf__relative_paths_against_base_dir() -> None:
     with override_settings(ATTACH_DAEMONS={"a": {"command": "sleep 1", "cwd": "var"}}):
         assert conf.specs()[0].cwd == "/srv/site/var"
+
+
+def test_environment__django_set_tz_is_not_passed_to_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
+    with override_settings(TIME_ZONE="America/Chicago"):
+        monkeypatch.setenv("TZ", "America/Chicago")  # what Django's settings loading does
+        assert "TZ" not in conf.environment()
+        monkeypatch.setenv("TZ", "Europe/Paris")  # the operator's own choice stays
+        assert conf.environment()["TZ"] == "Europe/Paris"
