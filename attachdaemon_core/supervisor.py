@@ -299,7 +299,12 @@ class Supervisor:
             return self.add_owner(ident, decl, reload=policies)
         owner.decl = decl
         if owner.seq == max(o.seq for o in self.owners.values()):
-            log.info("reload from owner %d", pid)
+            if policies:
+                log.info("reload from owner %d", pid)
+            else:
+                log.info(
+                    "declarations refreshed by owner %d (not a reload: no on_reload policy applied)", pid
+                )
             self.apply(decl, reload=policies)
         self.save_state()
         return {"pid": os.getpid(), "owners": sorted(self.owners)}
