@@ -12,6 +12,7 @@ Settings read (all optional):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -98,9 +99,50 @@ def specs() -> tuple[DaemonSpec, ...]:
         )
     except ConfigError as exc:
         problems += exc.problems
+    result = tuple(_resolve_django_backend(spec, problems) for spec in result)
     if problems:
         raise ConfigError(problems, SOURCE)
     return result
+
+
+def _resolve_django_backend(spec: DaemonSpec, problems: list[Problem]) -> DaemonSpec:
+    """``leader.backend = "django:ALIAS"``: a direct libpq DSN built from that DATABASES entry
+    (its own connection, never Django's pooled one). Never shown in messages."""
+    leader = spec.leader
+    if leader is None or not leader.backend.startswith("django:"):
+        return spec
+    alias = leader.backend.split(":", 1)[1]
+    db = getattr(django_settings, "DATABASES", {}).get(alias)
+    if db is None:
+        problems.append(Problem(f"no DATABASES entry {alias!r}", daemon=spec.name, key="leader"))
+        return spec
+    if "postgresql" not in str(db.get("ENGINE", "")):
+        problems.append(
+            Problem(
+                f"DATABASES[{alias!r}] is not PostgreSQL; use postgresql://… or redis://…",
+                daemon=spec.name,
+                key="leader",
+            )
+        )
+        return spec
+    parts = {
+        "dbname": db.get("NAME"),
+        "user": db.get("USER"),
+        "password": db.get("PASSWORD"),
+        "host": db.get("HOST"),
+        "port": db.get("PORT"),
+    }
+    for k, v in (db.get("OPTIONS") or {}).items():
+        if isinstance(v, (str, int)) and k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "service"):
+            parts[k] = v
+    dsn = " ".join(f"{k}={_libpq_quote(str(v))}" for k, v in parts.items() if v not in (None, ""))
+    return dataclasses.replace(spec, leader=dataclasses.replace(leader, backend=dsn))
+
+
+def _libpq_quote(value: str) -> str:
+    if value and not any(c in value for c in " '\\"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def settings_module() -> str | None:

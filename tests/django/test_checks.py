@@ -65,3 +65,33 @@ def test_environment__django_set_tz_is_not_passed_to_daemons(monkeypatch: pytest
         assert "TZ" not in conf.environment()
         monkeypatch.setenv("TZ", "Europe/Paris")  # the operator's own choice stays
         assert conf.environment()["TZ"] == "Europe/Paris"
+
+
+def test_leader_django_alias__resolved_into_a_direct_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
+    databases = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "app",
+            "USER": "web",
+            "PASSWORD": "s3 cret",
+            "HOST": "db.internal",
+            "PORT": "5433",
+            "OPTIONS": {"sslmode": "require", "pool": True},
+        },
+        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.db"},
+    }
+    decl = {"beat": {"command": "sleep 1", "leader": {"lock": "beat", "backend": "django:default"}}}
+    monkeypatch.setattr(settings, "DATABASES", databases)  # override_settings warns for DATABASES
+    with override_settings(ATTACH_DAEMONS=decl):
+        (spec,) = conf.specs()
+    assert spec.leader is not None
+    assert (
+        spec.leader.backend
+        == "dbname=app user=web password='s3 cret' host=db.internal port=5433 sslmode=require"
+    )
+    decl["beat"]["leader"]["backend"] = "django:other"  # type: ignore[index]
+    with override_settings(ATTACH_DAEMONS=decl):
+        found = check_declarations()
+    assert [m.msg for m in found] == [
+        "daemon 'beat', key 'leader': DATABASES['other'] is not PostgreSQL; use postgresql://… or redis://…"
+    ]
