@@ -569,10 +569,10 @@ def _http_url(value: object) -> str:
 def _leader(value: object, ctx: _Context) -> LeaderSpec:
     if not isinstance(value, Mapping):
         raise _Invalid(f"must be a mapping such as {{'lock': 'beat'}}, not {_show(value)}")
+    keys = ("lock", "backend", "lease", "renew", "on_lead", "on_unlead")
     for key in value:
-        if key not in ("lock", "backend", "lease", "renew"):
-            hint = did_you_mean(key, ("lock", "backend", "lease", "renew"))
-            raise _Invalid(f"unknown leader key {key!r}", hint)
+        if key not in keys:
+            raise _Invalid(f"unknown leader key {key!r}", did_you_mean(key, keys))
     lock = value.get("lock")
     if not isinstance(lock, str) or not LOCK_RE.match(lock):
         what = f"{lock!r} is not a lock name" if "lock" in value else "needs a 'lock' name"
@@ -583,7 +583,8 @@ def _leader(value: object, ctx: _Context) -> LeaderSpec:
         raise _Invalid(problem, BACKEND_HINT)
     lease = _positive("lease", value.get("lease", 15.0))
     renew = _positive("renew", value.get("renew", 3.0))
-    return LeaderSpec(lock=lock, backend=str(backend), lease=lease, renew=renew)
+    hooks = {k: _argv(value[k], ctx) for k in ("on_lead", "on_unlead") if value.get(k) is not None}
+    return LeaderSpec(lock=lock, backend=str(backend), lease=lease, renew=renew, **hooks)
 
 
 def _positive(what: str, value: object) -> float:

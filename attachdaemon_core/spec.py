@@ -94,6 +94,8 @@ class LeaderSpec:
     backend: str = "file"
     lease: float = 15.0
     renew: float = 3.0
+    on_lead: tuple[str, ...] = ()  # run when this host gains the lock (uWSGI's lord hook)
+    on_unlead: tuple[str, ...] = ()  # run after the daemon was stopped on losing it (unlord)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +172,9 @@ class DaemonSpec:
                 r["command"] = tuple(r["command"])
             d["ready"] = ReadyProbe(**r)
         if d.get("leader") is not None:
-            d["leader"] = LeaderSpec(**d["leader"])
+            lead = dict(d["leader"])
+            for key in ("on_lead", "on_unlead"):
+                lead[key] = tuple(lead.get(key) or ())
+            d["leader"] = LeaderSpec(**lead)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -447,6 +447,7 @@ class Supervisor:
         if d.state == State.STANDBY:
             d.set_state(State.STARTING, "leader lock acquired")
             d.quick_deaths = 0
+            self._leader_hook(d, "on_lead")
             self.start(d)
 
     def _lost_lead(self, name: str, reason: str) -> None:
@@ -455,16 +456,42 @@ class Supervisor:
         if d is None:
             return
         d.error = f"lost the leader lock: {reason}"
-        self.stop(d, then=lambda: self._standby(d))
+        self.stop(d, then=functools.partial(self._after_lost_lead, d))
 
     def _forget_leader(self, d: Daemon) -> None:
         self.leadership.drop(d.name, release=True)
         self._drop_daemon(d)
 
+    def _leader_hook(self, d: Daemon, which: str) -> None:
+        """Run a lord/unlord hook (uWSGI's Legion hooks): fire and forget, its end logged."""
+        leader = d.spec.leader
+        argv = getattr(leader, which, ()) if leader is not None else ()
+        if not argv or leader is None:
+            return
+        env = {**self.env, **dict(d.spec.env), "ATTACHDAEMON_LEADER_LOCK": leader.lock}
+        token = self.leadership.token(d.name)
+        if token is not None:
+            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)
+        try:
+            pid = spawn(SpawnRequest(argv=argv, env=env, cwd=d.spec.cwd))
+        except SpawnError as exc:
+            log.error("daemon %r: its %s hook could not start: %s", d.name, which, exc)
+            return
+
+        def done(status: ExitStatus) -> None:
+            level = logging.INFO if status.success else logging.WARNING
+            log.log(level, "daemon %r: %s hook (pid %d) %s", d.name, which, pid, status.describe())
+
+        self.children[pid] = done
+
     def _relead(self, d: Daemon) -> None:
         self.leadership.drop(d.name, release=True)
         if d.spec.autostart and d.name not in self.held:
             self.start(d)
+
+    def _after_lost_lead(self, d: Daemon) -> None:
+        self._leader_hook(d, "on_unlead")  # only once the daemon is reaped
+        self._standby(d)
 
     def _standby(self, d: Daemon) -> None:
         if d.state in (State.STOPPED, State.BACKOFF) and self._wants_leader(d.name):

@@ -154,3 +154,53 @@ def test_holder_owner_sigkilled__the_other_host_takes_over(fleet: Fleet) -> None
     took = fleet.handover(old, t0)
     record(f"supervised owner-kill failover ({fleet.backend.split(':')[0]}) s", round(took, 3))
     assert took < LEASE + 1.0, took
+
+
+def test_lead_and_unlead_hooks_run_on_gaining_and_after_losing(tmp_path: Path) -> None:
+    marks = tmp_path / "marks.log"
+    hook = f"echo $1 $ATTACHDAEMON_LEADER_LOCK >> {marks}"
+    fleet = Fleet(tmp_path, "file")
+    base = fleet.spec
+
+    def spec(host: str) -> DaemonSpec:
+        s = base(host)
+        assert s.leader is not None
+        leader = LeaderSpec(lock=s.leader.lock, backend="file", lease=LEASE, renew=RENEW,
+                            on_lead=("sh", "-c", hook, "-", f"lead-{host}"),
+                            on_unlead=("sh", "-c", hook, "-", f"unlead-{host}"))  # fmt: skip
+        return DaemonSpec(name="beat", command=s.command, leader=leader, stop_timeout=STOP, shell=True)
+
+    fleet.spec = spec  # type: ignore[method-assign]
+    try:
+        for h in ("h1", "h2"):
+            fleet.add(h)
+        old = fleet.leader()
+        wait_for(lambda: marks.exists() and f"lead-{old} {fleet.lock}" in marks.read_text(), 5, "lead hook")
+        # A stop by command gives the lock up: the other host leads, and our unlead hook ran after the reap.
+        fleet.hosts[old].call("stop", names=["beat"])
+        new = wait_for(lambda: (h := fleet.leader()) != old and h, 10, "handover")
+        text = wait_for(lambda: f"lead-{new}" in marks.read_text() and marks.read_text(), 5, "new lead hook")
+        assert text.splitlines()[0] == f"lead-{old} {fleet.lock}"
+    finally:
+        problems = [p for box in fleet.hosts.values() for p in box.cleanup()]
+        assert not problems, problems
+        fleet.assert_no_overlap()
+
+
+def test_engine_unreachable_at_start__standby_with_the_reason_rest_of_the_app_unaffected(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "h").mkdir()
+    box = Sandbox(tmp_path / "h")
+    try:
+        leader = LeaderSpec(lock=unique_name("down"), backend="postgresql://postgres:secret@127.0.0.1:1/x",
+                            lease=LEASE, renew=RENEW)  # fmt: skip
+        beat = DaemonSpec(name="beat", command=("sleep", "1000"), leader=leader, stop_timeout=STOP)
+        box.join(box.owner(), [beat, DaemonSpec(name="web", command=("sleep", "1000"))])
+        d = wait_for(lambda: (x := box.daemon("beat"))["error"] and x, 15, "the reason in status")
+        assert d["state"] == "standby" and d["pid"] is None
+        assert "engine unreachable" in d["error"] and "secret" not in d["error"]
+        assert box.running("web")
+        assert "secret" not in box.log_text()
+    finally:
+        assert not box.cleanup()
