@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -142,10 +143,23 @@ class SampleRun:
             return ds
         return None
 
+    def supervisor_log(self) -> str:
+        try:
+            with open(os.path.join(self.runtime_dir, "supervisor.log")) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return "(none)"
+
     def interrupt(self, server: Server, timeout: float = 30) -> int:
         """Ctrl-C: SIGINT to gunicorn's process group, as a terminal does."""
         server.signal_group(signal.SIGINT)
-        return server.wait_exit(timeout)
+        try:
+            return server.wait_exit(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"gunicorn still running {timeout}s after Ctrl-C; its output:\n{server.output()}\n"
+                f"supervisor log:\n{self.supervisor_log()}"
+            ) from None
 
     # -- processes
     def supervisor_processes(self) -> list[int]:
