@@ -1,0 +1,324 @@
+"""Turn bench results (the dict written to latest.json) into the Markdown report and target verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PEERS = ("uwsgi", "supervisord", "circus")
+SYSTEMS = ("attachdaemon", *PEERS)
+
+LATENCY_ROWS = [
+    ("crash_first", "1. crash → running again, first crash (ms)"),
+    ("crash_spaced", "1. crash → running again, spaced repeats (ms)"),
+    ("smart_restart", "2. smart (pidfile) daemon killed → restarted (ms)"),
+    ("reload_4", "3. graceful reload, 4 attached → all running again (ms)"),
+    ("start_200", "5. N=200 start → all running (ms)"),
+    ("stop_200", "5. N=200 stop → all gone (ms)"),
+    ("status_call", "5. status round trip, N=200 (ms; ad: client.call, uWSGI: stats socket)"),
+    ("status_cli", "5. status CLI, N=200 (ms; ad: `status --json`)"),
+]
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:.0f}"
+        return f"{v:.{digits}f}" if abs(v) >= 1 else f"{v:.2f}"
+    return str(v)
+
+
+def median(entry: Any) -> float | None:
+    if isinstance(entry, dict):
+        if "median" in entry:
+            return entry["median"]
+        if "value_ms" in entry:
+            return entry["value_ms"]
+    return None
+
+
+def row_cells(entry: Any) -> list[str]:
+    if entry is None:
+        return ["-"] * 5
+    if isinstance(entry, str):
+        return [entry, "", "", "", ""]
+    if "median" in entry:
+        extra = f" ({entry['timeouts']} timeouts)" if entry.get("timeouts") else ""
+        return [
+            f"{entry['n']}{extra}",
+            fmt(entry["min"]),
+            fmt(entry["median"]),
+            fmt(entry["p95"]),
+            fmt(entry["max"]),
+        ]
+    if "value_ms" in entry:
+        if entry.get("censored"):
+            return ["1", "", entry["text"], "", ""]
+        return ["1", "", fmt(entry["value_ms"]), "", ""]
+    if "timeouts" in entry:
+        return [f"0 ({entry['timeouts']} timeouts)", "", "", "", ""]
+    return ["-"] * 5
+
+
+def ratio(ad: Any, peer: Any) -> str:
+    a, p = median(ad), median(peer)
+    if isinstance(peer, dict) and peer.get("censored"):
+        return f"< {a / 1000 / float(peer['text'].split()[0].lstrip('>')):.4f}" if a is not None else "-"
+    if a is None or p is None or p == 0:
+        return "-"
+    return f"{a / p:.4f}" if a / p < 0.01 else f"{a / p:.3f}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "pending" if ok is None else ("PASS" if ok else "MISS")
+
+
+def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    m = res["metrics"]
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: str, ok: bool | None) -> None:
+        out.append({"target": name, "value": value, "verdict": verdict(ok)})
+
+    probe = (res.get("probe") or {}).get("median")
+    crash = m.get("crash_spaced", {}).get("attachdaemon")
+    cm = median(crash)
+    if cm is not None and probe is not None:
+        add(
+            "crash→running median ≤ probe exec + 5 ms",
+            f"{cm:.2f} ms (probe {probe:.2f} ms, +{cm - probe:.2f})",
+            cm - probe <= 5,
+        )
+        add("crash→running p95 ≤ 20 ms", f"{crash['p95']:.2f} ms", crash["p95"] <= 20)
+        for peer in PEERS:
+            pm = median(m.get("crash_spaced", {}).get(peer))
+            if pm is None:
+                add(f"crash→running ≥ 50x faster than {peer}", "peer not measured", None)
+            else:
+                add(
+                    f"crash→running ≥ 50x faster than {peer}",
+                    f"{pm / cm:.0f}x ({pm:.0f} vs {cm:.2f} ms)",
+                    pm / cm >= 50,
+                )
+    else:
+        add("crash→running", "not measured", None)
+    sm = median(m.get("smart_restart", {}).get("attachdaemon"))
+    add(
+        "smart restart median ≤ 10 ms",
+        f"{sm:.2f} ms" if sm is not None else "not measured",
+        None if sm is None else sm <= 10,
+    )
+    rl = median(m.get("reload_4", {}).get("attachdaemon"))
+    rl_entry = m.get("reload_4", {}).get("attachdaemon")
+    add(
+        "reload of 4 attached ≤ 0.5 s",
+        f"{rl:.0f} ms" if rl is not None else str(rl_entry or "not measured"),
+        None if rl is None else rl <= 500,
+    )
+    idle = {n: m.get(f"idle_{n}", {}) for n in (1, 50, 200)}
+    ads = {n: v.get("attachdaemon") for n, v in idle.items() if isinstance(v.get("attachdaemon"), dict)}
+    if ads:
+        wake = {n: a["wakeups"] for n, a in ads.items()}
+        add(
+            "idle: 0 periodic wake-ups (supervisor+guard)",
+            ", ".join(f"N={n}: {w} in {ads[n]['window_s']:.0f}s" for n, w in wake.items()),
+            all(w == 0 for w in wake.values()),
+        )
+        a50, u50 = ads.get(50), idle[50].get("uwsgi")
+        if a50 and isinstance(u50, dict):
+            add(
+                "idle CPU, 50 daemons ≤ uWSGI's",
+                f"{a50['cpu_ms_sched']:.2f} ms vs uWSGI {u50['cpu_ms_sched']:.2f} ms "
+                f"(scheduler time over {a50['window_s']:.0f}s)",
+                a50["cpu_ms_sched"] <= u50["cpu_ms_sched"],
+            )
+        else:
+            add("idle CPU, 50 daemons ≤ uWSGI's", "not measured", None)
+        rss = max(a["rss_mb"] for a in ads.values())
+        pss = max(a["pss_total_mb"] for a in ads.values())
+        add(
+            "supervisor RSS ≤ 20 MB",
+            ", ".join(f"N={n}: {a['rss_mb']:.1f}" for n, a in ads.items()) + " MB",
+            rss <= 20,
+        )
+        add(
+            "supervisor+guard PSS ≤ 25 MB",
+            ", ".join(f"N={n}: {a['pss_total_mb']:.1f}" for n, a in ads.items()) + " MB",
+            pss <= 25,
+        )
+    else:
+        add("idle cost", "not measured", None)
+    st = median(m.get("start_200", {}).get("attachdaemon"))
+    add(
+        "N=200 start ≤ 0.5 s",
+        f"{st:.0f} ms" if st is not None else "not measured",
+        None if st is None else st <= 500,
+    )
+    sp = median(m.get("stop_200", {}).get("attachdaemon"))
+    add(
+        "N=200 stop ≤ 0.2 s",
+        f"{sp:.0f} ms" if sp is not None else "not measured",
+        None if sp is None else sp <= 200,
+    )
+    sc = median(m.get("status_cli", {}).get("attachdaemon"))
+    scall = median(m.get("status_call", {}).get("attachdaemon"))
+    add(
+        "status --json ≤ 100 ms (N=200, CLI)",
+        (f"CLI {sc:.0f} ms" if sc is not None else "CLI not measured")
+        + (f"; client.call {scall:.1f} ms" if scall is not None else ""),
+        None if sc is None else sc <= 100,
+    )
+    gb = m.get("gunicorn_boot", {}).get("attachdaemon")
+    if isinstance(gb, dict) and gb.get("none") and gb.get("with_10"):
+        delta = gb["with_10"]["median"] - gb["none"]["median"]
+        add(
+            "gunicorn boot with 10 daemons ≤ +150 ms",
+            f"+{delta:.0f} ms ({gb['with_10']['median']:.0f} vs {gb['none']['median']:.0f} ms)",
+            delta <= 150,
+        )
+    else:
+        add("gunicorn boot with 10 daemons ≤ +150 ms", str(gb or "not measured"), None)
+    return out
+
+
+def render(res: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    meta = res["meta"]
+    m = res["metrics"]
+    L: list[str] = []
+    L.append("# attachdaemon benchmark")
+    L.append("")
+    L.append(
+        f"- date: {meta['date']}; duration {meta.get('duration_s', '?')} s"
+        + (" (--quick)" if meta["quick"] else "")
+    )
+    L.append(f"- machine: nproc {meta['nproc']}, kernel {meta['kernel']}, Python {meta['python']}")
+    L.append(f"- command: `{meta['command']}`")
+    la0, la1 = meta.get("loadavg_start"), meta.get("loadavg_end")
+    if la0 is not None:
+        busy = max(la0, la1 or 0) > 0.7
+        L.append(
+            f"- load average (1 min) at start {la0:.2f}, at end {la1 or 0:.2f}"
+            + (" - **the machine was busy with other work: latencies are noisy**" if busy else "")
+        )
+    L.append("- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    for s, why in res.get("unavailable", {}).items():
+        L.append(f"- **{s} unavailable**: {why}")
+    p = res.get("probe")
+    if p:
+        L.append(
+            f"- probe fork+exec+announce ({p['how']}): min {fmt(p['min'], 2)}, median "
+            f"{fmt(p['median'], 2)}, p95 {fmt(p['p95'], 2)}, max {fmt(p['max'], 2)} ms (n={p['n']})"
+        )
+    L.append(
+        f"- trials of metrics 1-2 are spaced {meta['spacing_s']} s apart (daemon age at each kill), so "
+        "throttles (uWSGI 3-s window, supervisord startsecs, attachdaemon min_uptime) are not triggered; "
+        "the crash loop measures the throttles on their own"
+    )
+    L.append("")
+    L.append("## Latencies")
+    L.append("")
+    L.append("| metric | system | n | min | median | p95 | max | ad ÷ peer (median) |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for key, title in LATENCY_ROWS:
+        row = m.get(key)
+        if not row:
+            continue
+        ad = row.get("attachdaemon")
+        for s in SYSTEMS:
+            if s not in row:
+                continue
+            r = ratio(ad, row[s]) if s != "attachdaemon" else ""
+            L.append(f"| {title} | {s} | " + " | ".join(row_cells(row[s])) + f" | {r} |")
+    gb = m.get("gunicorn_boot", {}).get("attachdaemon")
+    if isinstance(gb, dict):
+        for label, k in (("no daemons", "none"), ("10 daemons", "with_10")):
+            L.append(
+                f"| 6. gunicorn start → first HTTP 200 (ms) | gunicorn, {label} | "
+                + " | ".join(row_cells(gb.get(k)))
+                + " | |"
+            )
+    elif gb:
+        L.append(f"| 6. gunicorn start → first HTTP 200 (ms) | attachdaemon | {gb} | | | | | |")
+    L.append("")
+    cl = m.get("crash_loop")
+    if cl:
+        L.append("## Crash loop (probe exits 3 right after announcing)")
+        L.append("")
+        L.append("| system | window | starts | gaps between starts (ms) | state at end |")
+        L.append("| --- | --- | --- | --- | --- |")
+        for s in SYSTEMS:
+            if s in cl:
+                c = cl[s]
+                gaps = ", ".join(fmt(g, 1) for g in c["gaps_ms"][:15])
+                state = (c.get("state_at_end") or "").replace("\n", "; ")
+                L.append(f"| {s} | {c['window_s']:.0f} s | {c['starts']} | {gaps} | {state} |")
+        L.append("")
+    idle_keys = [k for k in ("idle_1", "idle_50", "idle_200") if k in m]
+    if idle_keys:
+        L.append("## 4. Idle cost (supervisor process, plus attachdaemon's guard)")
+        L.append("")
+        L.append(
+            "N=1 and N=50: all systems side by side in one window; N=200: each system alone. CPU from "
+            "utime+stime (10-ms ticks) and from /proc/PID/task/*/schedstat; wake-ups = voluntary + "
+            "involuntary context switches of every thread."
+        )
+        L.append("")
+        L.append(
+            "| N | system | window | CPU ms (ticks) | CPU ms (sched) | wake-ups | wake-ups/s | RSS sup MB | "
+            "RSS sup+guard MB | PSS sup MB | PSS sup+guard MB | threads |"
+        )
+        L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for k in idle_keys:
+            for s in SYSTEMS:
+                v = m[k].get(s)
+                if v is None:
+                    continue
+                if isinstance(v, str):
+                    L.append(f"| {k[5:]} | {s} | {v} |" + " |" * 9)
+                    continue
+                L.append(
+                    f"| {k[5:]} | {s} | {v['window_s']:.0f} s | {fmt(v['cpu_ms_ticks'])} | "
+                    f"{fmt(v['cpu_ms_sched'], 2)} | {v['wakeups']} | {v['wakeups_per_s']:.2f} | "
+                    f"{v['rss_mb']:.1f} | {v['rss_total_mb']:.1f} | {v['pss_mb']:.1f} | "
+                    f"{v['pss_total_mb']:.1f} | {v['threads']} |"
+                )
+        L.append("")
+    tg = targets(res)
+    L.append("## Targets (attachdaemon)")
+    L.append("")
+    L.append("| target | measured | verdict |")
+    L.append("| --- | --- | --- |")
+    for t in tg:
+        L.append(f"| {t['target']} | {t['value']} | {t['verdict']} |")
+    L.append("")
+    L.append("## Peer defaults (not tuned)")
+    L.append("")
+    for s, text in meta["peer_defaults"].items():
+        L.append(f"- **{s}**: {text}")
+    L.append("")
+    if res.get("notes"):
+        L.append("## Notes from this run")
+        L.append("")
+        for n in res["notes"]:
+            L.append(f"- {n}")
+        L.append("")
+    c = res.get("cleanup", {})
+    L.append("## Cleanup")
+    L.append("")
+    for lo in c.get("leftovers_during_run", []):
+        L.append(
+            f"- {lo['system']}: {len(lo['processes'])} process(es) {lo.get('why', 'left behind')}: "
+            + "; ".join(lo["processes"][:5])
+            + (" …" if len(lo["processes"]) > 5 else "")
+        )
+    if c.get("left"):
+        L.append(f"- could not be ended: {', '.join(c['left'])}")
+    else:
+        L.append(
+            f"- {c.get('processes_seen', '?')} processes seen in all "
+            "(supervisors, guards, workers, daemons); "
+            f"{c.get('ended_at_end', 0)} still running at the end were killed; none is left"
+        )
+    L.append("")
+    return "\n".join(L), tg
