@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
 def _internal(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attachdaemon_core")
-    parser.add_argument("role", choices=["guard", "supervise"])
-    parser.add_argument("--runtime-dir", required=True)
-    parser.add_argument("--guard-fd", type=int)
-    parser.add_argument("--respawns", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.role == "guard":
+    """``guard --runtime-dir D`` / ``supervise --runtime-dir D [--guard-fd N] [--respawns N]``.
+
+    Parsed by hand: argparse would cost the long-lived guard and supervisor memory for nothing.
+    """
+    role, rest = argv[0], argv[1:]
+    opts = dict(zip(rest[::2], rest[1::2], strict=False))
+    runtime_dir = opts.get("--runtime-dir")
+    if not runtime_dir or len(rest) % 2:
+        sys.stderr.write(f"usage: python -m attachdaemon_core {role} --runtime-dir DIR\n")
+        return 2
+    if role == "guard":
         from .guard import main as guard_main
 
-        return guard_main(args.runtime_dir)
+        return guard_main(runtime_dir)
     from .supervisor import main as supervise_main
 
-    return supervise_main(args.runtime_dir, args.guard_fd, args.respawns)
+    fd = opts.get("--guard-fd")
+    return supervise_main(runtime_dir, int(fd) if fd else None, int(opts.get("--respawns", "0")))
 
 
 def main() -> int:

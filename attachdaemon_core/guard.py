@@ -14,15 +14,15 @@ import logging
 import os
 import selectors
 import signal
-import sys
 import time
 
-from . import proc
-from .spawn import PR_SET_CHILD_SUBREAPER, prctl
+from . import proc, supervisor
+from .spawn import PR_SET_CHILD_SUBREAPER, prctl, set_process_name
 from .supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK, configure_logging
 
 log = logging.getLogger("attachdaemon")
 
+GUARD_NAME = "ad-guard"  # /proc/PID/comm; the supervisor, forked from it, is "ad-supervisor"
 RESPAWN_WINDOW = 10.0
 MAX_RESPAWNS_IN_WINDOW = 10
 
@@ -34,43 +34,46 @@ class Guard:
         self.respawns = 0
         self.recent: list[float] = []
         self.selector = selectors.DefaultSelector()
-        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # the supervisor decides when everything ends
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
 
     def spawn_supervisor(self) -> tuple[int, int]:
+        """Fork the supervisor (no exec: the modules are already loaded here, shared with the
+        child page by page, and a respawn costs no interpreter start)."""
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
-        if pid == 0:  # pragma: no cover - child execs
+        if pid == 0:  # pragma: no cover - the child runs the supervisor and never returns
+            code = 70
             try:
                 os.close(r)
-                os.set_inheritable(w, True)
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                    signal.signal(sig, signal.SIG_DFL)
-                argv = [
-                    sys.executable,
-                    "-m",
-                    "attachdaemon_core",
-                    "supervise",
-                    "--runtime-dir",
-                    self.runtime_dir,
-                    "--guard-fd",
-                    str(w),
-                    "--respawns",
-                    str(self.respawns),
-                ]
-                os.execv(sys.executable, argv)
+                self._forget_in_child()
+                code = supervisor.main(self.runtime_dir, w, self.respawns)
             finally:
-                os._exit(70)
+                logging.shutdown()
+                os._exit(code)
         os.close(w)
         os.set_blocking(r, False)
         return pid, r
 
+    def _forget_in_child(self) -> None:
+        """In the forked supervisor: drop the guard's descriptors, handlers and log handlers."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        self.selector.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        logger = logging.getLogger("attachdaemon")
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+
     def run(self) -> int:
+        set_process_name(GUARD_NAME)
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         while True:
             pid, r = self.spawn_supervisor()

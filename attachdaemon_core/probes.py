@@ -11,8 +11,6 @@ import errno
 import os
 import socket
 import sys
-import urllib.error
-import urllib.request
 
 from .spec import DaemonSpec, ReadyProbe
 
@@ -70,6 +68,9 @@ def postgres_ready(spec: DaemonSpec) -> str | None:
 
 def _http_main(url: str) -> int:
     """Child process: exit 0 when ``url`` answers with a status below 400."""
+    import urllib.error  # here, not at the top: urllib costs the supervisor ~10 MB it never uses
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as resp:  # noqa: S310
             return 0 if resp.status < 400 else 1

@@ -6,29 +6,37 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass
-from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+def _read(path: str, limit: int = 65536) -> bytes:
+    """One small /proc file, read with raw syscalls (this runs on the supervisor's hot path)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def boot_id() -> str:
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return _read("/proc/sys/kernel/random/boot_id").decode().strip()
     except OSError:
         return "unknown"
 
 
 def pid_max() -> int:
     try:
-        return int(Path("/proc/sys/kernel/pid_max").read_text())
+        return int(_read("/proc/sys/kernel/pid_max"))
     except (OSError, ValueError):
         return 4194304
 
 
 def _boot_time() -> float:
     try:
-        for line in Path("/proc/stat").read_text().splitlines():
+        for line in _read("/proc/stat", 1 << 20).decode().splitlines():
             if line.startswith("btime "):
                 return float(line.split()[1])
     except OSError:
@@ -67,8 +75,7 @@ class Stat:
 def stat(pid: int) -> Stat | None:
     """Parse /proc/PID/stat, or None if there is no such process."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode("utf-8", "replace")
+        raw = _read(f"/proc/{pid}/stat", 4096).decode("utf-8", "replace")
     except OSError:
         return None
     lpar, rpar = raw.find("("), raw.rfind(")")
@@ -104,8 +111,7 @@ def exe(pid: int) -> str | None:
 
 def cmdline(pid: int) -> list[str]:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read()
+        raw = _read(f"/proc/{pid}/cmdline", 1 << 20)
     except OSError:
         return []
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
@@ -122,15 +128,22 @@ def session_members(sid: int) -> list[int]:
     """Every live pid whose session id is ``sid`` (zombies excluded)."""
     members = []
     try:
-        names = os.listdir("/proc")
+        entries = os.scandir("/proc")
     except OSError:
         return []
-    for name in names:
-        if not name.isdigit():
-            continue
-        st = stat(int(name))
-        if st is not None and st.sid == sid and st.state not in ("Z", "X"):
-            members.append(st.pid)
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if not name.isdigit():
+                continue
+            try:
+                raw = _read(f"/proc/{name}/stat", 1024)
+            except OSError:
+                continue
+            # Fields after the ")" that ends the command name: state ppid pgrp session …
+            rest = raw[raw.rfind(b")") + 2 :].split(b" ", 4)
+            if len(rest) >= 4 and rest[3] == str(sid).encode() and rest[0] not in (b"Z", b"X"):
+                members.append(int(name))
     return members
 
 

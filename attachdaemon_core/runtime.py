@@ -12,15 +12,14 @@ import hashlib
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .control import client
+from .paths import RuntimeDirError, base_root, ensure_dir, private_subdir, user_root
 from .proc import cmdline as proc_cmdline
 from .proc import stat as proc_stat
 from .spec import DaemonSpec
@@ -30,30 +29,26 @@ SERVER_VARIABLES = ("RUN_MAIN", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")
 SERVER_PREFIXES = ("WERKZEUG_", "FLASK_RUN_", "GUNICORN_", "ATTACHDAEMON_INTERNAL_")
 START_DEADLINE = 10.0
 
-
-class RuntimeDirError(Exception):
-    """The runtime directory cannot be used safely; the message says why."""
+__all__ = [
+    "RuntimeDirError",
+    "SupervisorUnavailable",
+    "base_root",
+    "daemon_environment",
+    "ensure_dir",
+    "join",
+    "owner_identity",
+    "payload",
+    "private_subdir",
+    "read_index",
+    "release",
+    "runtime_dir_for",
+    "start_warnings",
+    "user_root",
+]
 
 
 class SupervisorUnavailable(Exception):
     """The supervisor could not be started or reached."""
-
-
-def base_root() -> str:
-    """``$XDG_RUNTIME_DIR`` when it exists, is ours and is 0700; else the temp directory."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        try:
-            st = os.stat(xdg)
-        except OSError:
-            st = None
-        if st is not None and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o700:
-            return xdg
-    return tempfile.gettempdir()
-
-
-def user_root() -> str:
-    return os.path.join(base_root(), f"attachdaemon-{os.geteuid()}")
 
 
 def runtime_dir_for(key: str, *, override: str | None = None) -> str:
@@ -66,63 +61,6 @@ def runtime_dir_for(key: str, *, override: str | None = None) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(key.rstrip("/")) or "app")[:24]
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return os.path.join(user_root(), f"{slug}-{digest}")
-
-
-def ensure_dir(path: str) -> None:
-    """Create ``path`` mode 0700, or check an existing one is ours and not open to others.
-
-    Missing parents below this user's root are created 0700 too (``os.makedirs`` would give them
-    the umask's mode); our own root left looser by an older version is tightened, since it is ours.
-    """
-    root = user_root()
-    try:
-        if path == root or path.startswith(root + os.sep):
-            _private_mkdir(root, tighten=True)
-            for part in _components_below(root, path):
-                _private_mkdir(part, tighten=False)
-        else:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise RuntimeDirError(f"cannot create runtime directory {path}: {exc.strerror}") from None
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise RuntimeDirError(f"runtime directory {path} is not a directory; refused")
-    if st.st_uid != os.geteuid():
-        raise RuntimeDirError(
-            f"runtime directory {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}); refused"
-        )
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise RuntimeDirError(
-            f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, open to others; "
-            "refused (it must be 0700)"
-        )
-
-
-def _components_below(root: str, path: str) -> list[str]:
-    rel = os.path.relpath(path, root)
-    parts = [] if rel == "." else rel.split(os.sep)
-    return [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
-
-
-def _private_mkdir(path: str, *, tighten: bool) -> None:
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        st = os.lstat(path)
-        if (
-            tighten
-            and stat.S_ISDIR(st.st_mode)
-            and st.st_uid == os.geteuid()
-            and stat.S_IMODE(st.st_mode) & 0o077
-        ):
-            os.chmod(path, 0o700)
-
-
-def private_subdir(name: str) -> str:
-    """``<user root>/<name>``, created 0700 (index, pidfile locks, leader locks)."""
-    path = os.path.join(user_root(), name)
-    ensure_dir(path)
-    return path
 
 
 def daemon_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,11 +1,10 @@
 """The only place that creates daemon processes.
 
-Runs in the single-threaded supervisor, which makes a plain ``fork()`` safe. The child, before it
-execs the daemon's argv directly (never through a shell): starts a new session, points stdio where
-the spec says, drops privileges, sets umask and cwd, sets a parent-death SIGKILL for attached
-daemons (after the uid change, then checks that its parent is still the supervisor), restores
-default signal dispositions and closes every other descriptor. An exec failure comes back to the
-parent over a close-on-exec pipe, so "cannot start" is reported with its reason at once.
+Runs in the single-threaded supervisor. The child, before it execs the daemon's argv directly
+(never through a shell): starts a new session, points stdio where the spec says, drops
+privileges (uid, gid, supplementary groups), sets umask and cwd, and closes every other
+descriptor; attached daemons also get a parent-death SIGKILL, set after the uid change. An exec
+failure is reported at once with its reason ("cannot start", never a silent respawn loop).
 """
 
 from __future__ import annotations
@@ -17,16 +16,19 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 _libc: ctypes.CDLL | None = None
 
-# Signals the supervisor catches or ignores; the daemon gets default dispositions for them.
-_RESET_SIGNALS = (
+# Dispositions a host may have left ignored (nohup, shells): the supervisor resets them at start,
+# so its daemons begin with the defaults (exec keeps "ignored"; the mask is inherited too).
+RESET_SIGNALS = (
     signal.SIGCHLD,
     signal.SIGTERM,
     signal.SIGINT,
@@ -36,7 +38,14 @@ _RESET_SIGNALS = (
     signal.SIGUSR1,
     signal.SIGUSR2,
     signal.SIGQUIT,
+    signal.SIGALRM,
 )
+
+
+def reset_signal_dispositions() -> None:
+    for sig in RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def prctl(option: int, value: int) -> bool:
@@ -47,6 +56,17 @@ def prctl(option: int, value: int) -> bool:
         return int(_libc.prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
+
+
+def set_process_name(name: str) -> None:
+    """Name this process in /proc/PID/comm (what ``ps -o comm`` and ``top`` show), 15 bytes max."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class SpawnError(Exception):
@@ -107,76 +127,78 @@ class SpawnRequest:
 
 
 def spawn(req: SpawnRequest) -> int:
-    """Fork and exec ``req``; return the child's pid or raise SpawnError with the reason."""
+    """Start ``req`` and return its pid, or raise SpawnError with the reason.
+
+    ``subprocess`` does the child's set-up in C (vfork where it can: about 0.7 ms here, against
+    ~2.7 ms for a fork of the supervisor running Python in the child). A parent-death signal needs
+    a ``prctl`` in the child: ``setpriv --pdeathsig`` (util-linux) sets it after the uid change
+    and execs the daemon in place; where setpriv is missing, a minimal ``preexec_fn`` does it
+    and re-checks the parent (fork, slower). The Popen object is discarded: the supervisor reaps
+    every child itself with ``waitpid(-1)``.
+    """
     program = resolve_program(req.argv[0], req.env.get("PATH"))
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    parent = os.getpid()
+    if not os.access(program, os.X_OK) or os.path.isdir(program):
+        # Said here because with the setpriv shim the exec error would only reach its stderr.
+        code = errno.ENOENT if not os.path.exists(program) else errno.EACCES
+        raise SpawnError(f"exec {program}: {os.strerror(code)} (errno {code})")
+    argv = [program, *req.argv[1:]]
+    preexec = None
+    if req.parent_death_signal is not None:
+        setpriv = _setpriv()
+        if setpriv is not None:
+            argv = [setpriv, "--pdeathsig", signal.Signals(req.parent_death_signal).name, "--", *argv]
+        else:
+            preexec = _parent_death(req.parent_death_signal, os.getpid())
+    creds = req.credentials
     try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child, which execs or _exits
-            _child(req, program, devnull, wfd, parent)
-        os.close(wfd)
-        wfd = -1
-        report = b""
-        while chunk := os.read(rfd, 4096):
-            report += chunk
-    finally:
-        os.close(rfd)
-        os.close(devnull)
-        if wfd >= 0:
-            os.close(wfd)
-    if report:
-        # The child failed before exec and has _exited; reap it here so nobody sees it as a daemon.
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        raise SpawnError(report.decode("utf-8", "replace"))
-    return pid
+        proc = subprocess.Popen(
+            argv,
+            executable=argv[0],
+            env=dict(req.env),
+            cwd=req.cwd,
+            stdin=req.stdin_fd if req.stdin_fd is not None else subprocess.DEVNULL,
+            stdout=req.stdout_fd,
+            stderr=req.stderr_fd,
+            close_fds=True,
+            start_new_session=True,
+            restore_signals=True,
+            user=creds.uid if creds else None,
+            group=creds.gid if creds else None,
+            extra_groups=list(creds.groups) if creds and os.getuid() == 0 else None,
+            umask=req.umask if req.umask is not None else -1,
+            preexec_fn=preexec,  # noqa: PLW1509 - the supervisor is single-threaded
+        )
+    except OSError as exc:
+        raise SpawnError(_describe(exc, program, req.cwd)) from None
+    except subprocess.SubprocessError as exc:
+        raise SpawnError(f"exec {program}: {exc}") from None
+    proc.returncode = 0  # disown: Popen must never wait for it (we reap with waitpid(-1))
+    return proc.pid
 
 
-def _child(req: SpawnRequest, program: str, devnull: int, wfd: int, parent: int) -> None:
-    """In the forked child: set everything up and exec; report any failure on ``wfd``."""
-    step = "setup"
-    try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))
-        signal.set_wakeup_fd(-1)
-        for sig in _RESET_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        step = "setsid"
-        os.setsid()
-        step = "stdio"
-        os.dup2(req.stdin_fd if req.stdin_fd is not None else devnull, 0)
-        if req.stdout_fd is not None:
-            os.dup2(req.stdout_fd, 1)
-        if req.stderr_fd is not None:
-            os.dup2(req.stderr_fd, 2)
-        creds = req.credentials
-        if creds is not None:
-            step = f"switch to uid {creds.uid} gid {creds.gid}"
-            if os.getuid() == 0:
-                os.setgroups(list(creds.groups))
-            os.setgid(creds.gid)
-            os.setuid(creds.uid)
-        if req.umask is not None:
-            os.umask(req.umask)
-        if req.cwd is not None:
-            step = f"chdir {req.cwd}"
-            os.chdir(req.cwd)
-        if req.parent_death_signal is not None:
-            prctl(PR_SET_PDEATHSIG, req.parent_death_signal)
-            if os.getppid() != parent:
-                os._exit(1)
-        os.closerange(3, wfd)
-        os.closerange(wfd + 1, 65536)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        step = f"exec {program}"
-        os.execve(program, list(req.argv), dict(req.env))
-    except BaseException as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
-        code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EINVAL
-        try:
-            os.write(wfd, f"{step}: {reason} (errno {code})".encode())
-        finally:
-            os._exit(127)
+def _describe(exc: OSError, program: str, cwd: str | None) -> str:
+    reason = exc.strerror or str(exc)
+    code = exc.errno or errno.EINVAL
+    if cwd is not None and exc.filename == cwd:
+        return f"chdir {cwd}: {reason} (errno {code})"
+    if exc.filename in (None, program) or isinstance(exc, (FileNotFoundError, PermissionError)):
+        return f"exec {program}: {reason} (errno {code})"
+    return f"{exc.filename}: {reason} (errno {code})"
+
+
+_SETPRIV: list[str | None] = []
+
+
+def _setpriv() -> str | None:
+    if not _SETPRIV:
+        _SETPRIV.append(shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin"))
+    return _SETPRIV[0]
+
+
+def _parent_death(sig: int, parent: int) -> Callable[[], None]:
+    def preexec() -> None:  # runs in the child, after the uid change, before exec
+        prctl(PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -31,15 +30,17 @@ from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
+from .paths import RuntimeDirError, private_subdir, short_digest
 from .readiness import Prober
-from .runtime import RuntimeDirError, private_subdir
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
     SpawnError,
     SpawnRequest,
     prctl,
+    reset_signal_dispositions,
     resolve_credentials,
     resolve_program,
+    set_process_name,
     spawn,
 )
 from .spec import DaemonSpec
@@ -138,6 +139,7 @@ class Supervisor:
         self.watcher: watch.Watcher
         self.pid_locks: dict[str, int] = {}
         self._pending_signals: list[int] = []
+        self._state_dirty = False
 
     # ------------------------------------------------------------------ process setup
     def acquire_lock(self) -> bool:
@@ -153,6 +155,7 @@ class Supervisor:
 
     def setup(self) -> None:
         prctl(PR_SET_CHILD_SUBREAPER, 1)
+        reset_signal_dispositions()
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
@@ -190,7 +193,7 @@ class Supervisor:
         with contextlib.suppress(OSError, RuntimeDirError):
             _atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
             index = private_subdir("index")
-            key = hashlib.sha256(self.runtime_dir.encode()).hexdigest()[:16]
+            key = short_digest(self.runtime_dir)
             _atomic_json(os.path.join(index, f"{key}.json"), info)
 
     # ------------------------------------------------------------------ main loop
@@ -213,6 +216,8 @@ class Supervisor:
                 callback = key.data
                 callback(mask)
             self.timers.run_due()
+            if self._state_dirty:
+                self.write_state()
             self.output.flush()
             if self.control.conns and self._sweep_timer is None:
                 self._sweep_timer = self.timers.call_later(1.0, self._sweep)
@@ -408,7 +413,7 @@ class Supervisor:
         if d.spec.pidfile is None or d.name in self.pid_locks:
             return True
         real = os.path.realpath(d.spec.pidfile)
-        digest = hashlib.sha256(real.encode()).hexdigest()[:16]
+        digest = short_digest(real)
         try:
             lock_dir = private_subdir("pidlocks")
             fd = os.open(
@@ -1101,7 +1106,7 @@ class Supervisor:
 
     def shutdown_cleanup(self) -> None:
         self.leadership.drop_all()
-        self.save_state()
+        self.write_state()
         self.control.close()
         self.capture.close_all()
         self.output.flush()
@@ -1155,7 +1160,7 @@ class Supervisor:
             self.control.close()
             self.control.listen()
             self._write_index()
-            self.save_state()
+            self.write_state()
         except OSError as exc:
             log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, _reason(exc))
         self.watcher.watch_runtime_dir()
@@ -1209,6 +1214,11 @@ class Supervisor:
             self.guard_fd = None
 
     def save_state(self) -> None:
+        """Mark the state file stale; the loop writes it once per turn (after this turn's spawns)."""
+        self._state_dirty = True
+
+    def write_state(self) -> None:
+        self._state_dirty = False
         state = {
             "boot_id": proc.boot_id(),
             "owners": [
@@ -1357,8 +1367,12 @@ class Supervisor:
 # ---------------------------------------------------------------------- helpers
 def _atomic_json(path: str, obj: Any) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
+    data = json.dumps(obj).encode()  # dumps, not dump: the C encoder
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
@@ -1430,7 +1444,11 @@ def reopen_log_files() -> None:
                 handler.release()
 
 
+SUPERVISOR_NAME = "ad-supervisor"  # /proc/PID/comm, so ps and top tell it from its guard
+
+
 def main(runtime_dir: str, guard_fd: int | None, respawns: int) -> int:
+    set_process_name(SUPERVISOR_NAME)
     configure_logging(runtime_dir)
     sup = Supervisor(runtime_dir, guard_fd=guard_fd, respawns=respawns)
     if not sup.acquire_lock():

@@ -62,7 +62,7 @@ def open_lock(
 
 def file_lock_path(name: str) -> str:
     """``<runtime.user_root()>/locks/<sha256(name)[:16]>.lock``: shared by every runtime dir."""
-    from ..runtime import user_root
+    from ..paths import user_root
 
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     return os.path.join(user_root(), "locks", f"{digest}.lock")
@@ -91,7 +91,7 @@ class FileLock:
     # --- helpers ---
 
     def _ensure_dir(self) -> None:
-        from ..runtime import RuntimeDirError, ensure_dir
+        from ..paths import RuntimeDirError, ensure_dir
 
         try:
             ensure_dir(os.path.dirname(os.path.dirname(self.path)))

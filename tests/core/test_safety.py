@@ -12,7 +12,7 @@ import pytest
 
 from attachdaemon_core import pidfile, proc, runtime
 from attachdaemon_core.spec import DaemonSpec
-from tests.helpers.harness import PY, Sandbox, alive, probe, wait_for
+from tests.helpers.harness import PY, Sandbox, alive, probe, supervisor_pids, wait_for
 
 
 def smart2(box: Sandbox, name: str, pid_path: Path) -> DaemonSpec:
@@ -123,11 +123,7 @@ def test_two_supervisors_started_at_once__each_daemon_runs_once(sandbox: Sandbox
     assert sorted(sandbox.status()["supervisor"]["owners"]) == sorted(o.pid for o in owners)
 
     def supervisors() -> list[int]:
-        return [
-            p
-            for p in map(int, filter(str.isdigit, os.listdir("/proc")))
-            if "supervise" in proc.cmdline(p) and sandbox.runtime_dir in proc.cmdline(p)
-        ]
+        return supervisor_pids(sandbox.runtime_dir)
 
     # Racing starters that lost the lock exit on their own; one supervisor remains.
     assert wait_for(lambda: len(supervisors()) == 1 and supervisors(), 5, "one supervisor") == [
@@ -159,7 +155,7 @@ def test_supervisor_and_guard_both_killed__next_supervisor_empties_recorded_sess
     grandchild = next(p for p in proc.session_members(a) if p != a)
     sup = sandbox.supervisor_pid()
     guard = sandbox.guard_pid(sup)
-    assert guard is not None and "guard" in proc.cmdline(guard)
+    assert guard is not None and proc.stat(guard).comm == "ad-guard"  # type: ignore[union-attr]
     os.kill(guard, signal.SIGSTOP)  # freeze the guard so it cannot clean up, then kill both
     os.kill(sup, signal.SIGKILL)
     os.kill(guard, signal.SIGKILL)

@@ -54,6 +54,18 @@ def alive(pid: int) -> bool:
     return proc.is_alive(pid)
 
 
+def supervisor_pids(runtime_dir: str) -> list[int]:
+    """The supervisor processes of ``runtime_dir`` (named ad-supervisor; the guard is ad-guard)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc.stat(int(entry))
+            named = st is not None and st.comm == "ad-supervisor" and st.state not in ("Z", "X")
+            if named and runtime_dir in proc.cmdline(int(entry)):
+                found.append(int(entry))
+    return found
+
+
 class Events:
     """The probe daemons' shared events file."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from attachdaemon_core import proc
 from attachdaemon_core.control import client
-from tests.helpers.harness import PROBE, Sandbox, alive, wait_for
+from tests.helpers.harness import PROBE, Sandbox, alive, supervisor_pids, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -131,13 +131,7 @@ class Host:
     # -- what runs
     def supervisors(self) -> list[int]:
         """The supervisor processes of this test's runtime directory, from /proc."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                cmd = proc.cmdline(int(entry))
-                if "supervise" in cmd and self.box.runtime_dir in cmd:
-                    found.append(int(entry))
-        return found
+        return supervisor_pids(self.box.runtime_dir)
 
     def living(self, name: str) -> list[int]:
         return [p for p in self.box.events.starts(name) if alive(p)]
