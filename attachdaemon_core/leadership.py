@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .daemon import Daemon, ExitStatus
-from .loop import Timers
+from .loop import Timer, Timers
 from .spawn import SpawnError, SpawnRequest, spawn
 
 log = logging.getLogger("attachdaemon")
@@ -47,6 +47,8 @@ class Link:
     error: str | None = None
     leading: bool = False
     sid: int | None = None
+    d_stop: float = 0.0  # monotonic: start nothing after this unless a renewal moves it
+    expiry: Timer | None = None
     closing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -129,8 +131,9 @@ class Leadership:
 
     # -- what the supervisor tells the holder
     def is_leading(self, name: str) -> bool:
+        """We hold the lock and its lease is good for a whole start: before d_stop."""
         link = self.links.get(name)
-        return link is not None and link.leading
+        return link is not None and link.leading and self.timers.clock() < link.d_stop
 
     def session(self, d: Daemon, sid: int, starttime: int) -> None:
         link = self.links.get(d.name)
@@ -185,6 +188,8 @@ class Leadership:
 
     def _event(self, link: Link, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        if kind in ("acquired", "renewed"):
+            self._extend(link, event)
         if kind == "acquired":
             link.leading, link.role, link.error = True, "leader", None
             link.token = event.get("token")
@@ -195,6 +200,7 @@ class Leadership:
         elif kind == "lost":
             was = link.leading
             link.leading, link.role = False, "follower"
+            self._cancel_expiry(link)
             if was:
                 log.warning("daemon %r: lost leader lock %r (%s); stopping it", link.name, link.lock,
                             event.get("reason"))  # fmt: skip
@@ -220,6 +226,31 @@ class Leadership:
             self.on_lost(d.name, f"lock holder {status.describe()}")
         self.timers.call_later(HOLDER_RESTART_DELAY, lambda: self._retry(d))
 
+    def _extend(self, link: Link, event: dict[str, Any]) -> None:
+        """A (re)newed lease: remember until when a start is safe, and stop the daemon ourselves
+        at that point if no fresher renewal arrived (the holder may be frozen: its watchdog kills
+        by d_kill, but only the sessions it was told of)."""
+        d_stop = event.get("d_stop")
+        if not isinstance(d_stop, (int, float)):
+            return
+        link.d_stop = float(d_stop)
+        self._cancel_expiry(link)
+        link.expiry = self.timers.call_at(link.d_stop, lambda: self._expired(link))
+
+    def _expired(self, link: Link) -> None:
+        link.expiry = None
+        if self.links.get(link.name) is not link or not link.leading:
+            return
+        link.leading, link.role = False, "unknown"
+        log.warning("daemon %r: no renewal of leader lock %r in time (its holder is silent); stopping it",
+                    link.name, link.lock)  # fmt: skip
+        self.on_lost(link.name, "lease not renewed in time (the lock holder did not answer)")
+
+    def _cancel_expiry(self, link: Link) -> None:
+        if link.expiry is not None:
+            link.expiry.cancel()
+            link.expiry = None
+
     # -- plumbing
     def _send(self, link: Link, message: dict[str, Any]) -> None:
         if link.to_holder < 0:
@@ -230,6 +261,7 @@ class Leadership:
             pass  # it is gone; its exit is handled when it is reaped
 
     def _close(self, link: Link) -> None:
+        self._cancel_expiry(link)
         if link.to_holder >= 0:
             os.close(link.to_holder)
             link.to_holder = -1

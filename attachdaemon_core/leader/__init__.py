@@ -11,8 +11,13 @@ parent on its fd 1.
 
 holder -> parent::
 
-    {"event":"acquired","token":N|null,"since":UNIX_TIME,"clean_handover":B,"lock_delay":SECS}
-        we hold the lock and any lock delay is over: start the daemon now.
+    {"event":"acquired","token":N|null,"since":UNIX_TIME,"clean_handover":B,"lock_delay":SECS,
+     "d_stop":MONO,"d_kill":MONO}
+        we hold the lock and any lock delay is over: start the daemon now. d_stop and d_kill are
+        CLOCK_MONOTONIC times (comparable across processes of one host): start nothing after
+        d_stop, and have the session empty by d_kill, unless a later "renewed" moves them.
+    {"event":"renewed","d_stop":MONO,"d_kill":MONO}
+        after each acknowledged renewal while leading.
     {"event":"lost","reason":"..."}
         stop the daemon; the holder is already stopping it (stop_signal to its group now,
         SIGKILL to its session by t_s + lease - margin) and will release, then follow again.

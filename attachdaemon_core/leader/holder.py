@@ -399,6 +399,8 @@ class Holder:
                 self.lease = result
                 self._deadlines(result)
                 self._wd_deadline()
+                if self.role == "leader":  # the supervisor starts a daemon only before d_stop
+                    self.emit("renewed", d_stop=self.d_stop, d_kill=self.d_kill)
             elif isinstance(err, LeaseLost):
                 self._lose(f"lock lost: {err}", definite=True)
             else:
@@ -456,6 +458,8 @@ class Holder:
             since=time.time(),
             clean_handover=self.lease.clean_handover,
             lock_delay=round(self.delay, 3),
+            d_stop=self.d_stop,
+            d_kill=self.d_kill,
         )
 
     def _lose(self, reason: str, *, definite: bool) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import runtime
+from attachdaemon_core import proc, runtime
 from attachdaemon_core.spec import DaemonSpec, LeaderSpec
 from tests.helpers.harness import PY, Sandbox, wait_for
 from tests.leader.conftest import record, unique_name
@@ -204,3 +204,47 @@ def test_engine_unreachable_at_start__standby_with_the_reason_rest_of_the_app_un
         assert "secret" not in box.log_text()
     finally:
         assert not box.cleanup()
+
+
+def _holder_pid(box: Sandbox) -> int:
+    sup = box.supervisor_pid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cmd = proc.cmdline(int(entry))
+            st = proc.stat(int(entry))
+            if st is not None and st.ppid == sup and "attachdaemon_core.leader" in cmd and "hold" in cmd:
+                return int(entry)
+    raise AssertionError("no lock holder under the supervisor")
+
+
+def test_holder_frozen_longer_than_the_lease__daemon_stopped_in_time_no_resume_on_sigcont(
+    fleet: Fleet,
+) -> None:
+    for h in ("h1", "h2"):
+        fleet.add(h)
+    old = fleet.leader()
+    holder = _holder_pid(fleet.hosts[old])
+    t0 = time.monotonic()
+    os.kill(holder, signal.SIGSTOP)  # nobody renews for this host now, not even its supervisor
+    try:
+        took = fleet.handover(old, t0, timeout=LEASE + 5)
+        old_last = max(b for _a, b, k in fleet.intervals() if k.startswith(f"{old}-"))
+        record(f"supervised holder frozen: old daemon stopped after ({fleet.backend.split(':')[0]}) s",
+               round(old_last - t0, 3))  # fmt: skip
+        assert old_last - t0 < LEASE, "the frozen holder's daemon outlived the lease"
+        if fleet.backend == "file":
+            pytest.fail("a frozen flock holder keeps the lock: no other host may take over")
+        assert took <= LEASE + 1.0, took
+    except AssertionError:
+        if fleet.backend != "file":
+            raise
+        # file backend: the kernel lock stays with the frozen process; the watchdog still stopped
+        # the daemon in time, and nobody else runs it meanwhile (no overlap, checked at teardown).
+        old_runs = [b for _a, b, k in fleet.intervals() if k.startswith(f"{old}-")]
+        assert max(old_runs) - t0 < LEASE
+    finally:
+        os.kill(holder, signal.SIGCONT)
+    if fleet.backend != "file":
+        wait_for(lambda: fleet.hosts[old].daemon("beat")["state"] == "standby", LEASE + 5, "old host standby")
+        time.sleep(0.5)  # a quiet window: the thawed holder must not take the lock back
+        assert fleet.states()[old] == "standby"
