@@ -128,7 +128,9 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
         out.write(json.dumps(public_status(result), indent=2) + "\n")
     else:
         out.write(format_table(result))
-    ok = all(healthy(d) for d in result["daemons"])
+    # A supervisor that no server owns yet (it is starting, or its last owner is leaving) has
+    # nothing running for anyone: that is not healthy.
+    ok = bool(result["supervisor"]["owners"]) and all(healthy(d) for d in result["daemons"])
     return EXIT_OK if ok else EXIT_NOT_RUNNING
 
 

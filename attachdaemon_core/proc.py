@@ -186,6 +186,17 @@ def kill_session(sid: int, sig: int = signal.SIGKILL) -> int:
     return sent
 
 
+def group_exists(pgid: int) -> bool:
+    """Whether process group ``pgid`` still has a member (zombies count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def signal_group(pgid: int, sig: int) -> bool:
     with contextlib.suppress(OSError):
         os.killpg(pgid, sig)

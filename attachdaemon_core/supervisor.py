@@ -293,7 +293,9 @@ class Supervisor:
             self.owners[pid] = Owner(pid, st.starttime, pidfd, self.owner_seq, decl, pid1)
             self.selector.register(pidfd, selectors.EVENT_READ, lambda _m, p=pid: self._owner_gone(p))
             log.info("owner %d joined (%d owner%s)", pid, len(self.owners), "s"[: len(self.owners) > 1])
-        self.apply(decl, reload=reload and not first)
+        # Applied right after this answer is sent (same loop turn, before any later request), so
+        # the host's on_starting is not held while daemons are spawned.
+        self.timers.call_later(0.0, functools.partial(self.apply, decl, reload=reload and not first))
         self.save_state()
         return {"pid": os.getpid(), "owners": sorted(self.owners), "first": first}
 
@@ -851,11 +853,13 @@ class Supervisor:
         if d.name in self.stops:
             self._stop_progress(d)
             return
-        # Anything its session still holds is an orphan in the making: end it now.
-        leftover = proc.kill_session(pid)
-        if leftover:
-            log.info("daemon %r left %d process(es) in its session; killed", d.name, leftover)
-        self._forget_session(pid)
+        # Anything its session still holds is an orphan in the making. Its own process group
+        # (one syscall to test) is ended now, before the restart; other groups of the session,
+        # rare, are swept right after the restart, the session still recorded for the guard.
+        if proc.group_exists(pid):
+            self._sweep_session(d.name, pid)
+        else:
+            self.timers.call_later(0.0, functools.partial(self._sweep_session, d.name, pid))
         started = d.started_at or 0.0
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
         escaped = self._escaped_orphans(started, pid) if status.success else []
@@ -863,6 +867,12 @@ class Supervisor:
             self._daemonized_while_attached(d, escaped)
             return
         self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
+
+    def _sweep_session(self, name: str, sid: int) -> None:
+        leftover = proc.kill_session(sid)
+        if leftover:
+            log.info("daemon %r left %d process(es) in its session; killed", name, leftover)
+        self._forget_session(sid)
 
     def _escaped_orphans(self, since: float, sid: int) -> list[proc.Stat]:
         """Processes handed to us (as subreaper) that started after ``since``, are nobody's, and
