@@ -21,6 +21,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     done
     echo "$WANT" > "$STAMP"
 fi
+# Byte-compile attachdaemon as an installed wheel would be (the editable install is not, and
+# PYTHONDONTWRITEBYTECODE may be set): otherwise every supervisor start compiles it from source.
+"$VENV/bin/python" -m compileall -q "$ROOT/attachdaemon_core" "$ROOT/attachdaemon_django" "$ROOT/attachdaemon_flask" >/dev/null
 mkdir -p "$HERE/.build"
 if command -v cc >/dev/null 2>&1; then
     for prog in probe reaper; do

@@ -6,8 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
-from attachdaemon_core.spec import Problem
+from attachdaemon_core.declarations import parse_declarations
+from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
 from attachdaemon_core.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, split_kvlist
 
 
@@ -339,3 +343,35 @@ def test_shell_wrapped_command_really_execs_in_place(tmp_path: Path) -> None:
     proc = subprocess.Popen(command)
     assert proc.wait(timeout=10) == 0
     assert out.read_text().split() == [str(proc.pid), "hi"]
+
+
+# --- hostile input: every line either parses or raises ConfigError, nothing else -------------------
+
+_OPTIONS = [
+    "attach-daemon", "attach-control-daemon", "smart-attach-daemon", "smart-attach-daemon2",
+    "attach-daemon2", "legion-attach-daemon", "legion-smart-attach-daemon", "legion-smart-attach-daemon2",
+    "attach-daemon3",
+]  # fmt: skip
+_KV_KEYS = (
+    "cmd command exec freq pidfile daemonize daemon control touch stopsignal stop_signal reloadsignal "
+    "stdin uid gid chdir max_throttle notifypid ns_pid bogus"
+).split()
+_words = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+_kvlist = st.lists(st.tuples(st.sampled_from(_KV_KEYS), st.one_of(st.none(), _words)), max_size=5).map(
+    lambda kv: ",".join(k if v is None else f"{k}={v}" for k, v in kv)
+)
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(
+    option=st.sampled_from(_OPTIONS),
+    sep=st.sampled_from([" = ", "=", ": ", " "]),
+    value=st.one_of(_kvlist, st.lists(_words, max_size=5).map(" ".join), _words),
+)
+def test_any_uwsgi_line_parses_or_raises_config_error(option: str, sep: str, value: str) -> None:
+    try:
+        specs = parse_declarations([f"{option}{sep}{value}"], base_dir="/srv/app")
+    except ConfigError as exc:
+        assert exc.problems and all(isinstance(p, Problem) for p in exc.problems)
+    else:
+        assert all(isinstance(s, DaemonSpec) and s.command for s in specs)
