@@ -352,10 +352,28 @@ _OPTIONS = [
     "attach-daemon2", "legion-attach-daemon", "legion-smart-attach-daemon", "legion-smart-attach-daemon2",
     "attach-daemon3",
 ]  # fmt: skip
-_KV_KEYS = (
-    "cmd command exec freq pidfile daemonize daemon control touch stopsignal stop_signal reloadsignal "
-    "stdin uid gid chdir max_throttle notifypid ns_pid bogus"
-).split()
+_KV_KEYS = [
+    "cmd",
+    "command",
+    "exec",
+    "freq",
+    "pidfile",
+    "daemonize",
+    "daemon",
+    "control",
+    "touch",
+    "stopsignal",
+    "stop_signal",
+    "reloadsignal",
+    "stdin",
+    "uid",
+    "gid",
+    "chdir",
+    "max_throttle",
+    "notifypid",
+    "ns_pid",
+    "bogus",
+]
 _words = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 _kvlist = st.lists(st.tuples(st.sampled_from(_KV_KEYS), st.one_of(st.none(), _words)), max_size=5).map(
     lambda kv: ",".join(k if v is None else f"{k}={v}" for k, v in kv)
