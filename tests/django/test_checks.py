@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import django
 import pytest
 from django.conf import settings
 from django.core import checks
 from django.test.utils import override_settings
-
-if not settings.configured:
-    settings.configure(
-        INSTALLED_APPS=["attachdaemon_django"],
-        DATABASES={},
-        BASE_DIR=Path("/srv/site"),
-        ATTACH_DAEMONS={},
-    )
-    django.setup()
 
 from attachdaemon_django import conf
 from attachdaemon_django.checks import check_declarations

@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import Host, free_port, no_supervisor
+from tests.helpers.status_json import check_status_json
 
 
 @pytest.mark.parametrize(
@@ -42,60 +43,6 @@ def test_manage_check__bad_declarations__each_problem_with_its_id(host: Callable
     assert no_supervisor(h.box.runtime_dir) and h.box.events.lines() == []
 
 
-SUPERVISOR_KEYS = {
-    "pid": int,
-    "owners": list,
-    "started_at": float,
-    "respawns": int,
-    "version": str,
-    "runtime_dir": str,
-}
-DAEMON_KEYS = {
-    "name",
-    "kind",
-    "control",
-    "state",
-    "pid",
-    "ready",
-    "restarts",
-    "started_at",
-    "last_exit",
-    "cpu_percent",
-    "rss_bytes",
-    "error",
-    "leader",
-}
-
-
-def _check_status_json(data: dict[str, Any]) -> None:
-    assert set(data) == {"supervisor", "daemons"}
-    assert set(data["supervisor"]) == set(SUPERVISOR_KEYS)
-    for key, kind in SUPERVISOR_KEYS.items():
-        assert isinstance(data["supervisor"][key], kind), key
-    for d in data["daemons"]:
-        assert set(d) == DAEMON_KEYS, d
-        assert d["kind"] in ("attached", "smart", "smart2") and isinstance(d["control"], bool)
-        assert d["state"] in (
-            "starting",
-            "running",
-            "backoff",
-            "stopping",
-            "stopped",
-            "exited",
-            "fatal",
-            "standby",
-        )
-        assert d["pid"] is None or isinstance(d["pid"], int)
-        assert d["ready"] is None or isinstance(d["ready"], bool)
-        assert isinstance(d["restarts"], int)
-        assert d["started_at"] is None or isinstance(d["started_at"], float)
-        assert d["last_exit"] is None or set(d["last_exit"]) == {"code", "signal", "at"}
-        assert d["cpu_percent"] is None or isinstance(d["cpu_percent"], float)
-        assert d["rss_bytes"] is None or isinstance(d["rss_bytes"], int)
-        assert d["error"] is None or isinstance(d["error"], str)
-        assert d["leader"] is None
-
-
 @pytest.mark.parametrize(
     ("fixture", "cli"),
     [("djsite", ["manage.py", "daemons"]), ("flaskapp", ["-m", "flask", "--app", "app", "daemons"])],
@@ -120,7 +67,7 @@ def test_daemons_verbs__second_process__find_the_gunicorn_supervisor_by_key(
         raise AssertionError(f"{exc}\n{g.output()}") from None
     data = json.loads(status.stdout)
     h.box.runtime_dir = data["supervisor"]["runtime_dir"]  # for the sandbox's teardown
-    _check_status_json(data)
+    check_status_json(data)
     assert data["supervisor"]["owners"] == [g.pid]
     assert {d["name"] for d in data["daemons"]} == {"a", "s"}
 
