@@ -269,3 +269,21 @@ def test_runtime_dir_removed__recreated_and_still_answering(sandbox: Sandbox) ->
     shutil.rmtree(sandbox.runtime_dir, ignore_errors=True)
     wait_for(lambda: sandbox.running("a") == a, 5, "the supervisor answers again")
     assert "vanished; recreating them" in sandbox.log_text()
+
+
+def test_second_owner_joins_then_dies__first_owners_declarations_reapplied(sandbox: Sandbox) -> None:
+    """gunicorn USR2 then a rollback: the new master (second owner) brings new declarations;
+    when it goes away while the old one lives, the old master's declarations come back."""
+    old, new = sandbox.owner(), sandbox.owner()
+    v1 = [attached(sandbox, "web", on_reload="keep")]
+    v2 = [attached(sandbox, "web", on_reload="keep"), attached(sandbox, "worker")]
+    sandbox.join(old, v1)
+    web = wait_for(lambda: sandbox.running("web"), 5, "web")
+    sandbox.join(new, v2)
+    worker = wait_for(lambda: sandbox.running("worker"), 5, "the new master's worker")
+    assert sandbox.status()["supervisor"]["owners"] == sorted([old.pid, new.pid])
+    new.kill(signal.SIGKILL)  # the new master fails: roll back
+    wait_for(lambda: not alive(worker), 5, "worker stopped: not in the old declarations")
+    wait_for(lambda: [d["name"] for d in sandbox.status()["daemons"]] == ["web"], 5, "v1 again")
+    assert sandbox.running("web") == web, "web was kept across the switch and the rollback"
+    assert sandbox.status()["supervisor"]["owners"] == [old.pid]
