@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.decorators import user_passes_test
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.apps import apps
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import render
+from django.utils.module_loading import import_string
 
 from attachdaemon_core import commands
 from attachdaemon_core.control import client
@@ -19,6 +21,16 @@ from . import conf
 
 def _is_staff(user: Any) -> bool:
     return bool(getattr(user, "is_active", False) and getattr(user, "is_staff", False))
+
+
+def allowed(request: HttpRequest) -> bool:
+    """Staff users, or whoever ``ATTACH_DAEMONS_STATUS_ALLOW`` (a callable taking the request, or
+    its dotted path) allows — e.g. a site without ``django.contrib.auth``, or an ops token."""
+    rule = getattr(settings, "ATTACH_DAEMONS_STATUS_ALLOW", None)
+    if rule is None:
+        return _is_staff(getattr(request, "user", None))
+    check = import_string(rule) if isinstance(rule, str) else rule
+    return bool(check(request))
 
 
 def read_status() -> tuple[dict[str, Any], int]:
@@ -32,15 +44,22 @@ def read_status() -> tuple[dict[str, Any], int]:
 
 
 def status_json(request: HttpRequest) -> HttpResponse:
-    if not _is_staff(getattr(request, "user", None)):
-        return JsonResponse({"error": "staff only"}, status=403)
+    if not allowed(request):
+        return JsonResponse({"error": "not allowed"}, status=403)
     data, code = read_status()
     response = JsonResponse(data, status=code)
     response["Cache-Control"] = "no-store"
     return response
 
 
-@user_passes_test(_is_staff)
 def status_page(request: HttpRequest) -> HttpResponse:
+    if not allowed(request):
+        if getattr(settings, "ATTACH_DAEMONS_STATUS_ALLOW", None) is None and apps.is_installed(
+            "django.contrib.auth"
+        ):
+            from django.contrib.auth.views import redirect_to_login  # needs the auth app's models
+
+            return redirect_to_login(request.get_full_path())
+        return HttpResponseForbidden("not allowed")
     data, _code = read_status()
     return render(request, "attachdaemon_django/status.html", {"status": data})

@@ -54,3 +54,19 @@ def test_status_page__renders_the_table_for_staff(sandbox: Sandbox) -> None:
     html = response.content.decode()
     assert response.status_code == 200 and "kv" in html and "running" in html
     assert "status.json" in html  # the page refreshes itself from the JSON
+
+
+def loopback_only(request: object) -> bool:
+    return getattr(request, "META", {}).get("REMOTE_ADDR") == "127.0.0.1"
+
+
+def test_status_allow_setting__a_callable_or_dotted_path_decides(sandbox: Sandbox) -> None:
+    sandbox.join(sandbox.owner(), [DaemonSpec(name="kv", command=("sleep", "1000"))])
+    wait_for(lambda: sandbox.running("kv"), 5, "kv")
+    with override_settings(ATTACH_DAEMONS_RUNTIME_DIR=sandbox.runtime_dir,
+                           ATTACH_DAEMONS_STATUS_ALLOW="tests.django.test_views.loopback_only"):  # fmt: skip
+        assert views.status_json(get("/status.json", VISITOR)).status_code == 200  # type: ignore[arg-type]
+        remote = RequestFactory().get("/status.json", REMOTE_ADDR="203.0.113.9")
+        remote.user = STAFF  # type: ignore[attr-defined]
+        assert views.status_json(remote).status_code == 403
+        assert views.status_page(remote).status_code == 403
