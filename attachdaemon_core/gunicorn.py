@@ -260,6 +260,15 @@ class _LogStream(io.TextIOBase):
         return len(s)
 
 
+def _with_worker_user(decl: dict[str, Any], server: Any) -> dict[str, Any]:
+    """Under a root master whose ``user``/``group`` is set, daemons default to that user (SPEC
+    §5; ``user: "root"`` opts out), and that uid may read status (workers serve the page)."""
+    uid, gid = getattr(server.cfg, "uid", 0), getattr(server.cfg, "gid", 0)
+    if os.geteuid() == 0 and isinstance(uid, int) and uid != 0:
+        decl = {**decl, "default_user": {"uid": uid, "gid": gid}, "read_only_uids": [uid]}
+    return decl
+
+
 def make_hooks(module: str, read: Reader) -> Hooks:
     """The three hooks (and the check) for a config that takes declarations from ``read(server)``."""
     master = _Master()
@@ -284,7 +293,9 @@ def make_hooks(module: str, read: Reader) -> Hooks:
         except ConfigError as exc:
             raise RefusedToStart(f"{LOG_PREFIX}refusing to start: {exc}") from None
         rd = runtime.runtime_dir_for(d.key, override=d.runtime_dir)
-        decl = runtime.payload(d.specs, source=d.source, env=d.env)
+        decl = _with_worker_user(runtime.payload(d.specs, source=d.source, env=d.env), server)
+        # Workers (forked later, maybe under another uid) find the supervisor for status pages.
+        os.environ["ATTACH_DAEMONS_RUNTIME_DIR"] = rd
         try:
             result = runtime.join(rd, os.getpid(), decl)
         except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
@@ -326,7 +337,7 @@ def make_hooks(module: str, read: Reader) -> Hooks:
                 new_rd,
                 master.runtime_dir,
             )
-        decl = runtime.payload(d.specs, source=d.source, env=d.env)
+        decl = _with_worker_user(runtime.payload(d.specs, source=d.source, env=d.env), server)
         master.stop_wait = max(master.stop_wait, _stop_wait(d))
         try:
             client.call(

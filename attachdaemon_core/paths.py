@@ -63,7 +63,7 @@ def ensure_dir(path: str) -> None:
         raise RuntimeDirError(
             f"runtime directory {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}); refused"
         )
-    if stat.S_IMODE(st.st_mode) & 0o077:
+    if stat.S_IMODE(st.st_mode) & 0o066:  # 0711 (traversable, for a read-only uid) is fine
         raise RuntimeDirError(
             f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, open to others; "
             "refused (it must be 0700)"
@@ -82,7 +82,7 @@ def _private_mkdir(path: str, *, tighten: bool) -> None:
     except FileExistsError:
         st = os.lstat(path)
         ours = stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
-        if tighten and ours and stat.S_IMODE(st.st_mode) & 0o077:
+        if tighten and ours and stat.S_IMODE(st.st_mode) & 0o066:
             os.chmod(path, 0o700)
 
 
@@ -91,6 +91,14 @@ def private_subdir(name: str) -> str:
     path = os.path.join(user_root(), name)
     ensure_dir(path)
     return path
+
+
+def open_for_traversal(path: str) -> None:
+    """Let other users pass through ``path`` (0711: no listing, no writing) — only so that a
+    read-only uid can reach the control socket, whose peer-credential check does the rest."""
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+        os.chmod(path, 0o711)  # noqa: S103 - traversal only: no listing, no writing
 
 
 def short_digest(text: str) -> str:

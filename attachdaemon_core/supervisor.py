@@ -30,7 +30,7 @@ from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
-from .paths import RuntimeDirError, private_subdir, short_digest
+from .paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
 from .readiness import Prober
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
@@ -140,6 +140,7 @@ class Supervisor:
         self.pid_locks: dict[str, int] = {}
         self._pending_signals: list[int] = []
         self._state_dirty = False
+        self.default_user: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ process setup
     def acquire_lock(self) -> bool:
@@ -348,6 +349,9 @@ class Supervisor:
         """Make the running set match ``decl``: start added, stop removed, restart changed."""
         specs = [DaemonSpec.from_wire(s) for s in decl.get("specs", [])]
         self.env = dict(decl.get("env") or {})
+        default = decl.get("default_user")
+        self.default_user = (int(default["uid"]), int(default["gid"])) if isinstance(default, dict) else None
+        self._allow_readers({int(u) for u in decl.get("read_only_uids") or []})
         wanted = {s.name: s for s in specs}
         for name in list(self.daemons):
             if name not in wanted:
@@ -388,6 +392,23 @@ class Supervisor:
         elif policy == "signal":
             log.info("daemon %r sent %s for the server reload", d.name, _signame(d.spec.reload_signal))
             self.send_signal(d, d.spec.reload_signal)
+
+    def _allow_readers(self, uids: set[int]) -> None:
+        """Let these uids read status and logs (gunicorn workers running as the app's user)."""
+        new = uids - self.control.read_only_uids - {os.geteuid()}
+        if not new:
+            return
+        self.control.read_only_uids |= new
+        self._open_for_readers()
+        log.info("uid(s) %s may read status and logs", ", ".join(map(str, sorted(new))))
+
+    def _open_for_readers(self) -> None:
+        if not self.control.read_only_uids:
+            return
+        with contextlib.suppress(OSError):
+            open_for_traversal(user_root())
+            open_for_traversal(self.runtime_dir)
+            os.chmod(self.control.path, 0o666)  # noqa: S103 - who may talk is decided by SO_PEERCRED
 
     def _forget(self, d: Daemon) -> None:
         del self.daemons[d.name]
@@ -546,7 +567,10 @@ class Supervisor:
         spec = d.spec
         env = dict(self.env)
         env.update(spec.env)
-        creds = resolve_credentials(spec.user, spec.group)
+        user, group = spec.user, spec.group
+        if user is None and group is None and self.default_user is not None:
+            user, group = map(str, self.default_user)  # the gunicorn user (SPEC §5)
+        creds = resolve_credentials(None if user == "root" else user, group)
         if creds is not None and creds.name:
             env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
         token = self.leadership.token(d.name)
@@ -1169,6 +1193,7 @@ class Supervisor:
                 os.close(old_lock)
             self.control.close()
             self.control.listen()
+            self._open_for_readers()
             self._write_index()
             self.write_state()
         except OSError as exc:

@@ -197,3 +197,40 @@ def test_control_socket_refuses_another_uid(sandbox: Sandbox) -> None:
     )
     assert '"ok":false' in out.stdout and "uid 65534 may not use this supervisor" in out.stdout
     assert sandbox.running("a")
+
+
+@AS_ROOT
+def test_root_master_with_a_worker_user__daemons_run_as_it_and_it_may_read_status(sandbox: Sandbox) -> None:
+    from types import SimpleNamespace
+
+    from attachdaemon_core.gunicorn import _with_worker_user
+
+    specs = [DaemonSpec(name="app", command=("sleep", "1000")),
+             DaemonSpec(name="rooted", command=("sleep", "1000"), user="root")]  # fmt: skip
+    server = SimpleNamespace(cfg=SimpleNamespace(uid=65534, gid=65534))  # gunicorn -u nobody -g nogroup
+    decl = _with_worker_user(runtime.payload(specs, source="test"), server)
+    runtime.join(sandbox.runtime_dir, sandbox.owner().pid, decl)
+    app = wait_for(lambda: sandbox.running("app"), 5, "app")
+    rooted = wait_for(lambda: sandbox.running("rooted"), 5, "rooted")
+    assert os.stat(f"/proc/{app}").st_uid == 65534, "the daemon did not get the workers' user"
+    assert os.stat(f"/proc/{rooted}").st_uid == 0, "user: root opts out"
+    sock = os.path.join(sandbox.runtime_dir, "control.sock")
+    requests = [(b'{"v":1,"verb":"%s","args":{"all":true}}\n' % verb) for verb in (b"status", b"stop")]
+    code = "\n".join([
+        "import os, socket, sys",
+        "os.setgid(65534); os.setuid(65534)",
+        f"for req in {requests!r}:",
+        "    s = socket.socket(socket.AF_UNIX)",
+        f"    s.connect({sock!r})",
+        "    s.sendall(req)",
+        "    data = b''",
+        "    while chunk := s.recv(65536):",
+        "        data += chunk",
+        "    sys.stdout.write(data.decode())",
+    ])  # fmt: skip
+    out = subprocess.run([shutil.which("python3") or "python3", "-c", code], capture_output=True, text=True,
+                         timeout=10, check=False)  # fmt: skip
+    status, stop = out.stdout.splitlines()
+    assert '"ok":true' in status and '"name":"app"' in status, out.stderr
+    assert '"ok":false' in stop and "uid 65534 may only use read-only verbs" in stop
+    assert sandbox.running("app") == app
