@@ -25,8 +25,11 @@ class Editor:
         self.last = 0.0
 
     def edit_unless(self, seen: Callable[[], bool]) -> bool:
-        if seen():
-            return True
+        try:
+            if seen():
+                return True
+        except OSError:
+            pass  # not answering yet (the server may be down until the edit lands)
         if time.monotonic() - self.last > 1.5:
             self.edits += 1
             self.path.write_text(re.sub(r"VERSION = \d+", "VERSION = 2", self.path.read_text()))
@@ -80,3 +83,32 @@ def test_dev_server__code_edit_reloads_app__supervisor_kept_attached_restarted__
     assert h.living("a") == [], server.output()
     assert alive(smart)
     wait_for(lambda: no_supervisor(box.runtime_dir) and not h.supervisors(), 10, "supervisor exit")
+
+
+def test_runserver_started_with_broken_code__the_child_starts_the_daemons_owned_by_the_parent(
+    host: Callable[..., Host],
+) -> None:
+    """Django's reloader parent runs django.setup() inside check_errors: with an app that does not
+    import, ready() never runs there. Once the code is fixed, the reloader child starts the
+    supervisor, registering the long-lived parent as its owner."""
+    h = host("djsite")
+    box = h.box
+    port = free_port()
+    server = h.start([h.python, "manage.py", "runserver", f"127.0.0.1:{port}"], "runserver", AD_BROKEN="1")
+    wait_for(lambda: "broken at start" in server.output(), 30, "the import error shown")
+    assert no_supervisor(box.runtime_dir) and box.events.lines() == []
+    broken = h.dir / "brokenapp" / "__init__.py"
+    fixer = Editor(broken)
+    fixer.path.write_text(broken.read_text().replace("BROKEN = True", "BROKEN = False"))
+    wait_for(
+        lambda: fixer.edit_unless(lambda: "version 1" in h.http(port)),
+        40,
+        f"the fixed app answering\n{server.output()}",
+        interval=0.05,
+    )
+    attached = wait_for(lambda: box.running("a"), 10, "a running")
+    assert box.status()["supervisor"]["owners"] == [server.pid], "the reloader parent owns it"
+    server.signal_group(signal.SIGINT)
+    server.wait_exit(20)
+    wait_for(lambda: not alive(attached), 10, "a stopped with runserver")
+    wait_for(lambda: no_supervisor(box.runtime_dir), 10, "supervisor exit")

@@ -44,7 +44,14 @@ def one_supervisor(h: Host, pid: int) -> None:
 
 @pytest.mark.parametrize(
     ("fixture", "version"),
-    [("plain", CURRENT), ("plain", OLD), ("flaskapp", CURRENT), ("flaskapp", OLD), ("djsite", CURRENT)],
+    [
+        ("plain", CURRENT),
+        ("plain", OLD),
+        ("flaskapp", CURRENT),
+        ("flaskapp", OLD),
+        ("djsite", CURRENT),
+        ("djsite", OLD),
+    ],
 )
 def test_gunicorn__crash_hup_usr2_term__daemons_follow_the_masters(
     host: Callable[..., Host], request: pytest.FixtureRequest, fixture: str, version: str
