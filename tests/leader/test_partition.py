@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import pytest
 from attachdaemon_core import runtime
 from attachdaemon_core.spec import DaemonSpec, LeaderSpec
 from tests.helpers.harness import Sandbox, wait_for
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, pg_bin
 from tests.leader.conftest import record, unique_name
 from tests.leader.test_supervised import LEASE, RENEW, STOP, Fleet
 
@@ -81,6 +83,54 @@ def veth_redis(netns: Netns, tmp_path: Path) -> Iterator[str]:
         server.wait()
 
 
+@pytest.fixture
+def veth_postgres(netns: Netns) -> Iterator[str]:
+    """A private PostgreSQL (initdb into a temp dir, run as the postgres user) listening on the
+    veth address only, trusting the test namespace's /30."""
+    initdb, postgres = pg_bin("initdb"), pg_bin("postgres")
+    if initdb is None or postgres is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no 'postgres' user to run a private PostgreSQL as")
+    base = Path(tempfile.mkdtemp(prefix="pgpart-", dir="/tmp"))
+    shutil.chown(base, "postgres")
+    data = base / "data"
+    runas = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*runas, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    with open(data / "pg_hba.conf", "a") as f:
+        f.write(f"host all all {netns.host_ip.rsplit('.', 1)[0]}.0/24 trust\n")
+    port = free_port()
+    server = subprocess.Popen(
+        [*runas, postgres, "-D", str(data), "-p", str(port), "-k", str(base),
+         "-c", f"listen_addresses={netns.host_ip}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _tcp(netns.host_ip, port), 30, "the private PostgreSQL")
+        yield f"postgresql://postgres@{netns.host_ip}:{port}/postgres"
+    finally:
+        server.terminate()  # runuser passes it on: smart shutdown of an idle cluster
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _tcp(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def _ping(host: str, port: int) -> bool:
     import socket
 
@@ -100,10 +150,15 @@ runtime.join(args["runtime_dir"], args["owner"], args["payload"])
 """
 
 
+@pytest.fixture(params=["redis", "postgres"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"veth_{request.param}"))
+
+
 def test_network_partition_of_the_holder__stopped_in_time_other_host_takes_over(
-    netns: Netns, veth_redis: str, tmp_path: Path
+    netns: Netns, engine: str, tmp_path: Path
 ) -> None:
-    fleet = Fleet(tmp_path, veth_redis)
+    fleet = Fleet(tmp_path, engine)
     fleet.lock = unique_name("partition")
     try:
         # Host A: its supervisor (and so its lock holder) live in the namespace.
@@ -126,8 +181,9 @@ def test_network_partition_of_the_holder__stopped_in_time_other_host_takes_over(
         ip("link", "set", netns.host_if, "down")
         took = fleet.handover("a", t_cut, timeout=LEASE + 5)
         a_last = max(b for _a, b, k in fleet.intervals() if k.startswith("a-"))
-        record("partition: holder's daemon stopped after the cut, s", round(a_last - t_cut, 3))
-        record("partition: other host running after the cut, s", round(took, 3))
+        kind = engine.split(":", maxsplit=1)[0]
+        record(f"partition ({kind}): holder's daemon stopped after the cut, s", round(a_last - t_cut, 3))
+        record(f"partition ({kind}): other host running after the cut, s", round(took, 3))
         assert a_last - t_cut < LEASE - STOP, "the cut-off holder's daemon outlived its lease budget"
         assert took <= LEASE + 1.0, took
         fleet.assert_no_overlap()
