@@ -248,3 +248,26 @@ def test_holder_frozen_longer_than_the_lease__daemon_stopped_in_time_no_resume_o
         wait_for(lambda: fleet.hosts[old].daemon("beat")["state"] == "standby", LEASE + 5, "old host standby")
         time.sleep(0.5)  # a quiet window: the thawed holder must not take the lock back
         assert fleet.states()[old] == "standby"
+
+
+def test_pg_terminate_backend_of_the_lock_connection__daemon_stopped_other_host_takes_over(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    from tests.leader.test_holder import _pg_terminate
+
+    dsn = dict(p.split("=", 1) for p in pg_dsn.split())
+    fleet = Fleet(tmp_path, f"postgresql://{dsn['user']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}")
+    try:
+        for h in ("h1", "h2"):
+            fleet.add(h)
+        old = fleet.leader()
+        t0 = time.monotonic()
+        assert _pg_terminate(pg_dsn, fleet.lock) == 1
+        took = fleet.handover(old, t0)
+        record("supervised pg_terminate_backend failover (postgresql) s", round(took, 3))
+        assert took < LEASE, took
+        fleet.assert_no_overlap()
+    finally:
+        problems = [p for box in fleet.hosts.values() for p in box.cleanup()]
+        assert not problems, problems
+        fleet.assert_no_overlap()
