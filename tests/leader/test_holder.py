@@ -79,7 +79,7 @@ def test_holder_sigkill_fails_over(backend: str, fleet_factory: Any) -> None:
     fleet.add("b")
     other = fleet.members[1]
     fleet.wait_for(lambda: other.find("event", "info"), 5, "b following")
-    time.sleep(0.3)
+    time.sleep(0.3)  # a quiet window: b keeps failing to acquire a held lock (nothing to wait for)
     t0 = time.monotonic()
     os.kill(leader.holder_pid, signal.SIGKILL)
     got = fleet.wait_for(other.acquired, LEASE + 3, "b acquiring")
@@ -129,12 +129,12 @@ def test_holder_sigstop_longer_than_lease(backend: str, fleet_factory: Any) -> N
     if kind(backend) != "file":  # a stopped holder keeps a flock: no failover until SIGCONT
         got = fleet.wait_for(b.acquired, LEASE + 3, "b acquiring")
         record(f"{kind(backend)}.holder_sigstop.acquire_ms", ms(got[0]["t"] - t0))
-    time.sleep(0.5)
+    time.sleep(0.5)  # a quiet window with b leading and a still frozen
     os.kill(pid, signal.SIGCONT)
     fleet.wait_for(lambda: a.find("event", "lost"), 5, "a reporting lost after SIGCONT")
     if kind(backend) == "file":
         fleet.wait_for(b.acquired, 5, "b acquiring after a's release")
-    time.sleep(0.5)
+    time.sleep(0.5)  # a quiet window after the thaw: a must not come back as a second leader
     fleet.assert_no_overlap()
     record(f"{kind(backend)}.holder_sigstop.daemon_killed_ms", ms(killed_after))
 
