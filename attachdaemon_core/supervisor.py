@@ -1,16 +1,17 @@
 """The supervisor process: one selector loop over pidfds, a signal wake-up fd, timers and the
 control socket, acting on the decisions of each daemon's record.
 
-Runs as ``python -m attachdaemon_core supervise`` (a child of the guard), single-threaded. It is a
-child subreaper and reaps every child on SIGCHLD; processes that are not its children (owners,
-adopted smart daemons) are watched by pidfd. Nothing here polls unless a daemon needs it (a pidfile
-still to appear, a readiness probe, a ``touch`` file, a stop in progress).
+Runs in a process forked from the guard (``python -m attachdaemon_core guard``; named
+``ad-supervisor``), single-threaded. It is a child subreaper and reaps every child on SIGCHLD;
+processes that are not its children (owners, adopted smart daemons) are watched by pidfd. Nothing
+here polls unless a daemon needs it (a pidfile still to appear, a readiness probe, a stop in
+progress). Smart daemons and stopping are parts of their own (``smart``, ``stopping``); probes,
+output capture, file watching, leader locks and status reports are helpers it owns.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import json
@@ -20,18 +21,20 @@ import selectors
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, pidfile, proc, report, watch
+from . import __version__, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
+from .messages import error_text, signal_name
 from .paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
 from .readiness import Prober
+from .smart import SmartDaemons
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
     SpawnError,
@@ -39,12 +42,12 @@ from .spawn import (
     prctl,
     reset_signal_dispositions,
     resolve_credentials,
-    resolve_program,
     set_process_name,
     spawn,
 )
 from .spec import DaemonSpec
 from .states import RUNNING_STATES, State
+from .stopping import Stop, Stopping
 
 log = logging.getLogger("attachdaemon")
 
@@ -54,7 +57,6 @@ EXIT_NO_OWNER = 76
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exits
-STOP_POLL = 0.02
 ROTATE_EVERY = 30.0
 TOUCH_EVERY = 1.0
 LOW_DISK_BYTES = 64 * 1024
@@ -70,18 +72,10 @@ class Owner:
     pid1: bool = False  # the owner is PID 1 of its pid namespace (a container's init)
 
 
-@dataclass
-class Stop:
-    """A stop in progress: escalate at ``kill_at``; call ``then`` when the daemon is gone."""
+class Supervisor(SmartDaemons, Stopping):
+    """The supervisor process: its loop, owners, declarations and attached daemons (smart
+    daemons and stopping live in their own parts)."""
 
-    kill_at: float
-    then: list[Callable[[], None]] = field(default_factory=list)
-    killed: bool = False
-    sid: int | None = None
-    pid: int | None = None
-
-
-class Supervisor:
     def __init__(
         self,
         runtime_dir: str,
@@ -390,7 +384,7 @@ class Supervisor:
             log.info("daemon %r restarted for the server reload (on_reload: restart)", d.name)
             self.restart(d, sig=d.spec.reload_stop_signal)
         elif policy == "signal":
-            log.info("daemon %r sent %s for the server reload", d.name, _signame(d.spec.reload_signal))
+            log.info("daemon %r sent %s for the server reload", d.name, signal_name(d.spec.reload_signal))
             self.send_signal(d, d.spec.reload_signal)
 
     def _allow_readers(self, uids: set[int]) -> None:
@@ -429,38 +423,6 @@ class Supervisor:
                 )
             self._unwatch(d)
             self._unlock_pidfile(d)
-
-    def _lock_pidfile(self, d: Daemon) -> bool:
-        """Hold a per-user lock on the smart daemon's pidfile path, so two supervisors never
-        manage one smart daemon. False (and the daemon fatal) when another supervisor has it."""
-        if d.spec.pidfile is None or d.name in self.pid_locks:
-            return True
-        real = os.path.realpath(d.spec.pidfile)
-        digest = short_digest(real)
-        try:
-            lock_dir = private_subdir("pidlocks")
-            fd = os.open(
-                os.path.join(lock_dir, f"{digest}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
-        except (OSError, RuntimeDirError) as exc:
-            log.warning("daemon %r: cannot lock pidfile path (%s); going on", d.name, _reason(exc))
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            d.error = f"pidfile {real} is managed by another supervisor"
-            log.error("daemon %r: %s; not starting it", d.name, d.error)
-            if d.state != State.FATAL:
-                d.set_state(State.FATAL, d.error)
-            return False
-        self.pid_locks[d.name] = fd
-        return True
-
-    def _unlock_pidfile(self, d: Daemon) -> None:
-        fd = self.pid_locks.pop(d.name, None)
-        if fd is not None:
-            os.close(fd)
 
     # ------------------------------------------------------------------ leader daemons
     def _wants_leader(self, name: str) -> bool:
@@ -616,7 +578,7 @@ class Supervisor:
         try:
             req, to_close = self._request(d, attached=attached)
         except (KeyError, OSError, SpawnError) as exc:
-            self._spawn_failed(d, _reason(exc))
+            self._spawn_failed(d, error_text(exc))
             return None
         try:
             pid = spawn(req)
@@ -663,210 +625,6 @@ class Supervisor:
     def _became_ready(self, d: Daemon) -> None:
         d.ready = True
         self._start_waiting()
-
-    # ------------------------------------------------------------------ smart daemons
-    def _start_smart(self, d: Daemon) -> None:
-        assert d.spec.pidfile is not None
-        if self._adopt_from_pidfile(d, initial=True):
-            return
-        pid = self._spawn(d, attached=False)
-        if pid is None:
-            return
-        d.mark_started(pid, self.clock(), time.time())
-        d.pid = None
-        d.launcher_pid = pid
-        if d.state != State.STARTING:
-            d.set_state(State.STARTING)
-        self.children[pid] = functools.partial(self._launcher_exited, d, pid)
-        if d.spec.daemonize:
-            try:
-                if os.path.islink(d.spec.pidfile):
-                    raise OSError(errno.ELOOP, "it is a symbolic link; refused")
-                pidfile.write_pidfile(d.spec.pidfile, pid)
-            except OSError as exc:
-                reason = f"cannot write pidfile {d.spec.pidfile}: {_reason(exc)}"
-                log.error("daemon %r: %s; stopping the process", d.name, reason)
-                self.children[pid] = functools.partial(self._pidfile_write_failed, d, pid, reason)
-                self._kill_pid(pid, signal.SIGKILL)
-                return
-            d.launcher_pid = None
-            self.children.pop(pid, None)
-            self._watch(d, pid, adopted=False)
-            log.info("daemon %r started (pid %d, pidfile %s written)", d.name, pid, d.spec.pidfile)
-            self._now_running(d)
-            return
-        log.info("daemon %r launched (pid %d); waiting for pidfile %s", d.name, pid, d.spec.pidfile)
-        deadline = self.clock() + d.spec.start_timeout
-        self._poll_pidfile(d, deadline, 0.005)
-
-    def _poll_pidfile(self, d: Daemon, deadline: float, interval: float) -> None:
-        if d.launcher_pid is None and d.pid is not None:
-            return
-        if d.state != State.STARTING:
-            return
-        if self._adopt_from_pidfile(d, initial=False):
-            return
-        if self.clock() >= deadline:
-            self._pidfile_timeout(d)
-            return
-        nxt = min(interval * 2, 0.2)
-        self._set_daemon_timer(d, interval, lambda: self._poll_pidfile(d, deadline, nxt))
-
-    def _pidfile_timeout(self, d: Daemon) -> None:
-        launcher = d.launcher_pid
-        if launcher is not None and proc.is_alive(launcher):
-            d.error = (
-                f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s while the command "
-                "stays in the foreground; declare daemonize: true (smart2) to have the supervisor "
-                "write the pidfile"
-            )
-            log.error("daemon %r: %s; stopping it as a failed start", d.name, d.error)
-            self.stop(d, then=lambda: self._after_failed_start(d))
-            return
-        d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s"
-        log.error("daemon %r: %s", d.name, d.error)
-        decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
-        self._settle(d, decision.state, decision.delay, d.error)
-
-    def _after_failed_start(self, d: Daemon) -> None:
-        error = d.error
-        decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
-        d.error = error
-        self._settle(d, decision.state, decision.delay, "failed to start")
-
-    def _adopt_from_pidfile(self, d: Daemon, *, initial: bool) -> bool:
-        """Adopt the pid the pidfile names if it is the daemon; True when adopted."""
-        spec = d.spec
-        assert spec.pidfile is not None
-        read = pidfile.read_pidfile(spec.pidfile)
-        if read.pid is None:
-            if initial and read.reason != "pidfile does not exist":
-                log.warning("daemon %r: %s (%s); starting it", d.name, read.reason, spec.pidfile)
-            return False
-        programs = self._programs(spec)
-        why = pidfile.verify(read.pid, programs=programs, mtime=read.mtime, file_uid=read.file_uid)
-        if why is not None:
-            if initial or d.launcher_pid is None:
-                log.warning(
-                    "daemon %r: pidfile %s names pid %d, which is not the daemon: %s; "
-                    "starting the daemon instead",
-                    d.name,
-                    spec.pidfile,
-                    read.pid,
-                    why,
-                )
-            return False
-        owner = proc.owner_uid(read.pid)
-        if owner is not None and owner not in (os.geteuid(), 0) and os.geteuid() != 0:
-            expected = resolve_credentials(spec.user, spec.group)
-            if expected is None or expected.uid != owner:
-                d.error = f"pid {read.pid} from {spec.pidfile} is owned by uid {owner}"
-                d.set_state(State.FATAL, d.error)
-                return True
-        launcher = d.launcher_pid
-        adopted = launcher is None or launcher != read.pid
-        if launcher is not None and launcher == read.pid:
-            self.children.pop(launcher, None)  # watched by pidfd from now on
-        d.launcher_pid = None
-        if initial:
-            d.started_mono = self.clock()
-            st = proc.stat(read.pid)
-            d.started_at = st.started_at if st is not None else time.time()
-        self._watch(d, read.pid, adopted=adopted and initial)
-        if initial:
-            log.info("daemon %r adopted (pid %d from %s)", d.name, read.pid, spec.pidfile)
-        else:
-            log.info("daemon %r started (pid %d from %s)", d.name, read.pid, spec.pidfile)
-        self._now_running(d)
-        return True
-
-    def _programs(self, spec: DaemonSpec) -> tuple[str, ...]:
-        names = [spec.program]
-        if spec.shell and spec.process_name is None:
-            # /bin/sh -c "exec prog …": the program is the first word after exec.
-            words = spec.command[-1].split()
-            if len(words) > 1:
-                names = [words[1]]
-        resolved = []
-        for name in names:
-            try:
-                resolved.append(resolve_program(name, self.env.get("PATH")))
-            except SpawnError:
-                pass
-            resolved.append(name)
-        return tuple(resolved)
-
-    def _watch(self, d: Daemon, pid: int, *, adopted: bool) -> None:
-        self._unwatch(d)
-        fd = proc.pidfd_open(pid)
-        d.pid = pid
-        d.adopted = adopted
-        if fd is None:
-            self.timers.call_later(0.0, lambda: self._smart_died(d, pid))
-            return
-        self.pidfds[d.name] = fd
-        self.selector.register(fd, selectors.EVENT_READ, lambda _m: self._smart_died(d, pid))
-
-    def _unwatch(self, d: Daemon) -> None:
-        fd = self.pidfds.pop(d.name, None)
-        if fd is not None:
-            self.selector.unregister(fd)
-            os.close(fd)
-
-    def _pidfile_write_failed(self, d: Daemon, pid: int, reason: str, status: ExitStatus) -> None:
-        if d.launcher_pid != pid:
-            return
-        decision = d.decide_after_exit(status, self.clock(), stopping=d.name in self.stops)
-        d.error = reason
-        if d.name in self.stops:
-            self._stop_done(d)
-            return
-        self._settle(d, decision.state, decision.delay, "could not be started")
-
-    def _launcher_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
-        if d.launcher_pid != pid:
-            return
-        if d.name in self.stops:
-            d.launcher_pid = None
-            self._stop_done(d)
-            return
-        if status.success and d.state == State.STARTING:
-            return  # a daemonizing command: its child writes the pidfile; keep polling
-        if self._adopt_from_pidfile(d, initial=False):
-            return
-        d.error = f"command {status.describe()} before writing a valid pidfile"
-        log.error("daemon %r: %s", d.name, d.error)
-        self._cancel_daemon_timer(d)
-        decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        self._settle(d, decision.state, decision.delay, d.error)
-
-    def _smart_died(self, d: Daemon, pid: int) -> None:
-        if d.pid != pid:
-            return
-        self._unwatch(d)
-        status = self.exit_status.pop(pid, None) or ExitStatus(None, None, time.time())
-        if d.name in self.stops:
-            d.pid = None
-            self._stop_done(d)
-            return
-        # A daemon that re-executed itself (hot upgrade) is followed, not restarted.
-        if d.spec.pidfile is not None and not d.spec.daemonize:
-            read = pidfile.read_pidfile(d.spec.pidfile)
-            if read.pid is not None and read.pid != pid:
-                why = pidfile.verify(
-                    read.pid,
-                    programs=self._programs(d.spec),
-                    mtime=read.mtime,
-                    file_uid=read.file_uid,
-                )
-                if why is None:
-                    log.info("daemon %r now runs as pid %d (was %d); following it", d.name, read.pid, pid)
-                    self._watch(d, read.pid, adopted=True)
-                    return
-        if d.spec.daemonize and d.spec.pidfile is not None:
-            pidfile.remove_if_names(d.spec.pidfile, pid)
-        decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
 
     # ------------------------------------------------------------------ attached exits
     def _attached_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
@@ -972,181 +730,6 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(owner.pidfd, signal.SIGTERM)
 
-    # ------------------------------------------------------------------ stopping
-    def stop(self, d: Daemon, *, sig: int | None = None, then: Callable[[], None] | None = None) -> None:
-        """Stop ``d``: its stop signal to its group, SIGKILL to its session after stop_timeout."""
-        self._cancel_daemon_timer(d)
-        self.prober.cancel(d)
-        existing = self.stops.get(d.name)
-        if existing is not None:
-            if then is not None:
-                existing.then.append(then)
-            return
-        pid = d.pid if d.pid is not None else d.launcher_pid
-        if pid is None:
-            if d.state != State.STOPPED:
-                d.set_state(State.STOPPED, "stopped while not running")
-            if then is not None:
-                then()
-            return
-        sig = d.spec.stop_signal if sig is None else sig
-        stop = Stop(kill_at=self.clock() + d.spec.stop_timeout, then=[then] if then else [], pid=pid)
-        self.stops[d.name] = stop
-        d.set_state(State.STOPPING)
-        log.info("stopping daemon %r (pid %d) with %s", d.name, pid, _signame(sig))
-        if d.spec.kind == "attached" or d.launcher_pid == pid:
-            stop.sid = pid
-            proc.signal_group(pid, sig)
-        else:
-            self._signal_smart(d, pid, sig)
-        self._set_daemon_timer(d, d.spec.stop_timeout, lambda: self._stop_escalate(d))
-
-    def _signal_smart(self, d: Daemon, pid: int, sig: int) -> None:
-        fd = self.pidfds.get(d.name)
-        st = proc.stat(pid)
-        if st is not None and st.pgid == pid and fd is not None:
-            proc.signal_group(pid, sig)  # group leader (uWSGI #762): the whole group
-        elif fd is not None:
-            proc.pidfd_signal(fd, sig)
-
-    def _stop_escalate(self, d: Daemon) -> None:
-        stop = self.stops.get(d.name)
-        if stop is None:
-            return
-        pid = d.pid if d.pid is not None else d.launcher_pid
-        log.warning("daemon %r did not stop within %gs; sending SIGKILL", d.name, d.spec.stop_timeout)
-        stop.killed = True
-        if stop.sid is not None:
-            proc.kill_session(stop.sid)
-        elif pid is not None:
-            fd = self.pidfds.get(d.name)
-            st = proc.stat(pid)
-            if st is not None and st.sid == pid:
-                proc.kill_session(pid)
-            elif fd is not None:
-                proc.pidfd_signal(fd, signal.SIGKILL)
-        self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
-
-    def _stop_progress(self, d: Daemon) -> None:
-        """Called when the leader exited or on a short poll: done once the session is empty."""
-        stop = self.stops.get(d.name)
-        if stop is None:
-            return
-        leader_gone = d.pid is None or d.pid not in self.children
-        if stop.sid is not None and leader_gone:
-            members = proc.session_members(stop.sid)
-            if not members:
-                d.pid = None
-                d.launcher_pid = None
-                self._forget_session(stop.sid)
-                self._stop_done(d)
-                return
-            if self.clock() >= stop.kill_at:
-                proc.kill_session(stop.sid)
-            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
-            return
-        if self.clock() >= stop.kill_at and not stop.killed:
-            self._stop_escalate(d)
-        else:
-            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
-
-    def _stop_done(self, d: Daemon) -> None:
-        self.leadership.stopped(d.name)
-        stop = self.stops.pop(d.name, None)
-        self._cancel_daemon_timer(d)
-        self.capture.read_now(d.name)
-        if d.spec.daemonize and d.spec.pidfile is not None and stop is not None and stop.pid:
-            pidfile.remove_if_names(d.spec.pidfile, stop.pid)
-        d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=True)
-        if d.state != State.STOPPED:
-            d.set_state(State.STOPPED)
-        log.info("daemon %r stopped", d.name)
-        for callback in stop.then if stop else []:
-            callback()
-        self._continue_wave()
-
-    def restart(self, d: Daemon, *, sig: int | None = None) -> None:
-        if d.state in RUNNING_STATES and (d.pid is not None or d.launcher_pid is not None):
-            self.stop(d, sig=sig, then=lambda: self._restart_after_stop(d))
-        else:
-            self._restart_after_stop(d)
-
-    def _restart_after_stop(self, d: Daemon) -> None:
-        if self.final or self.daemons.get(d.name) is not d:
-            return
-        d.quick_deaths = 0
-        if d.state != State.STARTING:
-            d.set_state(State.STARTING)
-        self.start(d)
-
-    def send_signal(self, d: Daemon, sig: int) -> bool:
-        pid = d.pid
-        if pid is None:
-            return False
-        if d.spec.kind == "attached":
-            return proc.signal_group(pid, sig)
-        fd = self.pidfds.get(d.name)
-        return fd is not None and proc.pidfd_signal(fd, sig)
-
-    def _kill_pid(self, pid: int, sig: int) -> None:
-        fd = proc.pidfd_open(pid)
-        if fd is not None:
-            proc.pidfd_signal(fd, sig)
-            os.close(fd)
-
-    # ------------------------------------------------------------------ final stop
-    def begin_final_stop(self, *, smart_too: bool = False) -> None:
-        """The last owner is gone: stop attached daemons (reverse depends_on), leave smart ones.
-
-        ``smart_too`` when the server was PID 1 of its namespace: the kernel kills everything in
-        it when PID 1 exits, so smart daemons are stopped cleanly with their stop signal instead.
-        """
-        if self.final:
-            return
-        self.final = True
-        for d in self.daemons.values():
-            self._cancel_daemon_timer(d)
-            self.prober.cancel(d)
-        self._wave = {
-            d.name
-            for d in self.daemons.values()
-            if (d.spec.kind == "attached" or smart_too or d.spec.leader is not None)
-            and (d.pid is not None or d.name in self.stops)
-        }
-        if smart_too and any(d.spec.kind != "attached" for d in self.daemons.values()):
-            log.info("the server was PID 1 of its namespace: stopping smart daemons too")
-        for d in self.daemons.values():
-            if d.spec.kind != "attached" and d.state == State.STARTING and d.launcher_pid is not None:
-                self._wave.add(d.name)  # a smart launcher still in the foreground: ours to end
-            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None:
-                d.set_state(State.STOPPED, "server stopping")
-        self._continue_wave()
-
-    def _continue_wave(self) -> None:
-        if not self.final:
-            return
-        wave = self._wave
-        for name in list(wave):
-            d = self.daemons.get(name)
-            if d is None or (d.pid is None and d.launcher_pid is None and name not in self.stops):
-                wave.discard(name)
-        for name in list(wave):
-            d = self.daemons[name]
-            dependents = [o for o in wave if o != name and name in self.daemons[o].spec.depends_on]
-            if not dependents and name not in self.stops:
-                self.stop(d)
-        if not wave and not self.stops:
-            self.exiting = True
-
-    def shutdown_cleanup(self) -> None:
-        self.leadership.drop_all()
-        self.write_state()
-        self.control.close()
-        self.capture.close_all()
-        self.output.flush()
-        self._tell_guard("exit")
-        log.info("supervisor exiting")
-
     # ------------------------------------------------------------------ readiness
     def _run_probe_child(
         self, argv: tuple[str, ...], cwd: str | None, done: Callable[[ExitStatus], None]
@@ -1197,7 +780,7 @@ class Supervisor:
             self._write_index()
             self.write_state()
         except OSError as exc:
-            log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, _reason(exc))
+            log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, error_text(exc))
         self.watcher.watch_runtime_dir()
 
     def _update_rotate_timer(self) -> None:
@@ -1418,21 +1001,6 @@ def _mtime(path: str) -> float | None:
         return None
 
 
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
-    if isinstance(exc, KeyError):
-        return f"unknown user or group {exc.args[0]!r}" if exc.args else "unknown user or group"
-    return str(exc)
-
-
 def _ident(args: dict[str, Any]) -> dict[str, Any]:
     owner = args.get("owner")
     if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
@@ -1490,7 +1058,3 @@ def main(runtime_dir: str, guard_fd: int | None, respawns: int) -> int:
         return EXIT_LOCKED
     sup.setup()
     return sup.run()
-
-
-def iter_names(items: Iterable[Daemon]) -> list[str]:
-    return [d.name for d in items]

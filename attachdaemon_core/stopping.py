@@ -1,0 +1,215 @@
+"""Stopping daemons: the stop signal to the group, SIGKILL to the whole session after
+``stop_timeout``, done only once the session is empty; restarts; and the final stop when the last
+owner is gone (reverse ``depends_on`` order, in parallel), then the supervisor's exit.
+
+Part of the supervisor (:class:`~attachdaemon_core.supervisor.Supervisor` inherits it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import pidfile, proc
+from .daemon import Daemon, ExitStatus
+from .messages import signal_name
+from .parts import SupervisorParts
+from .states import RUNNING_STATES, State
+
+log = logging.getLogger("attachdaemon")
+
+STOP_POLL = 0.02
+
+
+@dataclass
+class Stop:
+    """A stop in progress: escalate at ``kill_at``; call ``then`` when the daemon is gone."""
+
+    kill_at: float
+    then: list[Callable[[], None]] = field(default_factory=list)
+    killed: bool = False
+    sid: int | None = None
+    pid: int | None = None
+
+
+class Stopping(SupervisorParts):
+    """Stops, restarts and the final stop."""
+
+    # ------------------------------------------------------------------ stopping
+    def stop(self, d: Daemon, *, sig: int | None = None, then: Callable[[], None] | None = None) -> None:
+        """Stop ``d``: its stop signal to its group, SIGKILL to its session after stop_timeout."""
+        self._cancel_daemon_timer(d)
+        self.prober.cancel(d)
+        existing = self.stops.get(d.name)
+        if existing is not None:
+            if then is not None:
+                existing.then.append(then)
+            return
+        pid = d.pid if d.pid is not None else d.launcher_pid
+        if pid is None:
+            if d.state != State.STOPPED:
+                d.set_state(State.STOPPED, "stopped while not running")
+            if then is not None:
+                then()
+            return
+        sig = d.spec.stop_signal if sig is None else sig
+        stop = Stop(kill_at=self.clock() + d.spec.stop_timeout, then=[then] if then else [], pid=pid)
+        self.stops[d.name] = stop
+        d.set_state(State.STOPPING)
+        log.info("stopping daemon %r (pid %d) with %s", d.name, pid, signal_name(sig))
+        if d.spec.kind == "attached" or d.launcher_pid == pid:
+            stop.sid = pid
+            proc.signal_group(pid, sig)
+        else:
+            self._signal_smart(d, pid, sig)
+        self._set_daemon_timer(d, d.spec.stop_timeout, lambda: self._stop_escalate(d))
+
+    def _signal_smart(self, d: Daemon, pid: int, sig: int) -> None:
+        fd = self.pidfds.get(d.name)
+        st = proc.stat(pid)
+        if st is not None and st.pgid == pid and fd is not None:
+            proc.signal_group(pid, sig)  # group leader (uWSGI #762): the whole group
+        elif fd is not None:
+            proc.pidfd_signal(fd, sig)
+
+    def _stop_escalate(self, d: Daemon) -> None:
+        stop = self.stops.get(d.name)
+        if stop is None:
+            return
+        pid = d.pid if d.pid is not None else d.launcher_pid
+        log.warning("daemon %r did not stop within %gs; sending SIGKILL", d.name, d.spec.stop_timeout)
+        stop.killed = True
+        if stop.sid is not None:
+            proc.kill_session(stop.sid)
+        elif pid is not None:
+            fd = self.pidfds.get(d.name)
+            st = proc.stat(pid)
+            if st is not None and st.sid == pid:
+                proc.kill_session(pid)
+            elif fd is not None:
+                proc.pidfd_signal(fd, signal.SIGKILL)
+        self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+
+    def _stop_progress(self, d: Daemon) -> None:
+        """Called when the leader exited or on a short poll: done once the session is empty."""
+        stop = self.stops.get(d.name)
+        if stop is None:
+            return
+        leader_gone = d.pid is None or d.pid not in self.children
+        if stop.sid is not None and leader_gone:
+            members = proc.session_members(stop.sid)
+            if not members:
+                d.pid = None
+                d.launcher_pid = None
+                self._forget_session(stop.sid)
+                self._stop_done(d)
+                return
+            if self.clock() >= stop.kill_at:
+                proc.kill_session(stop.sid)
+            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+            return
+        if self.clock() >= stop.kill_at and not stop.killed:
+            self._stop_escalate(d)
+        else:
+            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+
+    def _stop_done(self, d: Daemon) -> None:
+        self.leadership.stopped(d.name)
+        stop = self.stops.pop(d.name, None)
+        self._cancel_daemon_timer(d)
+        self.capture.read_now(d.name)
+        if d.spec.daemonize and d.spec.pidfile is not None and stop is not None and stop.pid:
+            pidfile.remove_if_names(d.spec.pidfile, stop.pid)
+        d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=True)
+        if d.state != State.STOPPED:
+            d.set_state(State.STOPPED)
+        log.info("daemon %r stopped", d.name)
+        for callback in stop.then if stop else []:
+            callback()
+        self._continue_wave()
+
+    def restart(self, d: Daemon, *, sig: int | None = None) -> None:
+        if d.state in RUNNING_STATES and (d.pid is not None or d.launcher_pid is not None):
+            self.stop(d, sig=sig, then=lambda: self._restart_after_stop(d))
+        else:
+            self._restart_after_stop(d)
+
+    def _restart_after_stop(self, d: Daemon) -> None:
+        if self.final or self.daemons.get(d.name) is not d:
+            return
+        d.quick_deaths = 0
+        if d.state != State.STARTING:
+            d.set_state(State.STARTING)
+        self.start(d)
+
+    def send_signal(self, d: Daemon, sig: int) -> bool:
+        pid = d.pid
+        if pid is None:
+            return False
+        if d.spec.kind == "attached":
+            return proc.signal_group(pid, sig)
+        fd = self.pidfds.get(d.name)
+        return fd is not None and proc.pidfd_signal(fd, sig)
+
+    def _kill_pid(self, pid: int, sig: int) -> None:
+        fd = proc.pidfd_open(pid)
+        if fd is not None:
+            proc.pidfd_signal(fd, sig)
+            os.close(fd)
+
+    # ------------------------------------------------------------------ final stop
+    def begin_final_stop(self, *, smart_too: bool = False) -> None:
+        """The last owner is gone: stop attached daemons (reverse depends_on), leave smart ones.
+
+        ``smart_too`` when the server was PID 1 of its namespace: the kernel kills everything in
+        it when PID 1 exits, so smart daemons are stopped cleanly with their stop signal instead.
+        """
+        if self.final:
+            return
+        self.final = True
+        for d in self.daemons.values():
+            self._cancel_daemon_timer(d)
+            self.prober.cancel(d)
+        self._wave = {
+            d.name
+            for d in self.daemons.values()
+            if (d.spec.kind == "attached" or smart_too or d.spec.leader is not None)
+            and (d.pid is not None or d.name in self.stops)
+        }
+        if smart_too and any(d.spec.kind != "attached" for d in self.daemons.values()):
+            log.info("the server was PID 1 of its namespace: stopping smart daemons too")
+        for d in self.daemons.values():
+            if d.spec.kind != "attached" and d.state == State.STARTING and d.launcher_pid is not None:
+                self._wave.add(d.name)  # a smart launcher still in the foreground: ours to end
+            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None:
+                d.set_state(State.STOPPED, "server stopping")
+        self._continue_wave()
+
+    def _continue_wave(self) -> None:
+        if not self.final:
+            return
+        wave = self._wave
+        for name in list(wave):
+            d = self.daemons.get(name)
+            if d is None or (d.pid is None and d.launcher_pid is None and name not in self.stops):
+                wave.discard(name)
+        for name in list(wave):
+            d = self.daemons[name]
+            dependents = [o for o in wave if o != name and name in self.daemons[o].spec.depends_on]
+            if not dependents and name not in self.stops:
+                self.stop(d)
+        if not wave and not self.stops:
+            self.exiting = True
+
+    def shutdown_cleanup(self) -> None:
+        self.leadership.drop_all()
+        self.write_state()
+        self.control.close()
+        self.capture.close_all()
+        self.output.flush()
+        self._tell_guard("exit")
+        log.info("supervisor exiting")
