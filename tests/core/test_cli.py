@@ -256,3 +256,22 @@ def test_run_as_pid_1__graceful_stop_also_stops_smart_daemons(run) -> None:  # t
             p.wait()
         # The events file holds pids of the (now gone) namespace: never signal those numbers here.
         r.events = Events(r.tmp / "no-host-pids.log")
+
+
+def test_logs_follow__new_lines_arrive(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    ticker = json.dumps(["sh", "-c", "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.1; done"])
+    r.config.write_text(f"[daemons.ticker]\ncommand = {ticker}\n")
+    r.start()
+    wait_for(lambda: "tick-2" in r.cli("logs", "ticker").stdout, 10, "first ticks")
+    out = r.tmp / "follow.out"
+    with open(out, "w") as f:
+        follower = subprocess.Popen([*CLI, "-c", str(r.config), "logs", "ticker", "-n", "1", "-f"],
+                                    env=r.env, stdout=f, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        first = wait_for(lambda: out.read_text().split(), 5, "the last line")[0]
+        n = int(first.split("-")[1])
+        wait_for(lambda: f"tick-{n + 3}" in out.read_text(), 5, "lines that came after, followed")
+    finally:
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(5) == 0

@@ -8,6 +8,7 @@ from flask import Flask
 from attachdaemon_core.spec import ConfigError
 from attachdaemon_flask import AttachDaemons
 from attachdaemon_flask.extension import state_of
+from tests.helpers.harness import Sandbox
 
 
 def _app(name: str, **config: object) -> Flask:
@@ -52,3 +53,28 @@ def test_flask_daemons_status__no_supervisor__exit_4(
     result = app.test_cli_runner().invoke(args=["daemons", "status"])
     assert result.exit_code == 4
     assert "no supervisor answered within 2s in /tmp/attachdaemon-test-none" in result.output
+
+
+def test_status_blueprint__json_for_allowed_403_otherwise(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from attachdaemon_core.spec import DaemonSpec
+    from attachdaemon_flask.views import status_blueprint
+    from tests.helpers.harness import wait_for
+
+    monkeypatch.setenv("ATTACH_DAEMONS_RUNTIME_DIR", sandbox.runtime_dir)
+    sandbox.join(sandbox.owner(), [DaemonSpec(name="kv", command=("sleep", "1000"))])
+    wait_for(lambda: sandbox.running("kv"), 5, "kv")
+    allowed = {"yes": True}
+    app = _app("bp")
+    AttachDaemons(app)
+    app.register_blueprint(status_blueprint(allow=lambda: allowed["yes"]), url_prefix="/daemons")
+    client = app.test_client()
+    response = client.get("/daemons/status.json")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    data = response.get_json()
+    assert data["supervisor"]["runtime_dir"] == sandbox.runtime_dir
+    assert [(d["name"], d["state"]) for d in data["daemons"]] == [("kv", "running")]
+    assert client.get("/daemons/").status_code == 200
+    allowed["yes"] = False
+    assert client.get("/daemons/status.json").status_code == 403
