@@ -702,10 +702,3 @@ class Holder:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.sel.close()
-
-
-def run_holder(params: Params, lock: LeaderLock, *, infd: int = 0, outfd: int = 1) -> int:
-    problem = check_arithmetic(params.lease, params.renew, params.stop_timeout, params.margin)
-    if problem:
-        raise ValueError(problem)
-    return Holder(params, lock, infd=infd, outfd=outfd).run()
