@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..proc import session_members
-from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost, LeaseUnknown, check_arithmetic
+from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost, LeaseUnknown
 from .watchdog import kill_session_members, session_is_ours, signal_session_group
 
 MAX_LINE = 65536
