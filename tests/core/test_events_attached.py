@@ -13,6 +13,7 @@ from pathlib import Path
 from attachdaemon_core import proc
 from attachdaemon_core.spec import DaemonSpec
 from tests.helpers.harness import Sandbox, alive, probe, wait_for
+from tests.helpers.servers import free_port
 
 
 def attached(box: Sandbox, name: str, *opts: str, **kw: object) -> DaemonSpec:
@@ -21,7 +22,7 @@ def attached(box: Sandbox, name: str, *opts: str, **kw: object) -> DaemonSpec:
 
 def test_attached__server_starts__started_in_depends_on_order(sandbox: Sandbox) -> None:
     owner = sandbox.owner()
-    port = 20000 + os.getpid() % 20000
+    port = free_port()
     specs = [
         attached(sandbox, "web", depends_on=("db",)),
         DaemonSpec(
