@@ -197,9 +197,14 @@ class Sandbox:
         """End everything this test started; return what was still alive and should not be."""
         problems: list[str] = []
         sup = guard = None
+        known: dict[int, int] = {}  # pid -> start time: daemons the supervisor reports
         with contextlib.suppress(Exception):
             sup = self.supervisor_pid()
             guard = self.guard_pid(sup)
+            for d in self.status()["daemons"]:
+                st = proc.stat(d["pid"]) if d["pid"] else None
+                if st is not None:
+                    known[st.pid] = st.starttime  # it may not have logged START yet
         for o in self.owners:
             with contextlib.suppress(Exception):
                 o.kill()
@@ -208,23 +213,19 @@ class Sandbox:
                 wait_for(lambda: not alive(sup), 15, "supervisor exit")
             if alive(sup):
                 problems.append(f"supervisor {sup} still running after its owners died")
-        pids = self.events.all_pids() | self.extra_pids
-        for pid in pids:
-            if alive(pid) and pid not in self.survivors_ok and _is_ours(pid, self.events):
-                # smart daemons are meant to outlive the server: end them quietly.
-                pass
-            if alive(pid):
-                with contextlib.suppress(Exception):
-                    proc.kill_session(pid)
-                fd = proc.pidfd_open(pid)
-                if fd is not None:
-                    proc.pidfd_signal(fd, signal.SIGKILL)
-                    os.close(fd)
+        for pid, starttime in known.items():  # smart daemons outlive the server by design
+            st = proc.stat(pid)
+            if st is not None and st.starttime == starttime:
+                self.extra_pids.add(pid)
+        # A probe still starting has not logged its START: find it by its events path, too.
+        self.extra_pids |= self._probes_by_cmdline()
+        self._end_recorded()
         for pid in (sup, guard):
             if pid is not None and alive(pid) and pid != os.getpid() and pid != 1:
-                cmd = proc.cmdline(pid)
-                if any("attachdaemon_core" in a for a in cmd):
+                st = proc.stat(pid)
+                if st is not None and st.comm in ("ad-supervisor", "ad-guard"):
                     os.kill(pid, signal.SIGKILL)
+        pids = self.events.all_pids() | self.extra_pids
         with contextlib.suppress(AssertionError):
             wait_for(lambda: not any(alive(p) for p in pids), 5, "test processes to end")
         for path in self.cleanup_paths:
@@ -234,6 +235,23 @@ class Sandbox:
             problems.append(f"processes still alive after teardown: {left}")
         return problems
 
+    def _probes_by_cmdline(self) -> set[int]:
+        path = str(self.events.path)
+        found = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and path in proc.cmdline(int(entry)):
+                found.add(int(entry))
+        return found
 
-def _is_ours(pid: int, events: Events) -> bool:
-    return any(str(events.path) in a for a in proc.cmdline(pid))
+    def _end_recorded(self) -> set[int]:
+        """SIGKILL (through a pidfd, with its session) every live pid this test recorded."""
+        pids = self.events.all_pids() | self.extra_pids
+        for pid in pids:
+            if alive(pid):
+                with contextlib.suppress(Exception):
+                    proc.kill_session(pid)
+                fd = proc.pidfd_open(pid)
+                if fd is not None:
+                    proc.pidfd_signal(fd, signal.SIGKILL)
+                    os.close(fd)
+        return pids
