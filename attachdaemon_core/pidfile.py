@@ -94,11 +94,9 @@ def verify(pid: int, *, programs: tuple[str, ...], mtime: float, file_uid: int) 
     owner = proc.owner_uid(pid)
     if file_uid not in (my_uid, 0) and file_uid != owner:
         return f"pidfile is owned by uid {file_uid}, neither us, root nor process {pid}'s owner"
-    if st.started_at > mtime + START_SLACK_SECONDS:
-        return (
-            f"process {pid} started after the pidfile was written (a reused pid, "
-            f"{st.started_at - mtime:.1f}s younger)"
-        )
+    younger = st.started_at - mtime  # through the boot clock (proc.wall_from_ticks), not btime
+    if younger > START_SLACK_SECONDS:
+        return f"process {pid} started after the pidfile was written (a reused pid, {younger:.1f}s younger)"
     if not _names_program(pid, programs):
         shown = proc.exe(pid) or " ".join(proc.cmdline(pid)[:2]) or st.comm
         return f"process {pid} runs {shown}, not {programs[0]}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -34,17 +36,26 @@ def pid_max() -> int:
         return 4194304
 
 
-def _boot_time() -> float:
-    try:
-        for line in _read("/proc/stat", 1 << 20).decode().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return 0.0
+def read_clocks() -> tuple[float, float]:
+    """(wall clock, CLOCK_BOOTTIME) read together: a process's start, counted in ticks since boot,
+    becomes a wall-clock instant only through the boot clock read now, never through
+    /proc/stat's ``btime``, which is truncated to whole seconds (up to 1 s early)."""
+    return time.time(), time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-BOOT_TIME = _boot_time()
+# The seam tests use to inject a boot instant (wall - boot) with any fractional part.
+CLOCKS: list[Callable[[], tuple[float, float]]] = [read_clocks]
+
+
+def wall_from_ticks(ticks: int, clocks: tuple[float, float]) -> float:
+    """The wall-clock instant of ``ticks`` (clock ticks since boot, as in /proc/PID/stat)."""
+    wall_now, boot_now = clocks
+    return wall_now - (boot_now - ticks / CLK_TCK)
+
+
+def boot_seconds() -> float:
+    """Seconds since boot now, in the clock /proc start times are counted in."""
+    return CLOCKS[0]()[1]
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,13 @@ class Stat:
 
     @property
     def started_at(self) -> float:
-        """Wall-clock start time (seconds since the epoch)."""
-        return BOOT_TIME + self.starttime / CLK_TCK
+        """Wall-clock start time (seconds since the epoch), derived through the boot clock."""
+        return wall_from_ticks(self.starttime, CLOCKS[0]())
+
+    @property
+    def age(self) -> float:
+        """Seconds since the process started, in CLOCK_BOOTTIME (the clock of ``starttime``)."""
+        return boot_seconds() - self.starttime / CLK_TCK
 
     @property
     def cpu_seconds(self) -> float:

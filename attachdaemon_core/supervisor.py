@@ -603,7 +603,8 @@ class Supervisor(SmartDaemons, Stopping):
         d.mark_started(pid, self.clock(), time.time())
         self.children[pid] = functools.partial(self._attached_exited, d, pid)
         st = proc.stat(pid)
-        self.attached_sessions[pid] = st.starttime if st else 0
+        # Its start time identifies the session for the guard; gone already: about now (ticks).
+        self.attached_sessions[pid] = st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK)
         self._tell_guard(f"+ {pid} {self.attached_sessions[pid]}")
         log.info("daemon %r started (pid %d)", d.name, pid)
         self._now_running(d)
@@ -635,6 +636,7 @@ class Supervisor(SmartDaemons, Stopping):
         if d.name in self.stops:
             self._stop_progress(d)
             return
+        started_ticks = self.attached_sessions.get(pid, 0)  # its /proc start time, in ticks
         # Anything its session still holds is an orphan in the making. Its own process group
         # (one syscall to test) is ended now, before the restart; other groups of the session,
         # rare, are swept right after the restart, the session still recorded for the guard.
@@ -642,9 +644,8 @@ class Supervisor(SmartDaemons, Stopping):
             self._sweep_session(d.name, pid)
         else:
             self.timers.call_later(0.0, functools.partial(self._sweep_session, d.name, pid))
-        started = d.started_at or 0.0
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        escaped = self._escaped_orphans(started, pid) if status.success else []
+        escaped = self._escaped_orphans(started_ticks, pid) if status.success else []
         if escaped:
             self._daemonized_while_attached(d, escaped)
             return
@@ -656,8 +657,9 @@ class Supervisor(SmartDaemons, Stopping):
             log.info("daemon %r left %d process(es) in its session; killed", name, leftover)
         self._forget_session(sid)
 
-    def _escaped_orphans(self, since: float, sid: int) -> list[proc.Stat]:
-        """Processes handed to us (as subreaper) that started after ``since``, are nobody's, and
+    def _escaped_orphans(self, since_ticks: int, sid: int) -> list[proc.Stat]:
+        """Processes handed to us (as subreaper) that started no earlier than the daemon did
+        (``since_ticks``: both start times in /proc clock ticks, one clock), are nobody's, and
         left session ``sid`` (those still in it were just killed with it)."""
         known = set(self.children) | {d.pid for d in self.daemons.values() if d.pid is not None}
         me = os.getpid()
@@ -668,7 +670,7 @@ class Supervisor(SmartDaemons, Stopping):
             st = proc.stat(int(name))
             if st is None or st.sid == sid or st.state == "Z":
                 continue
-            if st.ppid == me and st.started_at >= since - 0.05:
+            if st.ppid == me and st.starttime >= since_ticks:
                 found.append(st)
         return found
 
