@@ -60,6 +60,17 @@ def backoff_delay(n: int, spec: DaemonSpec, rand: Callable[[], float] = random.r
     return float(min(jittered, spec.max_backoff))
 
 
+@dataclass(frozen=True)
+class Launch:
+    """One run of a smart daemon's command. Every spawn starts a session, so ``pid`` is also the
+    session id; ``starttime`` is its /proc start time (ticks since boot). Whatever this run
+    produced (the launcher, its session, its descendants, what carries the daemon's marker and
+    started since) is the daemon's, whatever its name."""
+
+    pid: int
+    starttime: int
+
+
 class Daemon:
     """The supervisor's record of one declared daemon."""
 
@@ -68,6 +79,8 @@ class Daemon:
         self.state = State.STOPPED
         self.pid: int | None = None
         self.launcher_pid: int | None = None  # smart: the command we ran, until the pidfile names the daemon
+        self.launch: Launch | None = None  # smart: our latest run of its command
+        self.pgid: int | None = None  # smart: the watched pid's process group
         self.adopted = False  # pid came from a verified pidfile, not from our own spawn
         self.started_at: float | None = None  # wall clock
         self.started_mono: float | None = None

@@ -65,6 +65,12 @@ class SupervisorParts:
     def _stop_done(self, d: Daemon) -> None:
         raise NotImplementedError
 
+    def _stop_progress(self, d: Daemon) -> None:
+        raise NotImplementedError
+
+    def _launch_leftovers(self, d: Daemon) -> list[int]:
+        raise NotImplementedError
+
     def _kill_pid(self, pid: int, sig: int) -> None:
         raise NotImplementedError
 

@@ -81,8 +81,31 @@ def _names_program(pid: int, programs: tuple[str, ...]) -> bool:
     return False
 
 
-def verify(pid: int, *, programs: tuple[str, ...], mtime: float, file_uid: int) -> str | None:
-    """Return None when ``pid`` is the daemon a pidfile with ``mtime`` names, else the reason."""
+MARKER_VAR = "ATTACHDAEMON_PIDFILE"
+
+
+def marker(path: str) -> bytes:
+    """The environment entry every process of a smart daemon's launch carries: it tells a daemon
+    started through a launcher (a wrapper script, ``sh``, a console script) from a stranger."""
+    return f"{MARKER_VAR}={os.path.realpath(path)}".encode()
+
+
+def verify(
+    pid: int,
+    *,
+    programs: tuple[str, ...],
+    mtime: float,
+    file_uid: int,
+    ours: bool = False,
+    mark: bytes | None = None,
+) -> str | None:
+    """Return None when ``pid`` is the daemon a pidfile with ``mtime`` names, else the reason.
+
+    ``ours``: the pid was produced by the launch we are waiting on, so it is the daemon whatever
+    it runs (the start-time and program checks guard only pidfiles we did not just produce).
+    ``mark``: a process started with this environment entry was launched for this pidfile by a
+    supervisor of ours, so it passes the program check whatever it runs.
+    """
     if pid == os.getpid() or pid == os.getppid():
         return f"pid {pid} is the supervisor or its parent"
     st = proc.stat(pid)
@@ -94,10 +117,12 @@ def verify(pid: int, *, programs: tuple[str, ...], mtime: float, file_uid: int) 
     owner = proc.owner_uid(pid)
     if file_uid not in (my_uid, 0) and file_uid != owner:
         return f"pidfile is owned by uid {file_uid}, neither us, root nor process {pid}'s owner"
+    if ours:
+        return None
     younger = st.started_at - mtime  # through the boot clock (proc.wall_from_ticks), not btime
     if younger > START_SLACK_SECONDS:
         return f"process {pid} started after the pidfile was written (a reused pid, {younger:.1f}s younger)"
-    if not _names_program(pid, programs):
+    if not _names_program(pid, programs) and not (mark is not None and proc.has_env(pid, mark)):
         shown = proc.exe(pid) or " ".join(proc.cmdline(pid)[:2]) or st.comm
         return f"process {pid} runs {shown}, not {programs[0]}"
     return None

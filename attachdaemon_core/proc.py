@@ -223,3 +223,42 @@ def signal_group(pgid: int, sig: int) -> bool:
 def is_alive(pid: int) -> bool:
     st = stat(pid)
     return st is not None and st.state not in ("Z", "X")
+
+
+def has_env(pid: int, entry: bytes) -> bool:
+    """Whether process ``pid`` was started with ``entry`` (``NAME=value``) in its environment.
+
+    Readable for our own uid's processes (and any, as root); False when unreadable.
+    """
+    try:
+        raw = _read(f"/proc/{pid}/environ", 1 << 20)
+    except OSError:
+        return False
+    return entry in raw.split(b"\0")
+
+
+def descends_from(pid: int, ancestor: int, limit: int = 64) -> bool:
+    """Whether ``ancestor`` is on ``pid``'s chain of parents (now)."""
+    for _ in range(limit):
+        st = stat(pid)
+        if st is None or st.ppid <= 1:
+            return False
+        if st.ppid == ancestor:
+            return True
+        pid = st.ppid
+    return False
+
+
+def started_since(ticks: int) -> list[Stat]:
+    """Every live process (zombies excluded) that started at or after ``ticks`` since boot."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if name.isdigit():
+            st = stat(int(name))
+            if st is not None and st.starttime >= ticks and st.state not in ("Z", "X"):
+                found.append(st)
+    return found

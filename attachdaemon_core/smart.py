@@ -18,7 +18,7 @@ import signal
 import time
 
 from . import pidfile, proc
-from .daemon import Daemon, ExitStatus
+from .daemon import Daemon, ExitStatus, Launch
 from .messages import error_text
 from .parts import SupervisorParts
 from .paths import RuntimeDirError, private_subdir, short_digest
@@ -75,6 +75,8 @@ class SmartDaemons(SupervisorParts):
         d.mark_started(pid, self.clock(), time.time())
         d.pid = None
         d.launcher_pid = pid
+        st = proc.stat(pid)
+        d.launch = Launch(pid, st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK))
         if d.state != State.STARTING:
             d.set_state(State.STARTING)
         self.children[pid] = functools.partial(self._launcher_exited, d, pid)
@@ -123,6 +125,15 @@ class SmartDaemons(SupervisorParts):
             log.error("daemon %r: %s; stopping it as a failed start", d.name, d.error)
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
+        left = self._launch_leftovers(d)
+        if left:  # never launch again while a process of this launch lives
+            d.error = (
+                f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s; its command left "
+                f"pid(s) {', '.join(map(str, left))} running"
+            )
+            log.error("daemon %r: %s; stopping them as a failed start", d.name, d.error)
+            self.stop(d, then=lambda: self._after_failed_start(d))
+            return
         d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s"
         log.error("daemon %r: %s", d.name, d.error)
         decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
@@ -143,8 +154,14 @@ class SmartDaemons(SupervisorParts):
             if initial and read.reason != "pidfile does not exist":
                 log.warning("daemon %r: %s (%s); starting it", d.name, read.reason, spec.pidfile)
             return False
-        programs = self._programs(spec)
-        why = pidfile.verify(read.pid, programs=programs, mtime=read.mtime, file_uid=read.file_uid)
+        why = pidfile.verify(
+            read.pid,
+            programs=self._programs(spec),
+            mtime=read.mtime,
+            file_uid=read.file_uid,
+            ours=not initial and self._from_launch(d, read.pid),
+            mark=pidfile.marker(spec.pidfile),
+        )
         if why is not None:
             if initial or d.launcher_pid is None:
                 log.warning(
@@ -201,6 +218,8 @@ class SmartDaemons(SupervisorParts):
         fd = proc.pidfd_open(pid)
         d.pid = pid
         d.adopted = adopted
+        st = proc.stat(pid)
+        d.pgid = st.pgid if st is not None else None
         if fd is None:
             self.timers.call_later(0.0, lambda: self._smart_died(d, pid))
             return
@@ -228,7 +247,7 @@ class SmartDaemons(SupervisorParts):
             return
         if d.name in self.stops:
             d.launcher_pid = None
-            self._stop_done(d)
+            self._stop_progress(d)
             return
         if status.success and d.state == State.STARTING:
             return  # a daemonizing command: its child writes the pidfile; keep polling
@@ -237,6 +256,10 @@ class SmartDaemons(SupervisorParts):
         d.error = f"command {status.describe()} before writing a valid pidfile"
         log.error("daemon %r: %s", d.name, d.error)
         self._cancel_daemon_timer(d)
+        d.launcher_pid = None
+        if self._launch_leftovers(d):  # what it started is ours: ended before any relaunch
+            self.stop(d, then=lambda: self._after_failed_start(d))
+            return
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
         self._settle(d, decision.state, decision.delay, d.error)
 
@@ -258,6 +281,7 @@ class SmartDaemons(SupervisorParts):
                     programs=self._programs(d.spec),
                     mtime=read.mtime,
                     file_uid=read.file_uid,
+                    mark=pidfile.marker(d.spec.pidfile),
                 )
                 if why is None:
                     log.info("daemon %r now runs as pid %d (was %d); following it", d.name, read.pid, pid)
@@ -265,5 +289,57 @@ class SmartDaemons(SupervisorParts):
                     return
         if d.spec.daemonize and d.spec.pidfile is not None:
             pidfile.remove_if_names(d.spec.pidfile, pid)
+        d.pid = None
+        # Never launch again while a process of the previous launch lives. Two syscalls tell
+        # whether any may (its group, or the launch's session group, still has a member); only
+        # then is /proc scanned.
+        groups = {g for g in (d.pgid, d.launch.pid if d.launch else None) if g is not None}
+        left = self._launch_leftovers(d) if any(proc.group_exists(g) for g in groups) else []
+        if left:
+            log.info(
+                "daemon %r (pid %d) %s; its launch left pid(s) %s: stopping them first",
+                d.name,
+                pid,
+                status.describe(),
+                ", ".join(map(str, left)),
+            )
+            self.stop(d, then=functools.partial(self._after_death, d, pid, status))
+            return
+        self._after_death(d, pid, status)
+
+    def _after_death(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
         self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
+
+    # ------------------------------------------------------------------ what a launch produced
+    def _from_launch(self, d: Daemon, pid: int) -> bool:
+        """Whether our latest launch of ``d`` produced ``pid``: the launcher itself, a process of
+        its session or below it, or one carrying the daemon's marker, started since the launch."""
+        launch = d.launch
+        if launch is None or d.spec.pidfile is None:
+            return False
+        st = proc.stat(pid)
+        if st is None:
+            return False
+        if pid == launch.pid:
+            return st.starttime == launch.starttime
+        if st.starttime < launch.starttime:
+            return False
+        return (
+            st.sid == launch.pid
+            or proc.descends_from(pid, launch.pid)
+            or proc.has_env(pid, pidfile.marker(d.spec.pidfile))
+        )
+
+    def _launch_leftovers(self, d: Daemon) -> list[int]:
+        """The live processes our latest launch of ``d`` produced, other than its verified pid."""
+        launch = d.launch
+        if launch is None or d.spec.pidfile is None:
+            return []
+        mark = pidfile.marker(d.spec.pidfile)
+        me = os.getpid()
+        return [
+            st.pid
+            for st in proc.started_since(launch.starttime)
+            if st.pid not in (me, d.pid) and (launch.pid in (st.sid, st.pid) or proc.has_env(st.pid, mark))
+        ]

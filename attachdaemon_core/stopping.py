@@ -34,6 +34,7 @@ class Stop:
     killed: bool = False
     sid: int | None = None
     pid: int | None = None
+    launch: bool = False  # a smart daemon not (yet) adopted: end whatever its launch produced
 
 
 class Stopping(SupervisorParts):
@@ -49,7 +50,12 @@ class Stopping(SupervisorParts):
             if then is not None:
                 existing.then.append(then)
             return
-        pid = d.pid if d.pid is not None else d.launcher_pid
+        if d.spec.kind != "attached" and d.pid is None:
+            left = self._launch_leftovers(d)  # the launcher, if it lives, and what it started
+            if left:
+                self._stop_launch(d, left, sig, then)
+                return
+        pid = d.pid
         if pid is None:
             if d.state != State.STOPPED:
                 d.set_state(State.STOPPED, "stopped while not running")
@@ -61,12 +67,32 @@ class Stopping(SupervisorParts):
         self.stops[d.name] = stop
         d.set_state(State.STOPPING)
         log.info("stopping daemon %r (pid %d) with %s", d.name, pid, signal_name(sig))
-        if d.spec.kind == "attached" or d.launcher_pid == pid:
+        if d.spec.kind == "attached":
             stop.sid = pid
             proc.signal_group(pid, sig)
         else:
             self._signal_smart(d, pid, sig)
         self._set_daemon_timer(d, d.spec.stop_timeout, lambda: self._stop_escalate(d))
+
+    def _stop_launch(
+        self, d: Daemon, pids: list[int], sig: int | None, then: Callable[[], None] | None
+    ) -> None:
+        """Stop what a smart daemon's launch produced, no pidfile having named the daemon yet."""
+        sig = d.spec.stop_signal if sig is None else sig
+        self.stops[d.name] = Stop(
+            kill_at=self.clock() + d.spec.stop_timeout, then=[then] if then else [], launch=True
+        )
+        d.set_state(State.STOPPING)
+        shown = ", ".join(map(str, pids))
+        log.info(
+            "stopping what daemon %r's command started (pid %s) with %s",
+            d.name,
+            shown,
+            signal_name(sig),
+        )
+        for pid in pids:
+            self._kill_pid(pid, sig)
+        self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
 
     def _signal_smart(self, d: Daemon, pid: int, sig: int) -> None:
         fd = self.pidfds.get(d.name)
@@ -83,7 +109,10 @@ class Stopping(SupervisorParts):
         pid = d.pid if d.pid is not None else d.launcher_pid
         log.warning("daemon %r did not stop within %gs; sending SIGKILL", d.name, d.spec.stop_timeout)
         stop.killed = True
-        if stop.sid is not None:
+        if stop.launch:
+            for left in self._launch_leftovers(d):
+                self._kill_pid(left, signal.SIGKILL)
+        elif stop.sid is not None:
             proc.kill_session(stop.sid)
         elif pid is not None:
             fd = self.pidfds.get(d.name)
@@ -98,6 +127,16 @@ class Stopping(SupervisorParts):
         """Called when the leader exited or on a short poll: done once the session is empty."""
         stop = self.stops.get(d.name)
         if stop is None:
+            return
+        if stop.launch:
+            launcher_unreaped = d.launcher_pid is not None and d.launcher_pid in self.children
+            if not launcher_unreaped and not self._launch_leftovers(d):
+                d.launcher_pid = None
+                self._stop_done(d)
+            elif self.clock() >= stop.kill_at and not stop.killed:
+                self._stop_escalate(d)
+            else:
+                self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
             return
         leader_gone = d.pid is None or d.pid not in self.children
         if stop.sid is not None and leader_gone:
@@ -183,9 +222,11 @@ class Stopping(SupervisorParts):
         if smart_too and any(d.spec.kind != "attached" for d in self.daemons.values()):
             log.info("the server was PID 1 of its namespace: stopping smart daemons too")
         for d in self.daemons.values():
-            if d.spec.kind != "attached" and d.state == State.STARTING and d.launcher_pid is not None:
-                self._wave.add(d.name)  # a smart launcher still in the foreground: ours to end
-            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None:
+            unadopted = d.spec.kind != "attached" and d.pid is None and d.name not in self.stops
+            if unadopted and d.state == State.STARTING and self._launch_leftovers(d):
+                self._wave.add(d.name)  # a launch whose pidfile never came: what it started is ours
+                self.stop(d)
+            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None and d.name not in self.stops:
                 d.set_state(State.STOPPED, "server stopping")
         self._continue_wave()
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, proc, report, watch
+from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
@@ -538,6 +538,8 @@ class Supervisor(SmartDaemons, Stopping):
         token = self.leadership.token(d.name)
         if token is not None:
             env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (SPEC §9)
+        if spec.pidfile is not None:  # tells this daemon's processes, whatever they run, from others
+            env[pidfile.MARKER_VAR] = os.path.realpath(spec.pidfile)
         to_close: list[int] = []
         out: int | None = None
         if spec.log == "prefix":

@@ -3,6 +3,7 @@
 usage: probe_daemon.py EVENTS NAME [options]
   --pidfile P         write P (foreground) with our pid
   --daemonize P       double-fork, then the grandchild writes P
+  --pidfile-may-fail  if P cannot be written, go on without it (as redis does after daemonizing)
   --ignore-term       ignore SIGTERM (and SIGINT)
   --exit-after S      exit after S seconds with --code
   --code N            exit status (default 0)
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
     flags = set()
     it = iter(opts)
     for a in it:
-        if a in ("--ignore-term", "--grandchild"):
+        if a in ("--ignore-term", "--grandchild", "--pidfile-may-fail"):
             flags.add(a)
         else:
             opt[a] = next(it)
@@ -47,9 +48,13 @@ def main(argv: list[str]) -> int:
         os.setsid()
         if os.fork() > 0:
             os._exit(0)
-        with open(opt["--daemonize"] + ".tmp", "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os.rename(opt["--daemonize"] + ".tmp", opt["--daemonize"])
+        try:
+            with open(opt["--daemonize"] + ".tmp", "w") as f:
+                f.write(f"{os.getpid()}\n")
+            os.rename(opt["--daemonize"] + ".tmp", opt["--daemonize"])
+        except OSError:
+            if "--pidfile-may-fail" not in flags:
+                raise
     record(events, name, "START")
     if "--pidfile" in opt:
         with open(opt["--pidfile"] + ".tmp", "w") as f:
