@@ -314,27 +314,29 @@ def _reap_orphans(child: subprocess.Popen[bytes] | None) -> None:
 def wait_ready(runtime_dir: str, timeout: float, err: TextIO) -> bool:
     """Hold until every daemon with a ready probe is ready, at most ``timeout`` seconds."""
     end = time.monotonic() + timeout
-    waiting: list[str] = []
-    while time.monotonic() < end:
+    waiting: list[str] | None = None  # None until the supervisor has answered once
+    while True:  # at least one status call, even when a slow machine ate the whole bound
         try:
             result = client.call(runtime_dir, "status", timeout=STATUS_TIMEOUT)
         except (client.NoSupervisor, client.ControlError):
-            time.sleep(0.05)
-            continue
-        waiting = [
-            d["name"]
-            for d in result["daemons"]
-            if d["ready"] is not True
-            and d["state"] != "standby"
-            and d.get("autostart", True)
-            and not d.get("held")
-        ]
-        if not waiting:
-            return True
+            pass
+        else:
+            waiting = [
+                d["name"]
+                for d in result["daemons"]
+                if d["ready"] is not True
+                and d["state"] != "standby"
+                and d.get("autostart", True)
+                and not d.get("held")
+            ]
+            if not waiting:
+                return True
+        if time.monotonic() >= end:
+            break
         time.sleep(0.05)
+    what = ", ".join(waiting) if waiting is not None else "an answer from the supervisor"
     err.write(
-        f"attachdaemon: ATTACH_DAEMONS_WAIT_READY: still waiting for {', '.join(waiting)} after "
-        f"{timeout:g}s; going on\n"
+        f"attachdaemon: ATTACH_DAEMONS_WAIT_READY: still waiting for {what} after {timeout:g}s; going on\n"
     )
     return False
 
