@@ -101,6 +101,7 @@ class _Entry:
     from_line: bool = False
     explicit_name: bool = True
     pending: list[Problem] = field(default_factory=list)  # a list line's, until it is named
+    notes: list[Problem] = field(default_factory=list)  # warnings on an accepted uWSGI line (W004)
 
 
 def parse_declarations(
@@ -127,6 +128,9 @@ def parse_declarations(
         if entry.decl is not None:
             ctx = _Context(entry.name, base, leader_backend, entry.from_line)
             spec, graph[entry.name] = _spec(entry.decl, ctx, problems)
+            if spec and entry.notes:  # shown by check_specs, named as the daemon finally is
+                notes = tuple(dataclasses.replace(p, daemon=entry.name) for p in entry.notes)
+                spec = dataclasses.replace(spec, extra={**spec.extra, "notes": notes})
             specs += [spec] if spec else []
     problems += _dependency_problems(graph, {e.name for e in entries if e.name})
     if problems:
@@ -179,12 +183,17 @@ def _failed(name: str, message: str, daemon: str | None = None, key: str | None 
 
 
 def _line_entry(line: str, name: str | None, leader_backend: str) -> _Entry:
-    """Parse one uWSGI line; a list's line gets its final name (and problems renamed) later."""
+    """Parse one uWSGI line; a list's line gets its final name (and problems renamed) later.
+
+    Its ``W`` problems are notes on an accepted line: kept for :func:`check_specs`, never raised.
+    """
     decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend)
     derived = str(decl.pop("name", ""))
     if name is not None:
         problems = [dataclasses.replace(p, daemon=name) for p in problems]
-    return _Entry(name or derived, None if problems else decl, True, name is not None, problems)
+    errors = [p for p in problems if not p.code.startswith("W")]
+    notes = [p for p in problems if p.code.startswith("W")]
+    return _Entry(name or derived, None if errors else decl, True, name is not None, errors, notes)
 
 
 def _name_lines(entries: list[_Entry]) -> None:
@@ -713,13 +722,15 @@ def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
 
 
 def check_specs(specs: Sequence[DaemonSpec]) -> list[Problem]:
-    """Warnings (W001 missing executable, W002 missing cwd, W003 PostgreSQL on SIGTERM) and E002.
+    """Warnings (W001 missing executable, W002 missing cwd, W003 PostgreSQL on SIGTERM, W004 what
+    was dropped from a uWSGI line) and E002.
 
     None of these is raised: a program or directory may appear later, and privileges depend on
     the user the server runs as.
     """
     problems: list[Problem] = []
     for spec in specs:
+        problems += spec.extra.get("notes", ())
         problems += _check_program(spec)
         problems += _check_cwd(spec)
         problems += _check_postgres(spec)

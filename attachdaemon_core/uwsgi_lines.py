@@ -55,6 +55,7 @@ KV_KEYS = {
 }
 
 NATIVE_HINT = "declare it natively with a list command, or use a wrapper script ending in exec"
+SEMICOLON_HINT = "uWSGI runs the command with /bin/sh -c, which ignores it"
 _TRUE = frozenset({"", "1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _ENV_PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -80,6 +81,7 @@ class _Line:
         self.decl: dict[str, object] = {}
         self.program = ""
         self.problems: list[tuple[str, str | None]] = []
+        self.notes: list[tuple[str, str | None]] = []  # warnings (W004): the line is still accepted
 
     def problem(self, message: str, hint: str | None = None) -> None:
         self.problems.append((message, hint))
@@ -89,7 +91,8 @@ def parse_uwsgi_line(line: str, *, leader_backend: str = "file") -> tuple[dict[s
     """Parse one uWSGI option line into a native declaration (with ``name``) and its problems.
 
     The name is derived from the program (``memcached``); it is ``""`` when the line is too broken
-    to tell. Problems name the daemon when its name is known, else they quote the line.
+    to tell. Problems name the daemon when its name is known, else they quote the line. Problems
+    whose code starts with ``W`` are notes on an accepted line (a dropped trailing ``;``), not errors.
     """
     state = _Line(leader_backend)
     option = ""
@@ -103,6 +106,7 @@ def parse_uwsgi_line(line: str, *, leader_backend: str = "file") -> tuple[dict[s
     decl = {"name": name, **state.decl}
     if name:
         problems = [Problem(m, daemon=name, key=option, hint=h) for m, h in state.problems]
+        problems += [Problem(m, daemon=name, key=option, hint=h, code="W004") for m, h in state.notes]
     else:
         problems = [Problem(f"uWSGI line {line!r}: {m}", hint=h) for m, h in state.problems]
     return decl, problems
@@ -306,8 +310,24 @@ def _first_word(cmd: str) -> str:
 
 
 def _attach(value: str, state: _Line) -> None:
-    fields, state.program = command_fields(value)
+    fields, state.program = command_fields(_drop_trailing_semicolon(value, state))
     state.decl.update(fields)
+
+
+def _drop_trailing_semicolon(cmd: str, state: _Line) -> str:
+    """``CMD;`` means ``CMD`` to ``/bin/sh -c``, which uWSGI runs it with: drop the ``;``, with a note.
+
+    Only a lone unquoted, unescaped ``;`` ending a non-empty command goes; anything else is left for
+    :func:`command_fields` to judge (``a; b``, ``a;;``, ``a & ;`` stay refused).
+    """
+    text = cmd.rstrip()
+    cut = text[:-1].rstrip()
+    if not text.endswith(";") or not cut:
+        return cmd
+    if shell_syntax(text)[0].count(";") != shell_syntax(cut)[0].count(";") + 1:
+        return cmd  # the ';' is escaped or quoted: an argument
+    state.notes.append(("the trailing ';' was dropped", SEMICOLON_HINT))
+    return cut
 
 
 def _control(value: str, state: _Line) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from attachdaemon_core.declarations import parse_declarations
+from attachdaemon_core.commands import Context, check
+from attachdaemon_core.declarations import check_specs, parse_declarations
 from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
 from attachdaemon_core.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, split_kvlist
 
@@ -393,3 +395,74 @@ def test_any_uwsgi_line_parses_or_raises_config_error(option: str, sep: str, val
         assert exc.problems and all(isinstance(p, Problem) for p in exc.problems)
     else:
         assert all(isinstance(s, DaemonSpec) and s.command for s in specs)
+
+
+# --- a trailing ';': /bin/sh -c (which uWSGI runs every command with) ignores it -----------------
+
+SEMICOLON_LINE = "smart-attach-daemon = x.pid celery worker -A app --pidfile=x.pid;"
+SEMICOLON_NOTE = Problem(
+    "the trailing ';' was dropped",
+    daemon="celery",
+    key="smart-attach-daemon",
+    hint="uWSGI runs the command with /bin/sh -c, which ignores it",
+    code="W004",
+)
+
+
+def test_a_trailing_semicolon_is_dropped_with_a_note() -> None:
+    decl, problems = parse_uwsgi_line(SEMICOLON_LINE)
+    assert decl == {
+        "name": "celery",
+        "pidfile": "x.pid",
+        "command": ["celery", "worker", "-A", "app", "--pidfile=x.pid"],
+    }
+    assert problems == [SEMICOLON_NOTE]
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("attach-daemon = memcached -p 11211 ;", ["memcached", "-p", "11211"]),
+        ("attach-daemon = exec memcached;  ", ["memcached"]),
+        ("attach-daemon2 = cmd=memcached -vv;,stopsignal=2", ["memcached", "-vv"]),
+        ("legion-attach-daemon = beat celery beat;", ["celery", "beat"]),
+        ("attach-daemon = memcached > /tmp/mc.log;", ["/bin/sh", "-c", "exec memcached > /tmp/mc.log"]),
+    ],
+)
+def test_every_option_drops_a_trailing_semicolon(line: str, command: list[str]) -> None:
+    decl, problems = parse_uwsgi_line(line)
+    assert decl["command"] == command
+    assert [(p.code, p.message) for p in problems] == [("W004", "the trailing ';' was dropped")]
+
+
+@pytest.mark.parametrize(
+    ("line", "construct"),
+    [
+        ("attach-daemon = a; b;", "';'"),  # still two commands
+        ("attach-daemon = a;;", "';'"),  # ';;' is a syntax error to sh
+        ("attach-daemon = a & ;", "a trailing '&'"),
+        ("attach-daemon = ;", "';'"),
+    ],
+)
+def test_only_a_lone_trailing_semicolon_is_dropped(line: str, construct: str) -> None:
+    _, problems = parse_uwsgi_line(line)
+    assert len(problems) == 1
+    assert problems[0].code == "E001"
+    assert f"shell syntax {construct}" in problems[0].message
+
+
+@pytest.mark.parametrize("line", ["attach-daemon = echo \\;", "attach-daemon = echo ';'"])
+def test_an_escaped_or_quoted_semicolon_is_an_argument(line: str) -> None:
+    assert parsed(line)["command"] == ["echo", ";"]
+
+
+def test_check_reports_the_dropped_semicolon(tmp_path: Path) -> None:
+    specs = parse_declarations([SEMICOLON_LINE], base_dir=str(tmp_path))
+    assert specs[0].command == ("celery", "worker", "-A", "app", "--pidfile=x.pid")
+    assert SEMICOLON_NOTE in check_specs(specs)
+    named = parse_declarations({"worker": SEMICOLON_LINE}, base_dir=str(tmp_path))
+    assert [p.daemon for p in check_specs(named) if p.code == "W004"] == ["worker"]
+    ctx = Context(runtime_dir=str(tmp_path), load=lambda: specs, source="test", warnings=check_specs)
+    out, err = io.StringIO(), io.StringIO()
+    assert check(ctx, out, err) == 0
+    assert f"W004: {SEMICOLON_NOTE}\n" in out.getvalue()
