@@ -13,12 +13,14 @@ from .commands import Context, main_for
 DEFAULT_CONFIG = "attachdaemon.toml"
 
 
-def _configure(parser: argparse.ArgumentParser) -> None:
+def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
+    """The global options; accepted before and after the verb (see commands.main_for)."""
+    default = os.environ.get("ATTACHDAEMON_CONFIG", DEFAULT_CONFIG) if with_defaults else argparse.SUPPRESS
     parser.add_argument(
         "-c",
         "--config",
-        default=os.environ.get("ATTACHDAEMON_CONFIG", DEFAULT_CONFIG),
-        help=f"TOML file with [daemons.NAME] tables (default: ./{DEFAULT_CONFIG})",
+        default=default,
+        help=f"TOML file with [daemons.NAME] tables (default: $ATTACHDAEMON_CONFIG or ./{DEFAULT_CONFIG})",
     )
 
 

@@ -28,6 +28,7 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_NO_SUPERVISOR = 4
 STATUS_TIMEOUT = 2.0
+RESPAWN_WAIT = 5.0  # a supervisor's guard starts it again within a second
 
 
 @dataclass
@@ -41,21 +42,29 @@ class Context:
     wait_ready: float = 0.0
 
 
-def add_verbs(parser: argparse.ArgumentParser) -> None:
+def add_verbs(parser: argparse.ArgumentParser, options: argparse.ArgumentParser | None = None) -> None:
+    """The verbs as subcommands of ``parser``. ``options``: a parent parser (``add_help=False``)
+    holding the global options again, with ``default=argparse.SUPPRESS``, so they are accepted
+    after the verb too; an option given only before the verb keeps its value."""
+    parents = [options] if options is not None else []
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    p = sub.add_parser("status", help="show the daemons (exit 0 healthy, 3 not, 4 no supervisor)")
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=parents)
+
+    p = verb("status", "show the daemons (exit 0 healthy, 3 not, 4 no supervisor)")
     p.add_argument("--json", action="store_true", help="the stable JSON of SPEC §8")
-    for verb in ("start", "stop", "restart"):
-        p = sub.add_parser(verb, help=f"{verb} daemons by name")
+    for name in ("start", "stop", "restart"):
+        p = verb(name, f"{name} daemons by name")
         p.add_argument("names", nargs="*", metavar="NAME")
         p.add_argument("--all", action="store_true")
-    p = sub.add_parser("logs", help="show a daemon's last output lines")
+    p = verb("logs", "show a daemon's last output lines")
     p.add_argument("name", metavar="NAME")
     p.add_argument("-n", "--lines", type=int, default=50)
     p.add_argument("-f", "--follow", action="store_true")
-    sub.add_parser("check", help="validate the declarations; no supervisor needed")
-    p = sub.add_parser("run", help="own the supervisor in the foreground [-- CMD…]")
+    verb("check", "validate the declarations; no supervisor needed")
+    p = verb("run", "own the supervisor in the foreground [-- CMD…]")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD")
 
 
@@ -117,12 +126,15 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
     try:
         result = client.call(ctx.runtime_dir, "status", timeout=STATUS_TIMEOUT)
     except (client.NoSupervisor, client.ControlError) as exc:
-        err.write(f"no supervisor answered within {STATUS_TIMEOUT:g}s in {ctx.runtime_dir} ({exc})\n")
+        reason = f"no supervisor answered within {STATUS_TIMEOUT:g}s in {ctx.runtime_dir} ({exc})"
+        err.write(f"{reason}\n")
         others = [e for e in runtime.read_index() if e.get("runtime_dir") != ctx.runtime_dir]
         if others:
             err.write("supervisors recorded for this user:\n")
             for e in others:
                 err.write(f"  pid {e.get('pid')}: {e.get('runtime_dir')}\n")
+        if as_json:  # scripts parse stdout: one object saying why, never nothing
+            out.write(json.dumps(no_supervisor_status(ctx.runtime_dir, reason, others), indent=2) + "\n")
         return EXIT_NO_SUPERVISOR
     if as_json:
         out.write(json.dumps(public_status(result), indent=2) + "\n")
@@ -132,6 +144,16 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
     # nothing running for anyone: that is not healthy.
     ok = bool(result["supervisor"]["owners"]) and all(healthy(d) for d in result["daemons"])
     return EXIT_OK if ok else EXIT_NOT_RUNNING
+
+
+def no_supervisor_status(runtime_dir: str, reason: str, others: list[dict[str, Any]]) -> dict[str, Any]:
+    """``status --json`` when no supervisor answers (exit 4): why, and the supervisors that run."""
+    return {
+        "supervisor": None,
+        "error": reason,
+        "runtime_dir": runtime_dir,
+        "other_supervisors": [{"pid": e.get("pid"), "runtime_dir": e.get("runtime_dir")} for e in others],
+    }
 
 
 def public_status(result: dict[str, Any]) -> dict[str, Any]:
@@ -249,53 +271,86 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
         err.write(f"attachdaemon: {exc}\n")
         return EXIT_BAD
-    if ctx.wait_ready > 0:
-        wait_ready(ctx.runtime_dir, ctx.wait_ready, err)
-    child: subprocess.Popen[bytes] | None = None
-    if command:
-        try:
-            # Its own process group: terminal signals reach us once, and we forward them.
-            child = subprocess.Popen(list(command), preexec_fn=os.setpgrp)  # noqa: PLW1509 - no threads here
-        except OSError as exc:
-            err.write(f"attachdaemon run: cannot start {command[0]!r}: {exc.strerror}\n")
-            _release(ctx, specs)
-            return 127
-    # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     code = EXIT_OK
-    while True:
-        if child is not None and child.poll() is not None:
-            code = child.returncode if child.returncode >= 0 else 128 - child.returncode
-            break
-        if me == 1:
-            _reap_orphans(child)
-        info = signal.sigwaitinfo(sigs)
-        if info.si_signo == signal.SIGCHLD:
-            continue
-        if info.si_signo == signal.SIGHUP:
+    stop_wait = _longest_stop(specs)
+    try:  # whatever happens from here on, we release: the supervisor must not keep us as owner
+        if ctx.wait_ready > 0:
+            wait_ready(ctx.runtime_dir, ctx.wait_ready, err)
+        child: subprocess.Popen[bytes] | None = None
+        if command:
             try:
-                specs = ctx.load()
-            except ConfigError as exc:
-                err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
+                # Its own process group: terminal signals reach us once, and we forward them.
+                child = subprocess.Popen(list(command), preexec_fn=os.setpgrp)  # noqa: PLW1509 - no threads here
+            except OSError as exc:
+                err.write(f"attachdaemon run: cannot start {command[0]!r}: {exc.strerror}\n")
+                return 127
+        # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
+        sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
+        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        while True:
+            if child is not None and child.poll() is not None:
+                code = child.returncode if child.returncode >= 0 else 128 - child.returncode
+                break
+            if me == 1:
+                _reap_orphans(child)
+            info = signal.sigwaitinfo(sigs)
+            if info.si_signo == signal.SIGCHLD:
                 continue
-            client.call(
-                ctx.runtime_dir,
-                "reload",
-                owner=runtime.owner_identity(me),
-                declarations=runtime.payload(specs, source=ctx.source),
-            )
-        elif child is None:
-            break
-        else:
-            child.send_signal(info.si_signo)
-    _release(ctx, specs)
+            if info.si_signo == signal.SIGHUP:
+                try:
+                    new = ctx.load()
+                except ConfigError as exc:
+                    err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
+                    continue
+                stop_wait = max(stop_wait, _longest_stop(new))
+                _send_reload(ctx, me, new, err)
+            elif child is None:
+                break
+            else:
+                child.send_signal(info.si_signo)
+    finally:
+        _release(ctx, stop_wait)
     return code
 
 
-def _release(ctx: Context, specs: Sequence[DaemonSpec]) -> None:
-    longest = max((s.stop_timeout for s in specs), default=0.0)
-    runtime.release(ctx.runtime_dir, os.getpid(), wait=longest + 1.0)
+def _send_reload(ctx: Context, me: int, specs: Sequence[DaemonSpec], err: TextIO) -> bool:
+    """Send a reload; never raise. A supervisor that does not answer is being started again by
+    its guard (within a second): wait for it up to RESPAWN_WAIT, then start one ourselves."""
+    decl = runtime.payload(specs, source=ctx.source)
+    end = time.monotonic() + RESPAWN_WAIT
+    waited = False
+    while True:
+        try:
+            client.call(ctx.runtime_dir, "reload", owner=runtime.owner_identity(me), declarations=decl)
+        except client.NoSupervisor as exc:
+            if not waited:
+                err.write(f"attachdaemon: reload: {exc}; waiting up to {RESPAWN_WAIT:g}s for it to be back\n")
+                waited = True
+            if time.monotonic() >= end:
+                break
+            time.sleep(0.05)
+            continue
+        except client.ControlError as exc:
+            err.write(f"attachdaemon: reload not sent: {exc}\n")
+            return False
+        if waited:
+            err.write("attachdaemon: reload sent to the supervisor started again\n")
+        return True
+    try:  # the guard is gone too: start a supervisor, with us as its owner and these declarations
+        runtime.join(ctx.runtime_dir, me, decl, announce="reload")
+    except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
+        err.write(f"attachdaemon: reload not sent, no supervisor could be started: {exc}\n")
+        return False
+    err.write("attachdaemon: no supervisor came back; started a new one with the reloaded declarations\n")
+    return True
+
+
+def _longest_stop(specs: Sequence[DaemonSpec]) -> float:
+    return max((s.stop_timeout for s in specs), default=0.0)
+
+
+def _release(ctx: Context, longest_stop: float) -> None:
+    runtime.release(ctx.runtime_dir, os.getpid(), wait=longest_stop + 1.0)
 
 
 def _reap_orphans(child: subprocess.Popen[bytes] | None) -> None:
@@ -345,12 +400,17 @@ def main_for(
     prog: str,
     argv: Sequence[str],
     ctx_factory: Callable[[argparse.Namespace], Context],
-    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+    configure: Callable[[argparse.ArgumentParser, bool], None] | None = None,
 ) -> int:
+    """Parse ``argv`` and dispatch. ``configure(parser, with_defaults)`` adds the global options:
+    once to the main parser with their defaults, once to the verbs' parent parser without
+    (``default=argparse.SUPPRESS``), so ``-c FILE`` works before or after the verb."""
     parser = argparse.ArgumentParser(prog=prog)
+    options = argparse.ArgumentParser(add_help=False)
     if configure is not None:
-        configure(parser)
-    add_verbs(parser)
+        configure(parser, True)
+        configure(options, False)
+    add_verbs(parser, options)
     args = parser.parse_args(list(argv))
     try:
         ctx = ctx_factory(args)

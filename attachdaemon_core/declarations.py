@@ -2,7 +2,9 @@
 
 Every host calls :func:`parse_declarations` before anything starts; it either returns specs or
 raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (SPEC §4). Nothing
-here runs a process. :func:`check_specs` adds the warnings a ``check`` command shows.
+here runs a process; a leader backend's client package (psycopg, redis-py) is imported to be sure
+the lock holder can run (E003), and no message shows a password (see ``redaction``).
+:func:`check_specs` adds the warnings a ``check`` command shows.
 
 Sections: the outer shape (mapping or list, names), one declaration's keys (a converter per key),
 the rules tying keys together, dependencies, and the ``check`` warnings.
@@ -21,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from attachdaemon_core.redaction import redact
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 from attachdaemon_core.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, show_constructs
 
@@ -42,6 +45,8 @@ ENV_NAME_RE = re.compile(r"[^=\0]+\Z")
 POSTGRES_PROGRAMS = frozenset({"postgres", "postmaster", "pg_ctl"})
 BACKEND_SCHEMES = frozenset({"postgresql", "postgres", "redis", "rediss"})
 BACKEND_HINT = "use 'file', 'postgresql://…', 'redis://…' or 'django:ALIAS'"
+NOT_SHOWN = "unsupported leader backend (not shown, it may hold a password)"
+SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 LEADER_STOP_TIMEOUT = 4.0
 MAX_SECONDS = 10**9  # about 31 years: larger durations are typos (and may not fit a float)
 
@@ -74,12 +79,13 @@ _ALIASES = {
 
 
 class _Invalid(Exception):
-    """One key's value is wrong; ``message`` and ``hint`` become a Problem."""
+    """One key's value is wrong; ``message``, ``hint`` and ``code`` become a Problem."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, code: str = "E001") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ def _spec(
     decl: Mapping[Any, object], ctx: _Context, problems: list[Problem]
 ) -> tuple[DaemonSpec | None, tuple[str, ...]]:
     """Convert every key, apply the rules tying keys together, build the spec; also its depends_on."""
-    own: list[tuple[str, str, str | None]] = []
+    own: list[tuple[str, str, str | None, str]] = []  # key, message, hint, code
     fields: dict[str, Any] = {}
     for key, value in decl.items():
         if key == "name":
@@ -234,11 +240,11 @@ def _spec(
             name = _key(key, ctx)
             fields[name] = _CONVERTERS[name](value, ctx)
         except _Invalid as exc:
-            own.append((str(key), exc.message, exc.hint))
+            own.append((str(key), exc.message, exc.hint, exc.code))
     if "command" not in decl:
-        own.append(("command", "is required", None))
-    own += _combined(fields, {k for k, _, _ in own})
-    problems += [Problem(m, daemon=ctx.name, key=k, hint=h) for k, m, h in own]
+        own.append(("command", "is required", None, "E001"))
+    own += [(k, m, h, "E001") for k, m, h in _combined(fields, {o[0] for o in own})]
+    problems += [Problem(m, daemon=ctx.name, key=k, hint=h, code=c) for k, m, h, c in own]
     depends_on: tuple[str, ...] = fields.get("depends_on", ())
     if own:
         return None, depends_on
@@ -584,7 +590,7 @@ def _leader(value: object, ctx: _Context) -> LeaderSpec:
             raise _Invalid(f"unknown leader key {key!r}", did_you_mean(key, keys))
     lock = value.get("lock")
     if not isinstance(lock, str) or not LOCK_RE.match(lock):
-        what = f"{lock!r} is not a lock name" if "lock" in value else "needs a 'lock' name"
+        what = f"{_show(lock)} is not a lock name" if "lock" in value else "needs a 'lock' name"
         raise _Invalid(what, "use letters, digits, '_', '.', ':', '@' and '-'")
     backend = value.get("backend", ctx.leader_backend)
     problem = leader_backend_problem(backend)
@@ -593,6 +599,9 @@ def _leader(value: object, ctx: _Context) -> LeaderSpec:
     lease = _positive("lease", value.get("lease", 15.0))
     renew = _positive("renew", value.get("renew", 3.0))
     hooks = {k: _argv(value[k], ctx) for k in ("on_lead", "on_unlead") if value.get(k) is not None}
+    missing = _leader_client_problem(str(backend))
+    if missing:
+        raise _Invalid(*missing, code="E003")
     return LeaderSpec(lock=lock, backend=str(backend), lease=lease, renew=renew, **hooks)
 
 
@@ -603,18 +612,34 @@ def _positive(what: str, value: object) -> float:
 
 
 def leader_backend_problem(backend: object) -> str | None:
-    """Why ``backend`` is not a lock backend, or None; never repeats a DSN (passwords)."""
+    """Why ``backend`` is not a lock backend, or None; never repeats a password (SPEC §9)."""
     if not isinstance(backend, str):
         return f"the leader backend must be a string, not {_type(backend)}"
     scheme, sep, _ = backend.partition("://")
     if sep:
-        ok = scheme.lower() in BACKEND_SCHEMES
-        return None if ok else f"unsupported leader backend scheme {scheme!r}"
+        if scheme.lower() in BACKEND_SCHEMES:
+            return None
+        return f"unsupported leader backend scheme {scheme!r}" if SCHEME_RE.match(scheme) else NOT_SHOWN
     if backend == "file" or re.match(r"django:\S+\Z", backend):
         return None
     if ":" in backend or "@" in backend:
-        return "unsupported leader backend (not shown, it may hold a password)"
-    return f"unsupported leader backend {backend!r}"
+        return NOT_SHOWN
+    return f"unsupported leader backend {_show(backend)}"  # key=value: password values masked
+
+
+def _leader_client_problem(backend: str) -> tuple[str, str] | None:
+    """(message, the pip command) when the client package ``backend`` needs cannot be imported
+    in this Python — the lock holder would die at once — else None."""
+    scheme = backend.partition("://")[0].lower() if "://" in backend else ""
+    if scheme in ("postgresql", "postgres") or backend.startswith("django:"):
+        kind = "postgres"
+    elif scheme in ("redis", "rediss"):
+        kind = "redis"
+    else:
+        return None
+    from attachdaemon_core.leader.backends import client_problem
+
+    return client_problem(kind)
 
 
 _CONVERTERS: dict[str, Converter] = {
@@ -667,7 +692,8 @@ def _secs(value: float) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    """A value as shown in a message: repr, password values masked, at most 60 characters."""
+    text = repr(redact(value)) if isinstance(value, str) else redact(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

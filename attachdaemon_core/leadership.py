@@ -4,6 +4,10 @@ daemon, spoken to in JSON lines (see :mod:`attachdaemon_core.leader` for the pro
 Runs in the supervisor's loop. The holder owns the lease and the daemon's deadline; this side
 starts the daemon when the holder says ``acquired``, tells it each new session at once, stops the
 daemon when it says ``lost``, and reports the lock's holder and this host's role in status.
+
+A holder that dies (a missing client package, a crash, a kill) is reported in status (the
+daemon's ``error``) and the log with its exit status, what it last said and its last stderr
+lines, and started again with backoff: 1 s after a first quick death, doubling up to 30 s.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import selectors
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +32,10 @@ from .spawn import SpawnError, SpawnRequest, spawn
 log = logging.getLogger("attachdaemon")
 
 BACKEND_ENV = "ATTACHDAEMON_INTERNAL_LEADER_BACKEND"
-HOLDER_RESTART_DELAY = 1.0
+HOLDER_RESTART_DELAY = 1.0  # after a first quick death; doubled at each quick death in a row
+HOLDER_MAX_DELAY = 30.0
+HOLDER_STABLE = 10.0  # a holder that lived this long died once, not in a loop
+STDERR_TAIL = 5  # stderr lines kept per holder, for the report of its death
 MAX_LINE = 65536
 
 
@@ -51,6 +59,22 @@ class Link:
     expiry: Timer | None = None
     closing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = ""  # masked out of what the holder writes
+    started: float = 0.0  # monotonic
+    from_stderr: int = -1
+    err_buf: bytes = b""
+    stderr: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL))
+    last_error: str | None = None  # its last "error" event, even once a later event cleared it
+
+
+@dataclass
+class Restarts:
+    """A daemon's holder deaths: how many quick ones in a row, the last one's report (shown in
+    status until a new holder works), and the restart waiting for its backoff."""
+
+    quick_deaths: int = 0
+    report: str | None = None
+    timer: Timer | None = None
 
 
 class Leadership:
@@ -73,12 +97,17 @@ class Leadership:
         self.on_lost = on_lost
         self.wanted = wanted
         self.links: dict[str, Link] = {}
+        self.restarts: dict[str, Restarts] = {}
 
     # -- lifecycle of holders
     def ensure(self, d: Daemon) -> None:
-        """Start ``d``'s holder if it has none (the daemon waits on standby until it leads)."""
+        """Start ``d``'s holder if it has none (the daemon waits on standby until it leads),
+        unless a restart after a holder's death is waiting for its backoff."""
         leader = d.spec.leader
         if leader is None or d.name in self.links:
+            return
+        restarts = self.restarts.get(d.name)
+        if restarts is not None and restarts.timer is not None:
             return
         info = {"host": socket.gethostname(), "pid": os.getpid(), "daemon": d.name}
         argv = (
@@ -93,30 +122,54 @@ class Leadership:
         env[BACKEND_ENV] = leader.backend  # never on the command line: it may hold a password
         cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
         ev_r, ev_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = spawn(SpawnRequest(argv=argv, env=env, stdin_fd=cmd_r, stdout_fd=ev_w))
+            pid = spawn(SpawnRequest(argv=argv, env=env, stdin_fd=cmd_r, stdout_fd=ev_w, stderr_fd=err_w))
         except SpawnError as exc:
-            for fd in (cmd_r, cmd_w, ev_r, ev_w):
+            for fd in (cmd_r, cmd_w, ev_r, ev_w, err_r, err_w):
                 os.close(fd)
-            log.error("daemon %r: cannot start its lock holder: %s", d.name, exc)
-            self.timers.call_later(HOLDER_RESTART_DELAY, lambda: self._retry(d))
+            self._restart_later(d, leader.lock, f"cannot start its lock holder: {exc}")
             return
-        os.close(cmd_r)
-        os.close(ev_w)
+        for fd in (cmd_r, ev_w, err_w):
+            os.close(fd)
         os.set_blocking(ev_r, False)
-        link = Link(d.name, leader.lock, pid, cmd_w, ev_r)
+        os.set_blocking(err_r, False)
+        link = Link(d.name, leader.lock, pid, cmd_w, ev_r, backend=leader.backend, from_stderr=err_r)
+        link.started = self.timers.clock()
         self.links[d.name] = link
         self.children[pid] = functools.partial(self._holder_exited, d, link)
         self.selector.register(ev_r, selectors.EVENT_READ, lambda _m, link=link: self._read(link))
+        # Read until EOF, also after the holder's death (its watchdog may write last).
+        self.selector.register(err_r, selectors.EVENT_READ, lambda _m, link=link: self._read_stderr(link))
         log.info("daemon %r waits for leader lock %r (holder pid %d)", d.name, leader.lock, pid)
 
     def _retry(self, d: Daemon) -> None:
+        restarts = self.restarts.get(d.name)
+        if restarts is not None:
+            restarts.timer = None
         if self.wanted(d.name):
             self.ensure(d)
+
+    def _restart_later(self, d: Daemon, lock: str, what: str, *, lived: float = 0.0) -> str:
+        """Record a holder's death (or failed start), log it, and start a new holder after the
+        backoff; returns the report (also the daemon's error in status)."""
+        restarts = self.restarts.setdefault(d.name, Restarts())
+        restarts.quick_deaths = 1 if lived >= HOLDER_STABLE else restarts.quick_deaths + 1
+        delay = min(HOLDER_RESTART_DELAY * 2 ** (restarts.quick_deaths - 1), HOLDER_MAX_DELAY)
+        again = f" ({restarts.quick_deaths} quick deaths in a row)" if restarts.quick_deaths > 1 else ""
+        restarts.report = f"leader lock {lock!r}: {what}; a new holder starts in {delay:g}s{again}"
+        log.error("daemon %r: %s; a new holder starts in %gs%s", d.name, what, delay, again)
+        if restarts.timer is not None:
+            restarts.timer.cancel()
+        restarts.timer = self.timers.call_later(delay, lambda: self._retry(d))
+        return restarts.report
 
     def drop(self, name: str, *, release: bool) -> None:
         """Forget ``name``'s holder: ask it to release (the daemon is already stopped) or just
         close its pipe (EOF: it empties the session it knows, releases and exits)."""
+        restarts = self.restarts.pop(name, None)
+        if restarts is not None and restarts.timer is not None:
+            restarts.timer.cancel()
         link = self.links.pop(name, None)
         if link is None:
             return
@@ -161,11 +214,24 @@ class Leadership:
         return {"lock": link.lock, "role": link.role, "holder": shown, "token": link.token}
 
     def error(self, name: str) -> str | None:
+        """What the holder reports wrong now, else how the last holder died (until one works)."""
         link = self.links.get(name)
-        return link.error if link is not None else None
+        if link is not None and link.error:
+            return link.error
+        restarts = self.restarts.get(name)
+        return restarts.report if restarts is not None else None
+
+    def _works(self, link: Link) -> None:
+        """The holder follows or leads: an earlier holder's death is no longer the news."""
+        restarts = self.restarts.get(link.name)
+        if restarts is not None and self.links.get(link.name) is link:
+            restarts.report = None
 
     # -- the holder's events
-    def _read(self, link: Link) -> None:
+    def _read(self, link: Link, *, last_words: bool = False) -> None:
+        """Events from the holder. ``last_words``: it is dead; take only what it said was wrong."""
+        if link.from_holder < 0:
+            return
         try:
             chunk = os.read(link.from_holder, MAX_LINE)
         except BlockingIOError:
@@ -183,8 +249,45 @@ class Leadership:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(event, dict):
+            if not isinstance(event, dict):
+                continue
+            if not last_words:
                 self._event(link, event)
+            elif event.get("event") == "error":
+                link.last_error = str(event.get("reason"))
+
+    def _read_stderr(self, link: Link, *, drain: bool = False) -> None:
+        """The holder's stderr: each line logged (passwords masked) and the last ones kept."""
+        while link.from_stderr >= 0:
+            try:
+                chunk = os.read(link.from_stderr, MAX_LINE)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(link.from_stderr)
+                os.close(link.from_stderr)
+                link.from_stderr = -1
+                chunk = b"\n"  # a last line without its newline
+            link.err_buf += chunk
+            *lines, link.err_buf = link.err_buf.split(b"\n")
+            if len(link.err_buf) > MAX_LINE:
+                lines.append(link.err_buf)
+                link.err_buf = b""
+            for raw in lines:
+                self._stderr_line(link, raw)
+            if not drain:
+                return
+
+    def _stderr_line(self, link: Link, raw: bytes) -> None:
+        from .redaction import redact
+
+        text = redact(raw.decode("utf-8", "replace").rstrip(), link.backend)[:300]
+        if text.strip():
+            link.stderr.append(text)
+            log.warning("daemon %r: lock holder (pid %d): %s", link.name, link.pid, text)
 
     def _event(self, link: Link, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -192,6 +295,7 @@ class Leadership:
             self._extend(link, event)
         if kind == "acquired":
             link.leading, link.role, link.error = True, "leader", None
+            self._works(link)
             link.token = event.get("token")
             log.info(
                 "daemon %r: this host now holds leader lock %r (token %s)", link.name, link.lock, link.token
@@ -211,20 +315,32 @@ class Leadership:
             link.holder = event.get("holder") if isinstance(event.get("holder"), dict) else None
             if link.role == "follower":
                 link.error = None
+            if link.role in ("follower", "leader"):
+                self._works(link)
         elif kind == "error":
             link.error = f"leader lock {link.lock!r}: {event.get('reason')}"
+            link.last_error = str(event.get("reason"))
             link.role = "unknown"
 
     def _holder_exited(self, d: Daemon, link: Link, status: ExitStatus) -> None:
+        self._read(link, last_words=True)  # still in the pipes: what it said, what it wrote
+        self._read_stderr(link, drain=True)
         self._close(link)
         if self.links.get(d.name) is not link:
             return  # dropped on purpose
         del self.links[d.name]
-        log.error("daemon %r: its lock holder %s; stopping the daemon, starting a new holder",
-                  d.name, status.describe())  # fmt: skip
+        what = f"its lock holder (pid {link.pid}) {status.describe()}"
+        if link.last_error:
+            what += f": {link.last_error}"
+        said = link.last_error
+        tail = [line for line in link.stderr if not (said and said in line)]  # not twice
+        if tail:
+            what += "; its last stderr lines: " + " | ".join(tail)
         if link.leading:
-            self.on_lost(d.name, f"lock holder {status.describe()}")
-        self.timers.call_later(HOLDER_RESTART_DELAY, lambda: self._retry(d))
+            what += "; stopping the daemon"
+        report = self._restart_later(d, link.lock, what, lived=self.timers.clock() - link.started)
+        if link.leading:
+            self.on_lost(d.name, report)
 
     def _extend(self, link: Link, event: dict[str, Any]) -> None:
         """A (re)newed lease: remember until when a start is safe, and stop the daemon ourselves

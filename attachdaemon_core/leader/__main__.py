@@ -25,9 +25,19 @@ def _emit_error(reason: str) -> None:
     sys.stdout.flush()
 
 
+def _fatal(reason: str) -> int:
+    """Say why the holder cannot run (as an event, and on stderr, which the supervisor reports
+    with the holder's exit status), and exit."""
+    _emit_error(reason)
+    sys.stderr.write(f"attachdaemon lock holder: {reason}\n")
+    sys.stderr.flush()
+    return EXIT_USAGE
+
+
 def _hold(args: argparse.Namespace) -> int:
-    from .backends import open_lock
-    from .base import BackendUnavailable, check_arithmetic, redact
+    from ..redaction import redact
+    from .backends import backend_kind, missing_client, open_lock
+    from .base import BackendUnavailable, check_arithmetic
     from .holder import Holder, Params
 
     backend = os.environ.pop(BACKEND_ENV, None) or args.backend or "file"
@@ -36,8 +46,7 @@ def _hold(args: argparse.Namespace) -> int:
     except ValueError:
         info = None
     if not isinstance(info, dict):
-        _emit_error("--info must be a JSON object")
-        return EXIT_USAGE
+        return _fatal("--info must be a JSON object")
     info.setdefault("host", socket.gethostname())
     info.setdefault("pid", os.getppid())
     params = Params(
@@ -51,16 +60,14 @@ def _hold(args: argparse.Namespace) -> int:
     )
     problem = check_arithmetic(params.lease, params.renew, params.stop_timeout, params.margin)
     if problem:
-        _emit_error(f"unsafe leader timing: {problem}")
-        return EXIT_USAGE
+        return _fatal(f"unsafe leader timing: {problem}")
     try:
         lock: Any = open_lock(params.name, backend, lease=params.lease, renew=params.renew, holder_info=info)
     except (ValueError, BackendUnavailable) as exc:
-        _emit_error(redact(str(exc), backend))
-        return EXIT_USAGE
+        return _fatal(redact(str(exc), backend))
     except ImportError as exc:
-        _emit_error(f"the client library for this backend is missing: {exc.name}")
-        return EXIT_USAGE
+        message, install = missing_client(backend_kind(backend), exc)
+        return _fatal(redact(f"{message}; {install}", backend))
     return Holder(params, lock).run()
 
 

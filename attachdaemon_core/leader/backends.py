@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import socket
@@ -17,10 +18,40 @@ import stat
 import time
 from typing import Any
 
-from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost
+from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost, one_line
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 REDIS_SCHEMES = ("redis://", "rediss://")
+# kind -> (the client package its module imports, the extra that installs it, its module)
+CLIENTS = {
+    "postgres": ("psycopg", "postgres", "attachdaemon_core.leader.pg_backend"),
+    "redis": ("redis", "redis", "attachdaemon_core.leader.redis_backend"),
+}
+
+
+def client_problem(kind: str) -> tuple[str, str] | None:
+    """Why backend ``kind`` cannot work in this Python — its client package cannot be imported
+    — and the pip command that installs it; None when it can (or needs no package)."""
+    if kind not in CLIENTS:
+        return None
+    try:
+        importlib.import_module(CLIENTS[kind][2])
+    except Exception as exc:  # ImportError, or a package too broken to import
+        return missing_client(kind, exc)
+    return None
+
+
+def missing_client(kind: str, exc: BaseException) -> tuple[str, str]:
+    """(message, pip command) for backend ``kind`` whose import failed with ``exc``."""
+    package, extra, _module = CLIENTS[kind]
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        why = f"no module named {exc.name!r}"
+    else:
+        why = one_line(exc)
+    message = (
+        f"the {kind} leader backend needs the Python package {package!r}, which cannot be imported ({why})"
+    )
+    return message, f"pip install 'attachdaemon[{extra}]'"
 
 
 def backend_kind(backend: str) -> str:

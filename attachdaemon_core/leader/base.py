@@ -7,9 +7,10 @@ Everything here is synchronous and used only inside the lock-holder process
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ..redaction import redact
 
 #: Holder info keys shown by ``holder()`` (for status and logs).
 INFO_KEYS = ("host", "pid", "since", "token")
@@ -109,18 +110,6 @@ def check_arithmetic(lease: float, renew: float, stop_timeout: float, margin: fl
         f"lease {lease:g}s is too short: it must be at least 3*renew + stop_timeout + {slack:g}s"
         f" = 3*{renew:g} + {stop_timeout:g} + {slack:g} = {need:g}s"
     )
-
-
-_USERINFO = re.compile(r"(://)[^/@\s]*@")
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
-
-
-def redact(text: str, secret: str | None = None) -> str:
-    """``text`` with ``secret`` (a DSN), URL user-info and ``password=`` values masked."""
-    if secret:
-        text = text.replace(secret, "<dsn>")
-    text = _USERINFO.sub(r"\1***@", text)
-    return _PASSWORD_KV.sub(r"\1***", text)
 
 
 def one_line(exc: BaseException, secret: str | None = None) -> str:

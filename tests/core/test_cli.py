@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from attachdaemon_core import proc
 from tests.helpers.harness import PROBE, PY, Events, alive, wait_for
+from tests.helpers.import_blocker import (
+    LEADER_BACKENDS,
+    assert_missing_clients_named,
+    blocker_dir,
+    pythonpath_with,
+)
 from tests.helpers.status_json import check_status_json
 
 CLI = [sys.executable, "-m", "attachdaemon_core"]
@@ -29,10 +36,12 @@ class Run:
         self.proc: subprocess.Popen[str] | None = None
         self.events = Events(tmp / "events.log")
 
-    def start(self, *extra: str) -> subprocess.Popen[str]:
+    def start(self, *extra: str, config_after_verb: bool = False) -> subprocess.Popen[str]:
+        config = ["-c", str(self.config)]
+        argv = ["run", *config, *extra] if config_after_verb else [*config, "run", *extra]
         with open(self.tmp / "run.out", "ab") as out:
             self.proc = subprocess.Popen(
-                [*CLI, "-c", str(self.config), "run", *extra],
+                [*CLI, *argv],
                 env=self.env,
                 text=True,
                 stdout=out,
@@ -41,9 +50,9 @@ class Run:
             )
         return self.proc
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*CLI, "-c", str(self.config), *args],
+            [*CLI, *(["-c", str(self.config)] if config else []), *args],
             env=self.env,
             text=True,
             capture_output=True,
@@ -109,11 +118,60 @@ def test_check__bad_file__every_problem_named_exit_1(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_check_and_run__leader_client_packages_missing__refused_naming_daemon_key_and_extra(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("".join(
+        f'[daemons.{name}]\ncommand = ["sleep", "1000"]\nleader = {{lock = "{name}", backend = "{url}"}}\n'
+        for name, url in LEADER_BACKENDS.items()
+    ))  # fmt: skip
+    blocker = blocker_dir(r.tmp / "blocker", "redis", "psycopg")  # as if neither were installed
+    r.env["PYTHONPATH"] = pythonpath_with(blocker, r.env.get("PYTHONPATH"))
+    check = r.cli("check")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert_missing_clients_named(check.stderr)
+    p = r.start()
+    assert p.wait(20) == 1
+    assert_missing_clients_named((r.tmp / "run.out").read_text())
+    assert r.cli("status").returncode == 4, "nothing may have been started"
+
+
 def test_status__no_supervisor__exit_4_with_the_directory(run) -> None:  # type: ignore[no-untyped-def]
     r = run(probe_toml(Path("/nonexistent"), "a"))
     out = r.cli("status")
     assert out.returncode == 4
     assert f"no supervisor answered within 2s in {r.runtime_dir}" in out.stderr
+
+
+def test_status_json__no_supervisor__one_json_object_with_the_reason_exit_4(run) -> None:  # type: ignore[no-untyped-def]
+    r = run(probe_toml(Path("/nonexistent"), "a"))
+    out = r.cli("status", "--json")
+    assert out.returncode == 4
+    data = json.loads(out.stdout)
+    assert data["supervisor"] is None and data["runtime_dir"] == str(r.runtime_dir), data
+    assert f"no supervisor answered within 2s in {r.runtime_dir}" in data["error"], data
+    assert f"no supervisor answered within 2s in {r.runtime_dir}" in out.stderr
+
+
+def test_global_options_after_the_verb__same_as_before_it(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    after = r.cli("check", "--config", str(r.config), config=False)
+    assert after.returncode == 0, after.stderr
+    assert f"1 daemon(s) declared in {r.config}: OK" in after.stdout
+    before = r.cli("check")  # -c before the verb: kept, not overwritten by a default after it
+    assert (before.returncode, before.stdout) == (0, after.stdout), before.stderr
+    both = r.cli("-c", str(r.tmp / "missing.toml"), "check", "-c", str(r.config), config=False)
+    assert (both.returncode, both.stdout) == (0, after.stdout), both.stderr
+    p = r.start(config_after_verb=True)  # attachdaemon run -c FILE
+    a = wait_for(lambda: r.events.starts("a"), 10, "a up")[0]
+    status = r.cli("status", "-c", str(r.config), "--json", config=False)
+    assert status.returncode == 0, status.stderr
+    check_status_json(json.loads(status.stdout))
+    assert json.loads(status.stdout)["supervisor"]["owners"] == [p.pid]
+    logs = r.cli("logs", "a", "--config", str(r.config), "-n", "1", config=False)
+    assert logs.returncode == 0, logs.stderr
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0
+    assert not alive(a)
 
 
 def test_run__status_table_json_and_exit_codes(run) -> None:  # type: ignore[no-untyped-def]
@@ -178,6 +236,30 @@ def test_run__sighup_rereads_the_file_sigterm_stops_attached(run) -> None:  # ty
     p.send_signal(signal.SIGTERM)
     assert p.wait(15) == 0
     assert not alive(a) and not alive(a2) and not alive(b)
+
+
+def test_run__sighup_while_the_guard_respawns_the_supervisor__reload_lands_release_happens(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    p = r.start()
+    wait_for(lambda: r.events.starts("a"), 10, "a up")
+    sup = r.status()["supervisor"]["pid"]
+    st = proc.stat(sup)
+    assert st is not None
+    guard = st.ppid
+    r.config.write_text(probe_toml(r.events.path, "a") + probe_toml(r.events.path, "b"))
+    os.kill(sup, signal.SIGKILL)  # the guard starts it again within a second...
+    p.send_signal(signal.SIGHUP)  # ...and the reload arrives while nothing answers
+    wait_for(lambda: r.events.starts("b"), 10, "b started by the reload, sent to the respawned supervisor")
+    assert p.poll() is None, (r.tmp / "run.out").read_text()
+    new = r.status()["supervisor"]
+    assert new["pid"] != sup and new["owners"] == [p.pid], new
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0, (r.tmp / "run.out").read_text()
+    wait_for(lambda: not alive(new["pid"]) and not alive(guard), 10, "the supervisor and its guard gone")
+    pids = r.events.all_pids()
+    wait_for(lambda: not any(alive(x) for x in pids), 5, "every daemon stopped")
+    assert "Traceback" not in (r.tmp / "run.out").read_text()
 
 
 def test_run_with_command__exits_with_its_status_and_stops_daemons(run) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attachdaemon_core.declarations import DECLARATION_KEYS, check_specs, parse_declarations
+from attachdaemon_core.declarations import (
+    DECLARATION_KEYS,
+    check_specs,
+    leader_backend_problem,
+    parse_declarations,
+)
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 
 HEADER = "invalid daemon declarations in ATTACH_DAEMONS:"
@@ -803,6 +808,55 @@ def test_a_dsn_is_never_printed() -> None:
         one({"command": "celery beat", "leader": {"lock": "beat", "backend": "pgsql://admin:hunter2@db/x"}})
     assert "hunter2" not in str(info.value)
     assert "'pgsql'" in str(info.value)
+
+
+# Every spelling of a credential a backend string may carry; none may reach a message.
+CREDENTIAL_FORMS = [
+    pytest.param("host=db.internal password=hunter2 dbname=app", id="libpq-key-value"),
+    pytest.param("host=db password = hunter2", id="libpq-spaces-around-equals"),
+    pytest.param("host=db password='hunter2 and more' dbname=app", id="libpq-quoted"),
+    pytest.param(r"host=db password='hun\'ter2' dbname=app", id="libpq-quoted-escaped-quote"),
+    pytest.param("dbname=app PASSWORD=hunter2", id="libpq-upper-case"),
+    pytest.param("host=db sslpassword=hunter2", id="libpq-sslpassword"),
+    pytest.param('host=db password="hunter2 and more"', id="double-quoted"),
+]
+
+
+@pytest.mark.parametrize("backend", CREDENTIAL_FORMS)
+def test_a_password_is_never_printed__libpq_key_value_forms(backend: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        one({"command": "celery beat", "leader": {"lock": "beat", "backend": backend}})
+    text = str(info.value)
+    for fragment in ("hunter2", "hun", "ter2", "and more"):
+        assert fragment not in text, text
+    assert "daemon 'd', key 'leader': unsupported leader backend" in text
+
+
+@pytest.mark.parametrize("backend", CREDENTIAL_FORMS)
+def test_a_password_is_never_printed__default_leader_backend(backend: str) -> None:
+    problem = leader_backend_problem(backend)
+    assert problem is not None and "unsupported leader backend" in problem
+    for fragment in ("hunter2", "hun", "ter2", "and more"):
+        assert fragment not in problem, problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql://admin:hunter2@db.internal/app",
+        "postgresql://admin:hun@ter2@db.internal/app",  # an unencoded '@' in the password
+        "redis://:hunter2@r:6379/0",
+        "redis://r:6379/0?password=hunter2",
+        "host=db password=hunter2",
+    ],
+)
+def test_a_password_is_never_printed__leader_given_as_a_string(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        one({"command": "celery beat", "leader": value})
+    text = str(info.value)
+    assert "must be a mapping" in text
+    for fragment in ("hunter2", "hun", "ter2"):
+        assert fragment not in text, text
 
 
 # --- what valid declarations become ---------------------------------------------------------------

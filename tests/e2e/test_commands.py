@@ -97,3 +97,29 @@ def test_daemons_status__a_daemon_failed__exit_3(host: Callable[..., Host]) -> N
     result = h.run([h.python, "manage.py", "daemons", "status"], AD_CRASHY="1")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "fatal" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("fixture", "cli"),
+    [("djsite", ["manage.py", "daemons"]), ("flaskapp", ["-m", "flask", "--app", "app", "daemons"])],
+)
+def test_daemons_status_json__no_supervisor__one_json_object_exit_4(
+    host: Callable[..., Host], fixture: str, cli: list[str]
+) -> None:
+    h = host(fixture)
+    result = h.run([h.python, *cli, "status", "--json"])
+    assert result.returncode == 4, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["supervisor"] is None and data["runtime_dir"] == h.box.runtime_dir, data
+    assert f"no supervisor answered within 2s in {h.box.runtime_dir}" in data["error"], data
+
+
+def test_manage_daemons__django_options_after_the_verb(host: Callable[..., Host]) -> None:
+    h = host("djsite")
+    result = h.run([h.python, "manage.py", "daemons", "status", "--json", "--settings", "djsite.settings",
+                    "--traceback", "--no-color", "-v", "0"])  # fmt: skip
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert json.loads(result.stdout)["supervisor"] is None
+    check = h.run([h.python, "manage.py", "daemons", "check", "--verbosity", "2", "--pythonpath", "."])
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "2 daemon(s) declared in settings.ATTACH_DAEMONS: OK" in check.stdout

@@ -47,6 +47,30 @@ def test_backend_kind_and_redaction() -> None:
     assert 0 <= lock_key63("beat") < 2**63
 
 
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        ("postgresql://admin:hunter2@db/app", ["hunter2"]),
+        ("postgresql://admin:hun@ter2@db/app", ["hun", "ter2"]),  # an unencoded '@'
+        ("postgresql://admin:hun/ter2@db/app", ["hun", "ter2"]),  # an unencoded '/'
+        ("rediss://:hunter2@r:6380/0", ["hunter2"]),
+        ("redis://r:6379/0?password=hunter2", ["hunter2"]),
+        ("host=h password=hunter2 dbname=d", ["hunter2"]),
+        ("host=h password = hunter2", ["hunter2"]),
+        ("host=h password='hun ter2' dbname=d", ["hun", "ter2"]),
+        (r"host=h password='hun\' ter2' dbname=d", ["hun", "ter2"]),
+        ('host=h password="hun ter2"', ["hun", "ter2"]),
+        ("host=h PASSWORD=hunter2", ["hunter2"]),
+        ("host=h sslpassword=hunter2", ["hunter2"]),
+    ],
+)
+def test_redaction__every_form_of_a_password(text: str, secrets: list[str]) -> None:
+    out = redact(f"connection to {text} failed: timeout")
+    for secret in secrets:
+        assert secret not in out, out
+    assert out.startswith("connection to ") and out.endswith(" failed: timeout"), out
+
+
 @pytest.fixture(params=["file", "postgres", "redis"])
 def make_lock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     name = unique_name("unit")

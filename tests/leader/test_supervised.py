@@ -4,8 +4,10 @@ others are on standby, and the daemons' running intervals never overlap across f
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 from attachdaemon_core import proc, runtime
 from attachdaemon_core.spec import DaemonSpec, LeaderSpec
 from tests.helpers.harness import PY, Sandbox, wait_for
+from tests.helpers.import_blocker import blocker_dir, pythonpath_with
 from tests.leader.conftest import record, unique_name
 
 BEAT = str(Path(__file__).with_name("beat_daemon.py"))
@@ -202,6 +205,53 @@ def test_engine_unreachable_at_start__standby_with_the_reason_rest_of_the_app_un
         assert "engine unreachable" in d["error"] and "secret" not in d["error"]
         assert box.running("web")
         assert "secret" not in box.log_text()
+    finally:
+        assert not box.cleanup()
+
+
+HOLDER_DEATH = re.compile(
+    r"^(\S+ \S+) \[\d+\] daemon 'beat': its lock holder \(pid \d+\) exited with status 2\b.*"
+    r"a new holder starts in (\d+(?:\.\d+)?)s",
+    re.MULTILINE,
+)
+
+
+def _holder_deaths(log: str) -> list[tuple[float, float]]:
+    """(time, announced restart delay) of each death of beat's holder in the supervisor log."""
+    return [
+        (datetime.datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f").timestamp(), float(delay))
+        for t, delay in HOLDER_DEATH.findall(log)
+    ]
+
+
+def test_holder_dies__status_and_log_say_why__restarted_with_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py is missing for the supervisor (and so for its holders): the holder cannot run.
+    blocker = blocker_dir(tmp_path / "blocker", "redis", announce=True)
+    monkeypatch.setenv("PYTHONPATH", pythonpath_with(blocker, os.environ.get("PYTHONPATH")))
+    (tmp_path / "h").mkdir()
+    box = Sandbox(tmp_path / "h")
+    try:
+        leader = LeaderSpec(lock=unique_name("dies"), backend="redis://:hunter2@127.0.0.1:1/0",
+                            lease=LEASE, renew=RENEW)  # fmt: skip
+        beat = DaemonSpec(name="beat", command=("sleep", "1000"), leader=leader, stop_timeout=STOP)
+        box.join(box.owner(), [beat, DaemonSpec(name="web", command=("sleep", "1000"))])
+        d = wait_for(lambda: "exited with status 2" in ((x := box.daemon("beat"))["error"] or "") and x,
+                     15, "the holder's death in status")  # fmt: skip
+        assert d["state"] == "standby" and d["pid"] is None
+        error = d["error"]
+        assert "pip install 'attachdaemon[redis]'" in error, error
+        assert "import blocker: refusing redis" in error, error  # its last stderr lines
+        assert box.running("web")
+        deaths = wait_for(lambda: len(found := _holder_deaths(box.log_text())) >= 3 and found, 20,
+                          f"three deaths of the holder in the log:\n{box.log_text()}")  # fmt: skip
+        (t1, delay1), (t2, delay2), (t3, delay3) = deaths[:3]
+        assert delay1 < delay2 < delay3, deaths
+        assert t3 - t2 > t2 - t1 + 0.5, deaths  # not once a second forever: it backs off
+        log = box.log_text()
+        assert "import blocker: refusing redis" in log and "pip install 'attachdaemon[redis]'" in log
+        assert "hunter2" not in log and "hunter2" not in error
     finally:
         assert not box.cleanup()
 
