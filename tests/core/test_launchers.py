@@ -44,11 +44,15 @@ def launchers(box: Sandbox) -> dict[str, tuple[tuple[str, ...], str]]:
     # A console script as pip writes one: the interpreter in the shebang, the daemon's code run
     # from it. /proc/PID/exe is the interpreter.
     console.write_text(
-        f"#!{PY}\nimport runpy, sys\nsys.argv[0] = {PROBE!r}\nrunpy.run_path({PROBE!r}, run_name='__main__')\n"
+        f"#!{PY}\nimport runpy, sys\nsys.argv[0] = {PROBE!r}\n"
+        f"runpy.run_path({PROBE!r}, run_name='__main__')\n"
     )
     console.chmod(0o755)
     return {
-        "exec": ((script(box, "exec.sh", "exec " + probe_cmd(box, "exec", "--pidfile", pid["exec"])),), pid["exec"]),
+        "exec": (
+            (script(box, "exec.sh", "exec " + probe_cmd(box, "exec", "--pidfile", pid["exec"])),),
+            pid["exec"],
+        ),
         "double": (
             (script(box, "double.sh", probe_cmd(box, "double", "--daemonize", pid["double"])),),
             pid["double"],

@@ -901,6 +901,36 @@ LINES: tuple[CorpusLine, ...] = (
         None,
         "console-script",
     ),
+    # --- smart2, adapted ------------------------------------------------------------------------
+    # No public configuration offers a smart-attach-daemon2 line that runs (the one found uses
+    # %(…)); these two put real foreground commands from the lines above into the smart2 form,
+    # the form uWSGI documents for exactly such commands. Adapted here, not found verbatim.
+    CorpusLine(
+        "smart-attach-daemon2 = /tmp/celery-worker.pid celery -A my.project.tasks worker",
+        "adapted: the command of an attach-daemon line of unbit/django-uwsgi:docs/command.rst@f6d4524,"
+        " in smart2 form",
+        {
+            "name": "celery",
+            "pidfile": "/tmp/celery-worker.pid",
+            "command": ["celery", "-A", "my.project.tasks", "worker"],
+            "daemonize": True,
+        },
+        None,
+        "smart2",
+    ),
+    CorpusLine(
+        "smart-attach-daemon2 = /tmp/memcached-fg.pid memcached -p 11311",
+        "adapted: the command of an attach-daemon line of unbit/django-uwsgi:docs/command.rst@f6d4524,"
+        " in smart2 form",
+        {
+            "name": "memcached",
+            "pidfile": "/tmp/memcached-fg.pid",
+            "command": ["memcached", "-p", "11311"],
+            "daemonize": True,
+        },
+        None,
+        "smart2",
+    ),
 )
 
 
