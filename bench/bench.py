@@ -345,7 +345,7 @@ class Instance:
     def __init__(self, bench: Bench, label: str, daemons: list[tuple[str, str]]) -> None:
         self.bench = bench
         self.dir = tempfile.mkdtemp(prefix=f"{SHORT[self.system]}", dir=bench.tmp)
-        self.daemons = daemons  # (name, mode) with mode idle | crash | smart
+        self.daemons = daemons  # (name, mode) with mode idle | crash | smart | launcher
         self.tags = {name: f"{SHORT[self.system]}{label}_{name}" for name, _ in daemons}
         self.reaper: subprocess.Popen[bytes] | None = None
         self.t_start = 0
@@ -357,7 +357,21 @@ class Instance:
             a.append("crash")
         elif mode == "smart":
             a += ["smart", self.pidfile(name)]
+        elif mode == "launcher":
+            a = [self.launcher(name)]
         return a
+
+    def launcher(self, name: str) -> str:
+        """A smart daemon started through an `sh` script: the script double-forks the probe (a
+        background job of a subshell) and writes the probe's pid itself. The pidfile names the
+        probe, which is not the declared program: the supervisor must know it by its launch."""
+        path = os.path.join(self.dir, f"{name}.sh")
+        probe = shlex.join([PROBE, self.bench.ann.path, self.tags[name]])
+        pidf = shlex.quote(self.pidfile(name))
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\n( {probe} & echo $! > {pidf}.tmp && mv {pidf}.tmp {pidf} )\n")
+        os.chmod(path, 0o755)
+        return path
 
     def pidfile(self, name: str) -> str:
         return os.path.join(self.dir, f"{name}.pid")
@@ -397,7 +411,7 @@ class Instance:
         # Smart daemons outlive their supervisor by design: they are ended here too, labelled.
         smart = set()
         for name, mode in self.daemons:
-            hit = self.bench.ann.latest(self.tags[name]) if mode == "smart" else None
+            hit = self.bench.ann.latest(self.tags[name]) if mode in ("smart", "launcher") else None
             if hit and alive(hit[0]):
                 smart.add(hit[0])
         left = self.bench.tracker.kill_tree(self.reaper) if self.reaper.poll() is None else []
@@ -434,7 +448,7 @@ class AttachDaemon(Instance):
         decl = {}
         for name, mode in self.daemons:
             d: dict[str, Any] = {"command": self.argv(name, mode)}
-            if mode == "smart":
+            if mode in ("smart", "launcher"):
                 d["pidfile"] = self.pidfile(name)
             decl[name] = d
         path = os.path.join(self.dir, "decl.json")
@@ -527,7 +541,7 @@ class UWSGI(Instance):
         ]
         for name, mode in self.daemons:
             cmd = "exec " + shlex.join(self.argv(name, mode))
-            if mode == "smart":
+            if mode in ("smart", "launcher"):
                 lines.append(f"smart-attach-daemon = {self.pidfile(name)} {cmd}")
             else:
                 lines.append(f"attach-daemon = {cmd}")
@@ -550,12 +564,12 @@ class UWSGI(Instance):
             os.kill(pid, signal.SIGINT)
 
     def close(self, wait: float = 5.0) -> list[tuple[int, str]]:
-        if sum(1 for _, mode in self.daemons if mode != "smart") > 4:
+        if sum(1 for _, mode in self.daemons if mode not in ("smart", "launcher")) > 4:
             wait = 0.5  # it would take one second per daemon: not measured here, so do not wait
         return super().close(wait)
 
     def left_why(self) -> str:
-        n = sum(1 for _, mode in self.daemons if mode != "smart")
+        n = sum(1 for _, mode in self.daemons if mode not in ("smart", "launcher"))
         if n > 4:
             return (
                 f"uWSGI was still stopping its {n} attached daemons, one per second (expected; the bench "
@@ -776,11 +790,13 @@ class Bench:
         for system in self.available:
             daemons = [("c1", "idle")]
             if CLASSES[system].smart_ok:
-                daemons.append(("s1", "smart"))
+                daemons += [("s1", "smart"), ("s2", "launcher")]
             insts.append(self.new(system, "k", daemons))
         insts = self.start_all(insts)
         log(f"crash/smart: {rounds} spaced rounds, spacing {SPACING}s")
-        res: dict[str, dict[str, list[float | None]]] = {i.system: {"crash": [], "smart": []} for i in insts}
+        res: dict[str, dict[str, list[float | None]]] = {
+            i.system: {"crash": [], "smart": [], "launcher": []} for i in insts
+        }
         for r in range(rounds):
             round_start = time.monotonic()
             for inst in insts:
@@ -797,7 +813,7 @@ class Bench:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(cur[0], signal.SIGKILL)
                     hit = self.ann.wait(tag, t0, 15)
-                    key = "smart" if mode == "smart" else "crash"
+                    key = mode if mode in ("smart", "launcher") else "crash"
                     res[inst.system][key].append((hit[1] - t0) / MS if hit else None)
             log(
                 f"  round {r + 1}/{rounds} done in {time.monotonic() - round_start:.1f}s: "
@@ -819,6 +835,14 @@ class Bench:
                 )
             else:
                 self.put("smart_restart", system, "n/a (no pidfile mode)")
+            if v["launcher"]:
+                self.put(
+                    "launcher_restart",
+                    system,
+                    {**(stats(v["launcher"]) or {}), "timeouts": sum(1 for x in v["launcher"] if x is None)},
+                )
+            else:
+                self.put("launcher_restart", system, "n/a (no pidfile mode)")
         for inst in insts:
             self.close(inst)
 
