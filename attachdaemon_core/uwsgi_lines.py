@@ -62,6 +62,9 @@ _ENV_PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")*""", re.S)
 _OPTION_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
+_MAGIC = re.compile(r"%%|%\([^)]*\)?|%[A-Za-z0-9\[]|@\([^)]*\)?")  # matched left to right: "%%h" is "%" "h"
+_CONFIG_PLACEHOLDER = re.compile(r"%\([^)]*\)?")
+_FLAG_KEYS = frozenset({"daemonize", "control", "stdin", "notifypid"})
 
 
 class _LineError(Exception):
@@ -92,13 +95,15 @@ def parse_uwsgi_line(line: str, *, leader_backend: str = "file") -> tuple[dict[s
 
     The name is derived from the program (``memcached``); it is ``""`` when the line is too broken
     to tell. Problems name the daemon when its name is known, else they quote the line. Problems
-    whose code starts with ``W`` are notes on an accepted line (a dropped trailing ``;``), not errors.
+    whose code starts with ``W`` are notes on an accepted line (a dropped trailing ``;``, an
+    attach-daemon2 key uWSGI ignores), not errors.
     """
     state = _Line(leader_backend)
     option = ""
     try:
         option, value = split_option(line)
-        value = expand_placeholders(value)
+        # A config file's line went through uWSGI's magic_sub; its command line did not.
+        value = expand_placeholders(value, config_file=not line.strip().startswith("--"))
         _PARSERS[option](value, state)
     except _LineError as exc:
         state.problem(exc.message, exc.hint)
@@ -171,18 +176,33 @@ def _unquote(value: str) -> str:
     return value[1:-1] if quoted and value[0] not in value[1:-1] else value
 
 
-def expand_placeholders(value: str) -> str:
-    """Expand ``$(NAME)`` from os.environ; refuse uWSGI's ini-only ``%(…)``, ``%d`` and ``@(…)``."""
-    for match in re.finditer(r"%\(([^)]*)\)?|%[A-Za-z0-9\[]|@\(([^)]*)\)?", value):
-        token = match.group(0)
-        kind = "file reader" if token.startswith("@") else "placeholder"
-        hint = "write the value out, or use $(NAME) for an environment variable"
-        raise _LineError(f"uWSGI {kind} {token!r} is not supported", hint=hint)
+def expand_placeholders(value: str, *, config_file: bool = True) -> str:
+    """Expand ``$(NAME)`` from os.environ; refuse uWSGI's ini-only ``%(…)``, ``%d`` and ``@(…)``.
+
+    ``%%`` is a literal ``%`` in a config file, as uWSGI's reader makes it (core/utils.c
+    ``magic_sub``); on uWSGI's command line (``config_file=False``) nothing reads it and it stays.
+    A ``%(…)`` it leaves (``%%(x)``) is still refused: uWSGI expands it later, on every option.
+    """
+
+    def magic(match: re.Match[str]) -> str:
+        if match.group(0) == "%%":
+            return "%" if config_file else "%%"
+        raise _placeholder_error(match.group(0))
+
+    value = _MAGIC.sub(magic, value)
+    if left := _CONFIG_PLACEHOLDER.search(value):
+        raise _placeholder_error(left.group(0))
     unset = [n for n in _ENV_PLACEHOLDER.findall(value) if n not in os.environ]
     if unset:
         names = ", ".join(f"$({n})" for n in dict.fromkeys(unset))
         raise _LineError(f"environment variable {names} is not set")
     return _ENV_PLACEHOLDER.sub(lambda m: os.environ[m.group(1)], value)
+
+
+def _placeholder_error(token: str) -> _LineError:
+    kind = "file reader" if token.startswith("@") else "placeholder"
+    hint = "write the value out, or use $(NAME) for an environment variable"
+    return _LineError(f"uWSGI {kind} {token!r} is not supported", hint=hint)
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -402,7 +422,10 @@ def _legion(parse: Callable[[str, _Line], None]) -> Callable[[str, _Line], None]
 
 
 def split_kvlist(value: str) -> list[tuple[str, str | None]]:
-    """Split uWSGI's ``key=value,…`` (``\\`` escapes the next character); a bare key has None."""
+    """Split uWSGI's ``key=value,…`` (``\\`` escapes the next character); a bare key has None.
+
+    Keys stay as written, spaces and case included: uWSGI compares them exactly (strcmp).
+    """
     items, buf, escaped = [], [], False
     for c in value + ",":
         if escaped:
@@ -419,40 +442,79 @@ def split_kvlist(value: str) -> list[tuple[str, str | None]]:
     for item in items:
         key, eq, val = item.partition("=")
         if key.strip():
-            pairs.append((key.strip().lower(), val if eq else None))
+            pairs.append((key, val if eq else None))
     return pairs
 
 
 def _kv(value: str, state: _Line) -> None:
-    raw: dict[str, str | None] = {}
+    """uWSGI's uwsgi_kvlist_parse stores only ``key=value`` items whose key it knows exactly.
+
+    A known key without ``=`` or with a space around it is ignored as uWSGI ignores it, with a
+    note; a key it does not know at all is refused (uWSGI ignores it too, silently).
+    """
+    raw: dict[str, str] = {}
+    ignored: dict[str, str] = {}  # canonical key -> why it does not count
     for key, val in split_kvlist(value):
         canonical = KV_KEYS.get(key)
-        if canonical is None:
-            hint = "use legion-attach-daemon" if key == "legion" else _did_you_mean(key, KV_KEYS)
-            state.problem(f"unknown attach-daemon2 key {key!r}", hint)
-        elif canonical in raw:
-            state.problem(f"attach-daemon2 key {canonical!r} is given twice")
+        if canonical is not None and val is not None:
+            if canonical in raw:
+                state.problem(f"attach-daemon2 key {canonical!r} is given twice")
+            else:
+                raw[canonical] = val
+        elif key.strip() in KV_KEYS:
+            message, hint = _ignored_key(key, val)
+            state.notes.append((f"{message}, and so does attachdaemon", hint))
+            ignored.setdefault(KV_KEYS[key.strip()], message)
         else:
-            raw[canonical] = val
+            state.problem(f"unknown attach-daemon2 key {key!r}", _unknown_key_hint(key))
     for key, val in raw.items():
         try:
             _KV_HANDLERS[key](val, state)
         except _LineError as exc:
             state.problem(exc.message, exc.hint)
     if "command" not in raw:
-        state.problem("attach-daemon2 needs command=…")
+        state.problem("attach-daemon2 needs command=…", ignored.get("command"))
     _kv_reload(state)
     if "pidfile" in state.decl and "command" in state.decl:
         _set_process_name(state)
 
 
-def _kv_command(val: str | None, state: _Line) -> None:
+def _ignored_key(key: str, val: str | None) -> tuple[str, str | None]:
+    """Why uWSGI ignores a known key written ``key`` (no ``=``) or `` key=…`` (a space), and the fix."""
+    name = key.strip()
+    if val is None:
+        fix = "1" if KV_KEYS[name] in _FLAG_KEYS else "…"
+        spaced = ", without the space," if key != name else ""
+        hint = None if name == "ns_pid" else f"write {name}={fix}{spaced} to use it"
+        return f"key {name!r} has no value: uWSGI ignores it", hint
+    where = {
+        (True, False): "after the ','",
+        (False, True): "before the '='",
+    }.get((key[0].isspace(), key[-1].isspace()), "around the key")
+    return (
+        f"key {key!r} has a space, so it is not {name!r}: uWSGI ignores it",
+        f"remove the space {where} to use it",
+    )
+
+
+def _unknown_key_hint(key: str) -> str | None:
+    name = key.strip()
+    if name.lower() == "legion":
+        return "use legion-attach-daemon"
+    if name.lower() in KV_KEYS:
+        return f"attach-daemon2 keys are lower-case: write {name.lower()!r}"
+    if any(c.isspace() for c in name):  # no key has a space: a piece of the command
+        return "if it is part of the command, write the ',' before it as '\\,'"
+    return _did_you_mean(name, KV_KEYS)
+
+
+def _kv_command(val: str, state: _Line) -> None:
     _attach(_text("command", val), state)
 
 
-def _kv_flag(field: str) -> Callable[[str | None, _Line], None]:
-    def handle(val: str | None, state: _Line) -> None:
-        word = (val or "").strip().lower()
+def _kv_flag(field: str) -> Callable[[str, _Line], None]:
+    def handle(val: str, state: _Line) -> None:
+        word = val.strip().lower()
         if word not in _TRUE | _FALSE:
             raise _LineError(f"{field} must be 1, true, yes, on or 0, false, no, off, not {val!r}")
         if word in _TRUE:
@@ -461,17 +523,17 @@ def _kv_flag(field: str) -> Callable[[str | None, _Line], None]:
     return handle
 
 
-def _kv_field(field: str, convert: Callable[[str, str], object]) -> Callable[[str | None, _Line], None]:
-    def handle(val: str | None, state: _Line) -> None:
+def _kv_field(field: str, convert: Callable[[str, str], object]) -> Callable[[str, _Line], None]:
+    def handle(val: str, state: _Line) -> None:
         state.decl[field] = convert(field, _text(field, val))
 
     return handle
 
 
-def _kv_id(field: str) -> Callable[[str | None, _Line], None]:
+def _kv_id(field: str) -> Callable[[str, _Line], None]:
     """uid/gid: a number (0 means "unchanged", as in uWSGI) or, beyond uWSGI, a name."""
 
-    def handle(val: str | None, state: _Line) -> None:
+    def handle(val: str, state: _Line) -> None:
         text = _text(field, val).strip()
         if text.isdigit() and int(text) == 0:
             return
@@ -480,21 +542,21 @@ def _kv_id(field: str) -> Callable[[str | None, _Line], None]:
     return handle
 
 
-def _kv_max_throttle(val: str | None, state: _Line) -> None:
+def _kv_max_throttle(val: str, state: _Line) -> None:
     number = _whole("max_throttle", _text("max_throttle", val))
     if number:  # 0 keeps the default cap
         state.decl["max_backoff"] = number
 
 
-def _kv_touch(val: str | None, state: _Line) -> None:
+def _kv_touch(val: str, state: _Line) -> None:
     state.decl["touch"] = [p for p in _text("touch", val).split(";") if p.strip()]
 
 
-def _kv_reloadsignal(val: str | None, state: _Line) -> None:
+def _kv_reloadsignal(val: str, state: _Line) -> None:
     state.decl["_reloadsignal"] = _signal_value("reloadsignal", _text("reloadsignal", val))
 
 
-def _kv_ns_pid(val: str | None, state: _Line) -> None:
+def _kv_ns_pid(val: str, state: _Line) -> None:
     raise _LineError("ns_pid (a new PID namespace) is not supported", "run it in a container")
 
 
@@ -512,8 +574,8 @@ def _kv_reload(state: _Line) -> None:
         state.decl["reload_stop_signal"] = number
 
 
-def _text(field: str, val: str | None) -> str:
-    if val is None or not val.strip():
+def _text(field: str, val: str) -> str:
+    if not val.strip():
         raise _LineError(f"{field} needs a value")
     return val
 
@@ -546,7 +608,7 @@ _PARSERS: dict[str, Callable[[str, _Line], None]] = {
     "legion-smart-attach-daemon2": _legion(_smart2),
 }
 
-_KV_HANDLERS: dict[str, Callable[[str | None, _Line], None]] = {
+_KV_HANDLERS: dict[str, Callable[[str, _Line], None]] = {
     "command": _kv_command,
     "freq": _kv_field("start_timeout", lambda f, t: _whole("freq", t)),
     "pidfile": _kv_field("pidfile", lambda f, t: t.strip()),

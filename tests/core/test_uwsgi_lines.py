@@ -133,7 +133,9 @@ def test_attach_daemon2_flag_false_values_are_false(value: str) -> None:
     assert "control" not in decl
 
 
-@pytest.mark.parametrize("item", ["daemonize", "daemonize=1", "daemon=true", "daemonize=yes", "daemonize=ON"])
+@pytest.mark.parametrize(
+    "item", ["daemonize=1", "daemon=true", "daemonize=yes", "daemonize=ON", "daemonize="]
+)
 def test_attach_daemon2_flag_true_values_are_true(item: str) -> None:
     assert parsed(f"attach-daemon2 = cmd=memcached,pidfile=/tmp/mc.pid,{item}")["daemonize"] is True
 
@@ -166,9 +168,9 @@ def test_notifypid_on_a_smart_daemon_signals_it_on_reload() -> None:
     assert decl["on_reload"] == "signal"
     assert decl["reload_signal"] == 1
     assert "reload_stop_signal" not in decl
-    bare = parsed("attach-daemon2 = cmd=nginx,pidfile=/run/nginx.pid,notifypid")
-    assert bare["on_reload"] == "signal"
-    assert "reload_signal" not in bare
+    alone = parsed("attach-daemon2 = cmd=nginx,pidfile=/run/nginx.pid,notifypid=1")
+    assert alone["on_reload"] == "signal"
+    assert "reload_signal" not in alone
 
 
 def test_notifypid_on_an_attached_daemon_has_no_effect_as_in_uwsgi() -> None:
@@ -240,7 +242,7 @@ def test_unset_env_placeholders_are_all_named(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_problems_name_the_daemon_and_option_when_the_name_is_known() -> None:
-    decl, problems = parse_uwsgi_line("attach-daemon2 = cmd=memcached,ns_pid,bogus=1")
+    decl, problems = parse_uwsgi_line("attach-daemon2 = cmd=memcached,ns_pid=1,bogus=1")
     assert decl["name"] == "memcached"
     assert problems == [
         Problem("unknown attach-daemon2 key 'bogus'", daemon="memcached", key="attach-daemon2"),
@@ -295,11 +297,13 @@ def test_names_come_from_the_program_basename() -> None:
 
 
 def test_split_kvlist_follows_uwsgi_escaping() -> None:
-    assert split_kvlist(r"cmd=a\,b,stdin,,touch=x;y,k=v=w") == [
+    assert split_kvlist(r"cmd=a\,b,stdin,,touch=x;y,k=v=w, pidfile=p,CMD=c") == [
         ("cmd", "a,b"),
         ("stdin", None),
         ("touch", "x;y"),
         ("k", "v=w"),
+        (" pidfile", "p"),  # keys stay as written: uWSGI compares them exactly
+        ("CMD", "c"),
     ]
 
 
@@ -466,3 +470,154 @@ def test_check_reports_the_dropped_semicolon(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert check(ctx, out, err) == 0
     assert f"W004: {SEMICOLON_NOTE}\n" in out.getvalue()
+
+
+# --- '%%': uWSGI's config-file reader (core/utils.c magic_sub) makes it a literal '%' ------------
+
+
+def test_a_doubled_percent_is_a_literal_percent_as_uwsgis_config_reader_makes_it() -> None:
+    decl = parsed("attach-daemon = celery -A app worker -n default@%%h --autoscale=6,1")
+    assert decl["command"] == ["celery", "-A", "app", "worker", "-n", "default@%h", "--autoscale=6,1"]
+    assert parsed("attach-daemon = printf 100%%%%")["command"] == ["printf", "100%%"]
+    assert parsed("smart-attach-daemon = /tmp/%%w.pid w -P /tmp/%%w.pid")["pidfile"] == "/tmp/%w.pid"
+
+
+def test_a_doubled_percent_on_uwsgis_command_line_stays_as_written() -> None:
+    """``--option value`` is uWSGI's command line, which no magic_sub reads."""
+    assert parsed("--attach-daemon celery worker -n w@%%h")["command"] == ["celery", "worker", "-n", "w@%%h"]
+
+
+@pytest.mark.parametrize(
+    ("line", "token"),
+    [
+        ("attach-daemon = celery worker -n w@%h", "%h"),  # a lone %h: uWSGI's hostname, ini-only
+        ("attach-daemon = celery worker -n w@%%%h", "%h"),  # '%' then %h
+        ("attach-daemon = x --dir %%(chdir)", "%(chdir)"),  # '%(chdir)' after '%%': uWSGI expands it
+        ("--attach-daemon x --dir %%(chdir)", "%(chdir)"),  # uWSGI expands it on the command line too
+    ],
+)
+def test_placeholders_around_a_doubled_percent_are_still_refused(line: str, token: str) -> None:
+    _, problems = parse_uwsgi_line(line)
+    assert [p.message for p in problems] == [
+        f"uWSGI line {line!r}: uWSGI placeholder {token!r} is not supported"
+    ]
+
+
+# --- attach-daemon2 keys: uWSGI's uwsgi_kvlist_parse stores only 'key=value' items whose key is
+# --- exactly one it knows (strcmp); anything else it ignores, and so do we, saying so ----------
+
+
+def note(message: str, daemon: str, hint: str | None = None) -> Problem:
+    return Problem(message, daemon=daemon, key="attach-daemon2", hint=hint, code="W004")
+
+
+def test_attach_daemon2_bare_key_is_ignored_as_in_uwsgi_with_a_note() -> None:
+    decl, problems = parse_uwsgi_line("attach-daemon2 = cmd=./run-celery.sh,daemonize")
+    assert decl == {"name": "run-celery.sh", "command": ["./run-celery.sh"]}
+    assert problems == [
+        note(
+            "key 'daemonize' has no value: uWSGI ignores it, and so does attachdaemon",
+            "run-celery.sh",
+            "write daemonize=1 to use it",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "hint"),
+    [
+        ("notifypid", "write notifypid=1 to use it"),
+        ("pidfile", "write pidfile=… to use it"),
+        (" stdin", "write stdin=1, without the space, to use it"),
+        ("ns_pid", None),
+    ],
+)
+def test_attach_daemon2_every_bare_key_is_ignored(item: str, hint: str | None) -> None:
+    decl, problems = parse_uwsgi_line(f"attach-daemon2 = cmd=nginx,{item}")
+    assert decl == {"name": "nginx", "command": ["nginx"]}
+    message = f"key {item.strip()!r} has no value: uWSGI ignores it, and so does attachdaemon"
+    assert problems == [note(message, "nginx", hint)]
+
+
+WEB2PY = (
+    "attach-daemon2 = cmd=python web2py.py -S player -M -R run_mprpc.py, pidfile=/tmp/mprpc.pid,"
+    " touch=/srv/run_mprpc.py,chdir=/srv/web2py"
+)
+
+
+def test_attach_daemon2_keys_after_a_comma_and_space_are_ignored_as_in_uwsgi_with_notes() -> None:
+    decl, problems = parse_uwsgi_line(WEB2PY)
+    assert decl == {
+        "name": "python",
+        "command": ["python", "web2py.py", "-S", "player", "-M", "-R", "run_mprpc.py"],
+        "cwd": "/srv/web2py",
+    }
+    assert problems == [
+        note(
+            f"key ' {key}' has a space, so it is not {key!r}: uWSGI ignores it, and so does attachdaemon",
+            "python",
+            "remove the space after the ',' to use it",
+        )
+        for key in ("pidfile", "touch")
+    ]
+
+
+def test_attach_daemon2_a_space_before_the_equals_sign_counts_too() -> None:
+    decl, problems = parse_uwsgi_line("attach-daemon2 = cmd=memcached,stopsignal =2")
+    assert decl == {"name": "memcached", "command": ["memcached"]}
+    assert [(p.code, p.hint) for p in problems] == [("W004", "remove the space before the '=' to use it")]
+
+
+def test_attach_daemon2_an_ignored_command_key_is_named_when_the_command_is_missing() -> None:
+    _, problems = parse_uwsgi_line("attach-daemon2 = pidfile=/tmp/x.pid, cmd=memcached")
+    assert [(p.message, p.hint) for p in problems] == [
+        (
+            "uWSGI line 'attach-daemon2 = pidfile=/tmp/x.pid, cmd=memcached': attach-daemon2 needs command=…",
+            "key ' cmd' has a space, so it is not 'cmd': uWSGI ignores it",
+        )
+    ]
+
+
+def test_check_reports_the_ignored_keys(tmp_path: Path) -> None:
+    specs = parse_declarations({"web2py": WEB2PY}, base_dir=str(tmp_path))
+    assert (specs[0].pidfile, specs[0].touch) == (None, ())
+    notes = [p for p in check_specs(specs) if p.code == "W004"]
+    assert [(p.daemon, p.message.split(":")[0]) for p in notes] == [
+        ("web2py", "key ' pidfile' has a space, so it is not 'pidfile'"),
+        ("web2py", "key ' touch' has a space, so it is not 'touch'"),
+    ]
+    ctx = Context(runtime_dir=str(tmp_path), load=lambda: specs, source="test", warnings=check_specs)
+    out, err = io.StringIO(), io.StringIO()
+    assert check(ctx, out, err) == 0
+    for p in notes:
+        assert f"W004: {p}\n" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("CMD", "attach-daemon2 keys are lower-case: write 'cmd'"),
+        ("PidFile", "attach-daemon2 keys are lower-case: write 'pidfile'"),
+        ("Bogus_Key", None),
+    ],
+)
+def test_attach_daemon2_keys_are_case_sensitive_and_shown_as_written(key: str, hint: str | None) -> None:
+    decl, problems = parse_uwsgi_line(f"attach-daemon2 = cmd=memcached,{key}=/tmp/x.pid")
+    assert "pidfile" not in decl
+    assert problems == [
+        Problem(f"unknown attach-daemon2 key {key!r}", daemon="memcached", key="attach-daemon2", hint=hint)
+    ]
+
+
+@pytest.mark.parametrize(("rest", "key"), [("b -l info", "b -l info"), ("b --loglevel=info", "b --loglevel")])
+def test_attach_daemon2_an_item_cut_from_the_command_by_a_comma_is_refused(rest: str, key: str) -> None:
+    """uWSGI would run ``celery worker -Q a`` and ignore the rest: refused, with the fix."""
+    _, problems = parse_uwsgi_line(f"attach-daemon2 = cmd=celery worker -Q a,{rest}")
+    assert problems == [
+        Problem(
+            f"unknown attach-daemon2 key {key!r}",
+            daemon="celery",
+            key="attach-daemon2",
+            hint="if it is part of the command, write the ',' before it as '\\,'",
+        )
+    ]

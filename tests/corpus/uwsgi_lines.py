@@ -4,11 +4,15 @@ Each :class:`CorpusLine` holds one line as uWSGI reads it (``option = value``; a
 command-line original is noted in ``source``), where it comes from, and what it must become: the
 native declaration dict with *uWSGI's* meaning (read from uWSGI's core/daemons.c
 ``uwsgi_opt_add_daemon``/``uwsgi_opt_add_daemon2``, core/utils.c ``uwsgi_kvlist_parse`` and
-``magic_sub``, core/ini.c), or the exact problem(s) a line is refused with. Paths stay verbatim;
-runtime tests move them under a temporary directory.
+``magic_sub``, core/ini.c), or the exact problem(s) a line is refused with. ``notes`` are the exact
+W004 notes the parser adds where it follows uWSGI in ignoring what the user probably meant (an
+attach-daemon2 key without ``=``, or with a space after ``, ``), which ``attachdaemon check``
+shows. Paths stay verbatim; runtime tests move them under a temporary directory.
 
 ``DISAGREEMENTS`` lists the lines where the parser does not give uWSGI's meaning today: what
 uWSGI does and what the parser gives instead. Their ``expect`` is uWSGI's meaning, not the parser's.
+None is left: the five found (``%%``, a bare ``daemonize``, keys after ``, ``) are now read as
+uWSGI reads them.
 
 Shapes, for lines that run as declared: accepted by the parser with uWSGI's meaning, and (for
 smart lines) with the pidfile named on the command line or written by a launcher. ``shape`` is
@@ -29,7 +33,8 @@ data directory (``mysqld --defaults-file``, ``postgres -D``, a ``redis.conf``):
   redirections, ``~``);
 - ``smart2``: the supervisor daemonizes it and writes the pidfile. No public line found offers one
   that runs: the only ``smart-attach-daemon2`` line uses ``%(…)``, and uWSGI ignores the
-  ``daemonize`` items of the ``attach-daemon2`` lines found (a bare key, or one after ``, ``).
+  ``daemonize`` items of the ``attach-daemon2`` lines found (a bare key, or one after ``, ``), so
+  those run as plain attached daemons.
 
 ``CORPUS_ENV`` holds the environment variables the lines' ``$(NAME)`` placeholders need.
 """
@@ -70,6 +75,7 @@ class CorpusLine:
     expect: dict[str, object] | None  # the exact native declaration dict parse_uwsgi_line must give
     error: str | None  # or: the exact problem message(s) it must give (refused with reason)
     shape: str | None  # runtime shape if it is runnable; None otherwise
+    notes: tuple[str, ...] = ()  # the exact W004 notes (str(problem)) the line gets, accepted or not
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,16 @@ def _placeholder(line: str, token: str) -> str:
 
 def _refused(line: str, token: str, source: str) -> CorpusLine:
     return CorpusLine(line, source, None, _placeholder(line, token), None)
+
+
+def _spaced_keys(daemon: str, *keys: str) -> tuple[str, ...]:
+    """The notes for attach-daemon2 keys written after ``, ``: uWSGI compares keys exactly
+    (strcmp in uwsgi_kvlist_parse), so `` pidfile`` matches nothing and is ignored."""
+    return tuple(
+        f"daemon {daemon!r}, key 'attach-daemon2': key ' {key}' has a space, so it is not {key!r}: "
+        "uWSGI ignores it, and so does attachdaemon (remove the space after the ',' to use it)"
+        for key in keys
+    )
 
 
 _UNBIT_DOCS = "unbit/unbit-docs:docs/{}@b475c45 (ini code block in reST)"
@@ -531,7 +547,7 @@ LINES: tuple[CorpusLine, ...] = (
             ],
         },
         None,
-        None,
+        "foreground",
     ),
     CorpusLine(
         _NICE_DVR,
@@ -555,7 +571,7 @@ LINES: tuple[CorpusLine, ...] = (
             ],
         },
         None,
-        None,
+        "foreground",
     ),
     CorpusLine(
         "attach-daemon = nice -n $(CELERY_NICE_LEVEL) celery -A dispatcharr beat",
@@ -714,13 +730,18 @@ LINES: tuple[CorpusLine, ...] = (
         None,
         "console-script",
     ),
-    CorpusLine(  # uWSGI's kvlist ignores an item without '=': "daemonize" alone sets nothing
+    CorpusLine(  # uWSGI's kvlist ignores an item without '=': "daemonize" alone sets nothing, so
+        # the script (not public) runs as an attached daemon, in the foreground as uWSGI needs it
         _NIX_DAEMONIZE,
         "rnl-dei/nixrnl:hosts/selene.nix@d9f8db4 (Nix attribute "
         "'attach-daemon2 = \"cmd=./run-celery.sh,daemonize\";' in services.uwsgi vassals)",
         {"name": "run-celery.sh", "command": ["./run-celery.sh"]},
         None,
-        None,
+        "foreground",
+        (
+            "daemon 'run-celery.sh', key 'attach-daemon2': key 'daemonize' has no value: uWSGI ignores "
+            "it, and so does attachdaemon (write daemonize=1 to use it)",
+        ),
     ),
     CorpusLine(  # uWSGI's kvlist matches keys exactly: " pidfile" and " touch" are unknown, ignored
         _WEB2PY,
@@ -739,7 +760,8 @@ LINES: tuple[CorpusLine, ...] = (
             "cwd": "/home/www-data/web2py",
         },
         None,
-        None,
+        "foreground",
+        _spaced_keys("python", "pidfile", "touch"),
     ),
     CorpusLine(  # the same: only cmd= counts; the escaped commas stay in celery's -Q argument
         _REDASH_ESCAPED,
@@ -747,14 +769,17 @@ LINES: tuple[CorpusLine, ...] = (
         {"name": "daemon", "command": _REDASH_COMMAND},
         None,
         None,
+        _spaced_keys("daemon", "pidfile", "daemonize", "touch"),
     ),
     CorpusLine(  # uWSGI splits cmd= at the unescaped comma and silently drops the rest of the command
         _REDASH_UNESCAPED,
         _SALT.format("0791bd0"),
         None,
         "daemon 'daemon', key 'attach-daemon2': unknown attach-daemon2 key "
-        "'celery --pidfile /opt/{{ app_name }}/celery.pid -ofair'",
+        "'celery --pidfile /opt/{{ app_name }}/celery.pid -Ofair' (if it is part of the command, "
+        "write the ',' before it as '\\,')",
         None,
+        _spaced_keys("daemon", "pidfile", "daemonize", "touch"),
     ),
     # --- celery, rq, django-q and friends ---------------------------------------------------------
     _refused(
@@ -934,59 +959,7 @@ LINES: tuple[CorpusLine, ...] = (
 )
 
 
-DISAGREEMENTS: dict[str, Disagreement] = {
-    _NICE_WORKER: Disagreement(
-        uwsgi="the ini reader (core/utils.c magic_sub) turns '%%' into a literal '%' before the option "
-        "is read, so celery gets '-n default@%h'",
-        parser=None,
-        parser_error=_placeholder(_NICE_WORKER, "%h"),
-    ),
-    _NICE_DVR: Disagreement(
-        uwsgi="'%%' is a literal '%' in uWSGI's config files: celery gets '-n dvr@%h'",
-        parser=None,
-        parser_error=_placeholder(_NICE_DVR, "%h"),
-    ),
-    _NIX_DAEMONIZE: Disagreement(
-        uwsgi="uwsgi_kvlist_parse only stores items holding '=': a bare 'daemonize' is ignored, and the "
-        "daemon is a plain attached one",
-        parser={"name": "run-celery.sh", "command": ["./run-celery.sh"], "daemonize": True},
-        parser_error=None,
-        declarations_error="daemon 'run-celery.sh', key 'daemonize': needs a pidfile "
-        "(the supervisor writes the pid there)",
-    ),
-    _WEB2PY: Disagreement(
-        uwsgi="uwsgi_kvlist_parse compares keys with strcmp and does not strip them: ' pidfile' and "
-        "' touch' match no key and are ignored (the issue's 'touch not work')",
-        parser={
-            "name": "python",
-            "command": [
-                "python",
-                "web2py.py",
-                "-S",
-                "player",
-                "-M",
-                "-R",
-                "applications/player/private/tools/run_mprpc.py",
-            ],
-            "pidfile": "/tmp/mprpc.pid",
-            "touch": ["/home/www-data/web2py/applications/player/private/tools/run_mprpc.py"],
-            "cwd": "/home/www-data/web2py",
-        },
-        parser_error=None,
-    ),
-    _REDASH_ESCAPED: Disagreement(
-        uwsgi="after YAML folding the keys read ' pidfile', ' daemonize' and ' touch': uWSGI ignores "
-        "them, so celery runs as a plain attached daemon",
-        parser={
-            "name": "daemon",
-            "command": _REDASH_COMMAND,
-            "pidfile": "/opt/{{ app_name }}/celery.pid",
-            "daemonize": True,
-            "touch": ["/opt/{{ app_name}}/deploy_complete.txt"],
-        },
-        parser_error=None,
-    ),
-}
+DISAGREEMENTS: dict[str, Disagreement] = {}
 
 
 @contextlib.contextmanager
