@@ -69,6 +69,8 @@ class Launch:
 
     pid: int
     starttime: int
+    log_offset: int = 0  # the daemon's log file size when launched: its output starts there
+    line_seq: int = 0  # the ring buffer's sequence number when launched (``prefix`` logs)
 
 
 class Daemon:

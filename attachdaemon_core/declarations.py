@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import pwd
 import re
 import shlex
 import signal
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -749,7 +751,7 @@ def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
 
 def check_specs(specs: Sequence[DaemonSpec]) -> list[Problem]:
     """Warnings (W001 missing executable, W002 missing cwd, W003 PostgreSQL on SIGTERM, W004 what
-    was dropped from a uWSGI line) and E002.
+    was dropped from a uWSGI line, W005 a pidfile directory missing or not writable) and E002.
 
     None of these is raised: a program or directory may appear later, and privileges depend on
     the user the server runs as.
@@ -761,7 +763,47 @@ def check_specs(specs: Sequence[DaemonSpec]) -> list[Problem]:
         problems += _check_cwd(spec)
         problems += _check_postgres(spec)
         problems += _check_privileges(spec)
+        problems += _check_pidfile_dir(spec)
     return problems
+
+
+def _check_pidfile_dir(spec: DaemonSpec) -> list[Problem]:
+    """W005: a pidfile directory that does not exist (created at start) or that the process
+    writing the pidfile may not write (the daemon itself, or the supervisor for smart2)."""
+    if spec.pidfile is None:
+        return []
+    directory = os.path.dirname(spec.pidfile) or "."
+    if not os.path.isdir(directory):
+        message = f"directory {directory} of the pidfile does not exist"
+        hint = "the supervisor creates it at start, owned by the daemon's user"
+        return [Problem(message, daemon=spec.name, key="pidfile", hint=hint, code="W005")]
+    writer = None if spec.daemonize else spec.user
+    if writer is None:
+        if os.access(directory, os.W_OK):
+            return []
+        who = "this user"
+    else:
+        try:
+            pw = pwd.getpwuid(int(writer)) if writer.isdigit() else pwd.getpwnam(writer)
+        except (KeyError, ValueError):
+            return []  # an unknown user is reported elsewhere
+        if _writable_by(directory, pw.pw_uid, os.getgrouplist(pw.pw_name, pw.pw_gid)):
+            return []
+        who = f"user {pw.pw_name!r}"
+    message = f"directory {directory} of the pidfile is not writable by {who}, which writes the pidfile"
+    hint = "the daemon would never be adopted: choose a directory it may write"
+    return [Problem(message, daemon=spec.name, key="pidfile", hint=hint, code="W005")]
+
+
+def _writable_by(directory: str, uid: int, gids: list[int]) -> bool:
+    st = os.stat(directory)
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IWUSR)
+    if st.st_gid in gids:
+        return bool(st.st_mode & stat.S_IWGRP)
+    return bool(st.st_mode & stat.S_IWOTH)
 
 
 def _check_program(spec: DaemonSpec) -> list[Problem]:

@@ -120,6 +120,33 @@ def rotate_if_needed(path: str, max_bytes: int, backups: int) -> bool:
     return True
 
 
+def file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def lines_since(path: str, offset: int, lines: int = 5, limit: int = 4096) -> list[str]:
+    """The last ``lines`` lines written to ``path`` after byte ``offset`` (at most ``limit``
+    bytes read; a file rotated meanwhile is read from its start). Never follows a symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return []
+    try:
+        size = os.fstat(fd).st_size
+        start = offset if offset <= size else 0
+        os.lseek(fd, max(start, size - limit), os.SEEK_SET)
+        data = os.read(fd, limit)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    text = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return text[-lines:]
+
+
 def tail_file(path: str, lines: int) -> list[str]:
     """The last ``lines`` lines of a file (reads at most 1 MiB from its end)."""
     try:

@@ -17,6 +17,8 @@ from .leadership import Leadership
 from .logs import Capture, Output
 from .loop import Timers
 from .readiness import Prober
+from .spawn import Credentials
+from .spec import DaemonSpec
 from .states import State
 
 if TYPE_CHECKING:
@@ -69,6 +71,15 @@ class SupervisorParts:
         raise NotImplementedError
 
     def _launch_leftovers(self, d: Daemon) -> list[int]:
+        raise NotImplementedError
+
+    def _credentials(self, spec: DaemonSpec) -> Credentials | None:
+        raise NotImplementedError
+
+    def log_path(self, spec: DaemonSpec) -> str:
+        raise NotImplementedError
+
+    def _spawn_failed(self, d: Daemon, reason: str) -> None:
         raise NotImplementedError
 
     def _kill_pid(self, pid: int, sig: int) -> None:

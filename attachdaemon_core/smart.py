@@ -17,7 +17,7 @@ import selectors
 import signal
 import time
 
-from . import pidfile, proc
+from . import logs, pidfile, proc
 from .daemon import Daemon, ExitStatus, Launch
 from .messages import error_text
 from .parts import SupervisorParts
@@ -69,6 +69,9 @@ class SmartDaemons(SupervisorParts):
         assert d.spec.pidfile is not None
         if self._adopt_from_pidfile(d, initial=True):
             return
+        if not self._ensure_pidfile_dir(d):
+            return
+        log_offset = logs.file_size(self.log_path(d.spec)) if d.spec.log not in ("prefix", "raw") else 0
         pid = self._spawn(d, attached=False)
         if pid is None:
             return
@@ -76,7 +79,12 @@ class SmartDaemons(SupervisorParts):
         d.pid = None
         d.launcher_pid = pid
         st = proc.stat(pid)
-        d.launch = Launch(pid, st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK))
+        d.launch = Launch(
+            pid,
+            st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK),
+            log_offset,
+            d.line_seq,
+        )
         if d.state != State.STARTING:
             d.set_state(State.STARTING)
         self.children[pid] = functools.partial(self._launcher_exited, d, pid)
@@ -100,6 +108,29 @@ class SmartDaemons(SupervisorParts):
         log.info("daemon %r launched (pid %d); waiting for pidfile %s", d.name, pid, d.spec.pidfile)
         deadline = self.clock() + d.spec.start_timeout
         self._poll_pidfile(d, deadline, 0.005)
+
+    def _ensure_pidfile_dir(self, d: Daemon) -> bool:
+        """Create a missing pidfile directory (owned by the daemon's user, who writes the pidfile
+        unless the daemon is smart2), or fail the start saying why."""
+        assert d.spec.pidfile is not None
+        directory = os.path.dirname(d.spec.pidfile) or "."
+        if os.path.isdir(directory):
+            return True
+        try:
+            os.makedirs(directory, mode=0o755)
+            creds = None if d.spec.daemonize else self._credentials(d.spec)
+            if creds is not None and os.geteuid() == 0:
+                os.chown(directory, creds.uid, creds.gid)
+        except FileExistsError:
+            if os.path.isdir(directory):
+                return True  # made meanwhile
+            self._spawn_failed(d, f"cannot create the pidfile's directory {directory}: it is not a directory")
+            return False
+        except (OSError, KeyError) as exc:
+            self._spawn_failed(d, f"cannot create the pidfile's directory {directory}: {error_text(exc)}")
+            return False
+        log.info("daemon %r: created directory %s for its pidfile", d.name, directory)
+        return True
 
     def _poll_pidfile(self, d: Daemon, deadline: float, interval: float) -> None:
         if d.launcher_pid is None and d.pid is not None:
@@ -129,12 +160,12 @@ class SmartDaemons(SupervisorParts):
         if left:  # never launch again while a process of this launch lives
             d.error = (
                 f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s; its command left "
-                f"pid(s) {', '.join(map(str, left))} running"
+                f"pid(s) {', '.join(map(str, left))} running{self._launch_output(d)}"
             )
             log.error("daemon %r: %s; stopping them as a failed start", d.name, d.error)
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
-        d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s"
+        d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s{self._launch_output(d)}"
         log.error("daemon %r: %s", d.name, d.error)
         decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
         self._settle(d, decision.state, decision.delay, d.error)
@@ -253,7 +284,7 @@ class SmartDaemons(SupervisorParts):
             return  # a daemonizing command: its child writes the pidfile; keep polling
         if self._adopt_from_pidfile(d, initial=False):
             return
-        d.error = f"command {status.describe()} before writing a valid pidfile"
+        d.error = f"command {status.describe()} before writing a valid pidfile{self._launch_output(d)}"
         log.error("daemon %r: %s", d.name, d.error)
         self._cancel_daemon_timer(d)
         d.launcher_pid = None
@@ -310,6 +341,20 @@ class SmartDaemons(SupervisorParts):
     def _after_death(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
         self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
+
+    def _launch_output(self, d: Daemon) -> str:
+        """What the launch printed (before it detached, say), for the error of a failed start."""
+        launch = d.launch
+        if launch is None or d.spec.log == "raw":
+            return ""
+        if d.spec.log == "prefix":
+            new = d.line_seq - launch.line_seq
+            lines = list(d.lines)[-new:][-5:] if new > 0 else []
+        else:
+            lines = logs.lines_since(self.log_path(d.spec), launch.log_offset)
+        if not lines:
+            return "; it printed nothing"
+        return "; its last output: " + " | ".join(line.strip()[:200] for line in lines)
 
     # ------------------------------------------------------------------ what a launch produced
     def _from_launch(self, d: Daemon, pid: int) -> bool:

@@ -211,7 +211,8 @@ class Stopping(SupervisorParts):
             return
         self.final = True
         for d in self.daemons.values():
-            self._cancel_daemon_timer(d)
+            if d.name not in self.stops:  # a stop in progress keeps its timer: it drives the stop
+                self._cancel_daemon_timer(d)
             self.prober.cancel(d)
         self._wave = {
             d.name

@@ -37,6 +37,7 @@ from .readiness import Prober
 from .smart import SmartDaemons
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
+    Credentials,
     SpawnError,
     SpawnRequest,
     prctl,
@@ -529,10 +530,7 @@ class Supervisor(SmartDaemons, Stopping):
         spec = d.spec
         env = dict(self.env)
         env.update(spec.env)
-        user, group = spec.user, spec.group
-        if user is None and group is None and self.default_user is not None:
-            user, group = map(str, self.default_user)  # the gunicorn user (SPEC §5)
-        creds = resolve_credentials(None if user == "root" else user, group)
+        creds = self._credentials(spec)
         if creds is not None and creds.name:
             env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
         token = self.leadership.token(d.name)
@@ -569,6 +567,13 @@ class Supervisor(SmartDaemons, Stopping):
             parent_death_signal=signal.SIGKILL if attached else None,
         )
         return req, to_close
+
+    def _credentials(self, spec: DaemonSpec) -> Credentials | None:
+        """Who the daemon runs as: its user/group, else the gunicorn user (SPEC §5), else us."""
+        user, group = spec.user, spec.group
+        if user is None and group is None and self.default_user is not None:
+            user, group = map(str, self.default_user)
+        return resolve_credentials(None if user == "root" else user, group)
 
     def log_path(self, spec: DaemonSpec) -> str:
         if spec.log == "runtime":
