@@ -275,7 +275,7 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     stop_wait = _longest_stop(specs)
     try:  # whatever happens from here on, we release: the supervisor must not keep us as owner
         if ctx.wait_ready > 0:
-            wait_ready(ctx.runtime_dir, ctx.wait_ready, err)
+            wait_ready(ctx.runtime_dir, ctx.wait_ready, err, specs)
         child: subprocess.Popen[bytes] | None = None
         if command:
             try:
@@ -366,8 +366,13 @@ def _reap_orphans(child: subprocess.Popen[bytes] | None) -> None:
             child.returncode = os.waitstatus_to_exitcode(status)
 
 
-def wait_ready(runtime_dir: str, timeout: float, err: TextIO) -> bool:
-    """Hold until every daemon with a ready probe is ready, at most ``timeout`` seconds."""
+def wait_ready(runtime_dir: str, timeout: float, err: TextIO, expected: Sequence[DaemonSpec] = ()) -> bool:
+    """Hold until every daemon with a ready probe is ready, at most ``timeout`` seconds.
+
+    ``expected``: the declarations just sent. One the supervisor does not list yet (its status
+    answered before it applied them) counts as not ready, never as nothing to wait for.
+    """
+    names = [s.name for s in expected if s.autostart]
     end = time.monotonic() + timeout
     waiting: list[str] | None = None  # None until the supervisor has answered once
     while True:  # at least one status call, even when a slow machine ate the whole bound
@@ -376,7 +381,8 @@ def wait_ready(runtime_dir: str, timeout: float, err: TextIO) -> bool:
         except (client.NoSupervisor, client.ControlError):
             pass
         else:
-            waiting = [
+            listed = {d["name"] for d in result["daemons"]}
+            waiting = [n for n in names if n not in listed] + [
                 d["name"]
                 for d in result["daemons"]
                 if d["ready"] is not True

@@ -315,7 +315,7 @@ def make_hooks(module: str, read: Reader) -> Hooks:
         )
         wait = _wait_ready(d)
         if wait > 0:
-            commands.wait_ready(rd, wait, cast(TextIO, _LogStream(server.log)))
+            commands.wait_ready(rd, wait, cast(TextIO, _LogStream(server.log)), d.specs)
 
     def on_reload(server: Any) -> None:
         # Runs in gunicorn's main loop: an exception here would kill the master. Log, never raise.

@@ -90,4 +90,4 @@ def start() -> None:
         sys.stderr.write(f"attachdaemon: the daemons were not started: {exc}\n")
         return
     if d.wait_ready > 0 and not devserver.in_reloader_child():
-        commands.wait_ready(rd, d.wait_ready, sys.stderr)
+        commands.wait_ready(rd, d.wait_ready, sys.stderr, d.specs)

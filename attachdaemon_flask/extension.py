@@ -158,7 +158,7 @@ def start(app: Flask) -> None:
         sys.stderr.write(f"attachdaemon: the daemons were not started: {exc}\n")
         return
     if d.wait_ready > 0 and not devserver.in_reloader_child():
-        commands.wait_ready(state.runtime_dir, d.wait_ready, sys.stderr)
+        commands.wait_ready(state.runtime_dir, d.wait_ready, sys.stderr, d.specs)
 
 
 def _in_flask_run() -> bool:

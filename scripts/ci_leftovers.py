@@ -3,10 +3,11 @@
 usage: python3 scripts/ci_leftovers.py snapshot FILE   (before the tests)
        python3 scripts/ci_leftovers.py check FILE      (after them)
 
-A leftover is a live process that was not running at the snapshot and whose chain of parents
-reaches this script's own ancestors or PID 1 (orphans are re-parented there) without passing
-through a process that was: so a system service's new child (a PostgreSQL autovacuum worker, say)
-is not counted, and a daemon that double-forked away from the tests is. Stdlib only.
+A leftover is a live process that was not running at the snapshot and either carries the run's
+marker (``ATTACHDAEMON_TEST_RUN``, set by .ci/run and inherited by everything the tests start,
+wherever it went: daemonized, re-parented, another uid) or still descends from this script's
+own ancestors. A system service's new child (a PostgreSQL autovacuum worker, say), or a process
+the machine itself started meanwhile, is not counted. Stdlib only.
 """
 
 from __future__ import annotations
@@ -44,6 +45,24 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _has_env(pid: int, entry: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return entry in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _descends(ppid: int, procs: dict[int, tuple[int, int, str, str]], ancestors: set[int]) -> bool:
+    for _ in range(64):
+        if ppid in ancestors:
+            return True
+        if ppid <= 1 or ppid not in procs:
+            return False
+        ppid = procs[ppid][0]
+    return False
+
+
 def snapshot(path: str) -> None:
     with open(path, "w") as f:
         for pid, (_, start, _, _) in _processes().items():
@@ -59,21 +78,13 @@ def check(path: str) -> int:
     while pid > 1 and pid in procs:
         ancestors.add(pid)
         pid = procs[pid][0]
+    marker = os.environ.get("ATTACHDAEMON_TEST_RUN", "")
+    entry = f"ATTACHDAEMON_TEST_RUN={marker}".encode()
     left = []
     for pid, (ppid, start, state, _comm) in procs.items():
         if pid in ancestors or (pid, start) in before or state in ("Z", "X") or pid in (1, 2) or ppid == 2:
             continue
-        up, ours = ppid, True
-        for _ in range(64):
-            if up <= 1 or up in ancestors:
-                break
-            if up not in procs:
-                break
-            if (up, procs[up][1]) in before:
-                ours = False
-                break
-            up = procs[up][0]
-        if ours:
+        if (marker and _has_env(pid, entry)) or _descends(ppid, procs, ancestors):
             left.append(pid)
     print(f"ci: {len(left)} process(es) left over from the test run")
     for pid in sorted(left):
