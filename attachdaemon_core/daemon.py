@@ -82,6 +82,7 @@ class Daemon:
         self.pid: int | None = None
         self.launcher_pid: int | None = None  # smart: the command we ran, until the pidfile names the daemon
         self.launch: Launch | None = None  # smart: our latest run of its command
+        self.launch_exit: ExitStatus | None = None  # how that command ended, if it did
         self.pgid: int | None = None  # smart: the watched pid's process group
         self.adopted = False  # pid came from a verified pidfile, not from our own spawn
         self.started_at: float | None = None  # wall clock

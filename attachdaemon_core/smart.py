@@ -79,6 +79,7 @@ class SmartDaemons(SupervisorParts):
         d.pid = None
         d.launcher_pid = pid
         st = proc.stat(pid)
+        d.launch_exit = None
         d.launch = Launch(
             pid,
             st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK),
@@ -280,11 +281,14 @@ class SmartDaemons(SupervisorParts):
             d.launcher_pid = None
             self._stop_progress(d)
             return
+        d.launch_exit = status
         if status.success and d.state == State.STARTING:
             return  # a daemonizing command: its child writes the pidfile; keep polling
         if self._adopt_from_pidfile(d, initial=False):
             return
-        d.error = f"command {status.describe()} before writing a valid pidfile{self._launch_output(d)}"
+        d.error = (
+            f"command {status.describe()} before writing a valid pidfile{self._launch_output(d, ended=False)}"
+        )
         log.error("daemon %r: %s", d.name, d.error)
         self._cancel_daemon_timer(d)
         d.launcher_pid = None
@@ -342,19 +346,22 @@ class SmartDaemons(SupervisorParts):
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
         self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
 
-    def _launch_output(self, d: Daemon) -> str:
+    def _launch_output(self, d: Daemon, *, ended: bool = True) -> str:
         """What the launch printed (before it detached, say), for the error of a failed start."""
         launch = d.launch
-        if launch is None or d.spec.log == "raw":
+        if launch is None:
             return ""
+        how = f"; its command {d.launch_exit.describe()}" if ended and d.launch_exit is not None else ""
+        if d.spec.log == "raw":
+            return how
         if d.spec.log == "prefix":
             new = d.line_seq - launch.line_seq
             lines = list(d.lines)[-new:][-5:] if new > 0 else []
         else:
             lines = logs.lines_since(self.log_path(d.spec), launch.log_offset)
         if not lines:
-            return "; it printed nothing"
-        return "; its last output: " + " | ".join(line.strip()[:200] for line in lines)
+            return f"{how}; it printed nothing"
+        return f"{how}; its last output: " + " | ".join(line.strip()[:200] for line in lines)
 
     # ------------------------------------------------------------------ what a launch produced
     def _from_launch(self, d: Daemon, pid: int) -> bool:

@@ -9,6 +9,7 @@ the only caller that sees the private ``shell`` key. Runs in whichever process r
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shlex
@@ -54,7 +55,7 @@ KV_KEYS = {
     "ns_pid": "ns_pid",
 }
 
-NATIVE_HINT = "declare it natively with a list command, or use a wrapper script ending in exec"
+NATIVE_HINT = "use a wrapper script ending in exec"
 SEMICOLON_HINT = "uWSGI runs the command with /bin/sh -c, which ignores it"
 _TRUE = frozenset({"", "1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -242,6 +243,24 @@ def shell_syntax(cmd: str) -> tuple[list[str], list[str]]:
     return refused, needs_sh
 
 
+_CD_AND = re.compile(r"cd\s+(\S+)\s*&&\s*(\S.*)", re.DOTALL)
+
+
+def native_hint(cmd: str, refused: list[str]) -> str:
+    """The native declaration a refused line stands for, ready to paste (JSON, which a Python
+    settings file reads as is): ``cd DIR && CMD`` is CMD in ``cwd`` DIR; a trailing ``&`` is not
+    needed; anything else runs in an explicit shell (which is then the daemon)."""
+    cd = _CD_AND.fullmatch(cmd)
+    if cd and not shell_syntax(cd.group(2))[0]:
+        decl: dict[str, object] = {"command": cd.group(2).strip(), "cwd": cd.group(1)}
+        return f"declare it natively as {json.dumps(decl)}"
+    if refused == ["trailing &"]:
+        decl = {"command": cmd.rstrip()[:-1].rstrip()}
+        return f"declare it natively as {json.dumps(decl)}: the supervisor already runs it in the background"
+    decl = {"command": ["/bin/sh", "-c", cmd]}
+    return f"declare it natively as {json.dumps(decl)}, where the shell is the daemon, or {NATIVE_HINT}"
+
+
 def show_constructs(constructs: list[str]) -> str:
     """``'&&', a trailing '&'`` for messages, each construct once."""
     shown = ("a trailing '&'" if c == "trailing &" else repr(c) for c in dict.fromkeys(constructs))
@@ -295,7 +314,9 @@ def command_fields(cmd: str) -> tuple[dict[str, object], str]:
         raise _LineError("the command has an unterminated quote")
     if refused:
         what = show_constructs(refused)
-        raise _LineError(f"shell syntax {what} is not supported: a daemon is one command", NATIVE_HINT)
+        raise _LineError(
+            f"shell syntax {what} is not supported: a daemon is one command", native_hint(cmd, refused)
+        )
     assignments, rest = _split_assignments(cmd)
     program = _first_word(rest or cmd)
     if needs_sh:

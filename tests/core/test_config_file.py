@@ -140,7 +140,8 @@ depends_on = ["mc", "nope"]
             "  - daemon 'mc', key 'daemonize': must be true or false, not the string 'true' "
             "(use the boolean true, not a string)",
             "  - uWSGI line 'attach-daemon = a | b': shell syntax '|' is not supported: a daemon is one "
-            "command (declare it natively with a list command, or use a wrapper script ending in exec)",
+            'command (declare it natively as {"command": ["/bin/sh", "-c", "a | b"]}, where the shell '
+            "is the daemon, or use a wrapper script ending in exec)",
             "  - daemon 'pg', key 'depends_on': unknown daemon 'nope'",
         ]
     )

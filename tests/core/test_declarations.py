@@ -526,9 +526,10 @@ BAD_INPUTS = [
         ["attach-daemon = celery worker && celery beat"],
         [
             (
-                "uWSGI line 'attach-daemon = celery worker && celery beat': shell syntax '&&' is "
-                "not supported: a daemon is one command (declare it natively with a list command, "
-                "or use a wrapper script ending in exec)"
+                "uWSGI line 'attach-daemon = celery worker && celery beat': shell syntax '&&' is not "
+                'supported: a daemon is one command (declare it natively as {"command": ["/bin/sh", '
+                '"-c", "celery worker && celery beat"]}, where the shell is the daemon, or use a '
+                "wrapper script ending in exec)"
             )
         ],
         id="uwsgi-and",
@@ -538,8 +539,9 @@ BAD_INPUTS = [
         [
             (
                 "uWSGI line 'attach-daemon = memcached -vv | logger': shell syntax '|' is not "
-                "supported: a daemon is one command (declare it natively with a list command, or "
-                "use a wrapper script ending in exec)"
+                'supported: a daemon is one command (declare it natively as {"command": ["/bin/sh", '
+                '"-c", "memcached -vv | logger"]}, where the shell is the daemon, or use a wrapper '
+                "script ending in exec)"
             )
         ],
         id="uwsgi-pipe",
@@ -549,8 +551,8 @@ BAD_INPUTS = [
         [
             (
                 "uWSGI line 'attach-daemon = memcached &': shell syntax a trailing '&' is not "
-                "supported: a daemon is one command (declare it natively with a list command, or "
-                "use a wrapper script ending in exec)"
+                'supported: a daemon is one command (declare it natively as {"command": "memcached"}: '
+                "the supervisor already runs it in the background)"
             )
         ],
         id="uwsgi-trailing-ampersand",
@@ -560,8 +562,9 @@ BAD_INPUTS = [
         [
             (
                 "uWSGI line 'attach-daemon = memcached -p `cat port`': shell syntax '`…`' is not "
-                "supported: a daemon is one command (declare it natively with a list command, or "
-                "use a wrapper script ending in exec)"
+                'supported: a daemon is one command (declare it natively as {"command": ["/bin/sh", '
+                '"-c", "memcached -p `cat port`"]}, where the shell is the daemon, or use a wrapper '
+                "script ending in exec)"
             )
         ],
         id="uwsgi-backticks",
@@ -570,9 +573,10 @@ BAD_INPUTS = [
         ["attach-daemon = memcached -p $(cat port)"],
         [
             (
-                "uWSGI line 'attach-daemon = memcached -p $(cat port)': shell syntax '$(…)' is "
-                "not supported: a daemon is one command (declare it natively with a list command, "
-                "or use a wrapper script ending in exec)"
+                "uWSGI line 'attach-daemon = memcached -p $(cat port)': shell syntax '$(…)' is not "
+                'supported: a daemon is one command (declare it natively as {"command": ["/bin/sh", '
+                '"-c", "memcached -p $(cat port)"]}, where the shell is the daemon, or use a wrapper '
+                "script ending in exec)"
             )
         ],
         id="uwsgi-command-substitution",
@@ -781,7 +785,8 @@ def test_every_problem_in_one_input_is_reported_at_once() -> None:
         [
             "invalid daemon declarations in settings.ATTACH_DAEMONS:",
             "  - uWSGI line 'attach-daemon = a && b': shell syntax '&&' is not supported: a daemon is one "
-            "command (declare it natively with a list command, or use a wrapper script ending in exec)",
+            'command (declare it natively as {"command": ["/bin/sh", "-c", "a && b"]}, where the shell '
+            "is the daemon, or use a wrapper script ending in exec)",
             "  - daemon 'web', key 'stop_signal': unknown signal 'SIGTREM' (did you mean 'SIGTERM'?)",
             "  - daemon 'beat', key 'daemonize': must be true or false, not the string 'yes' "
             "(use the boolean true, not a string)",

@@ -155,7 +155,7 @@ def test_pidfile_that_never_appears__launch_ended_before_relaunch_and_at_shutdow
     assert len(live_copies(sandbox, "r")) <= 1
     error = wait_for(lambda: sandbox.daemon("r")["error"], 5, "the error in status")
     assert f"no valid pidfile {declared} after {START_TIMEOUT:g}s" in error
-    assert "its last output: r.sh: starting the daemon" in error
+    assert "; its command exited with status 0; its last output: r.sh: starting the daemon" in error
     t0 = time.monotonic()
     sandbox.call("remove-owner", owner={"pid": owner.pid})
     wait_for(sandbox.supervisor_gone, 5, "supervisor exit")

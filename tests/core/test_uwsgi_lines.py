@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -621,3 +622,28 @@ def test_attach_daemon2_an_item_cut_from_the_command_by_a_comma_is_refused(rest:
             hint="if it is part of the command, write the ',' before it as '\\,'",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("line", "native"),
+    [
+        (
+            "attach-daemon = cd /app/frontend && npm run dev",
+            {"command": "npm run dev", "cwd": "/app/frontend"},
+        ),
+        ("attach-daemon = memcached &", {"command": "memcached"}),
+        ("attach-daemon = memcached -vv | logger", {"command": ["/bin/sh", "-c", "memcached -vv | logger"]}),
+        ("attach-daemon = a; b", {"command": ["/bin/sh", "-c", "a; b"]}),
+    ],
+)
+def test_a_refused_line_names_the_native_declaration_it_stands_for(
+    line: str, native: dict[str, object]
+) -> None:
+    """The hint is the declaration itself, ready to paste: it parses, with the line's meaning."""
+    _, problems = parse_uwsgi_line(line)
+    (problem,) = problems
+    assert problem.hint is not None
+    shown = json.loads(problem.hint[problem.hint.index("{") : problem.hint.rindex("}") + 1])
+    assert shown == native
+    (spec,) = parse_declarations({"d": shown}, base_dir="/srv/app")
+    assert spec.command[0] in ("/bin/sh", "npm", "memcached")

@@ -602,8 +602,8 @@ LINES: tuple[CorpusLine, ...] = (
         _DISPATCHARR.format("uwsgi.dev.ini"),
         None,
         "uWSGI line 'attach-daemon = cd /app/frontend && npm run dev': shell syntax '&&' is not "
-        "supported: a daemon is one command (declare it natively with a list command, or use a "
-        "wrapper script ending in exec)",
+        'supported: a daemon is one command (declare it natively as {"command": "npm run dev", '
+        '"cwd": "/app/frontend"})',
         None,
     ),
     CorpusLine(
