@@ -13,7 +13,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     r = runtime.RESULTS
     shapes = "runtime shapes: not run"
     if "shapes" in r:
-        shapes = f"runtime shapes: {r['shapes']}, {r['duplicates']} duplicates ({r['runtime_lines']} lines run)"
+        shapes = (
+            f"runtime shapes: {r['shapes']}, {r['duplicates']} duplicates ({r['runtime_lines']} lines run)"
+        )
     terminalreporter.write_line(
         f"corpus: {lines} lines, {accepted} accepted, {refused} refused with reason, {unclear} unclear; "
         + shapes
