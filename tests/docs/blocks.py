@@ -336,7 +336,7 @@ def gunicorn_conf(st: DocState, source: str) -> None:
         assert "hello from the app" in http_get(port), "gunicorn does not serve the app"
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- gunicorn's output:\n{server.output()}") from None
-    assert st.project.interrupt(server) == 0, server.output()
+    assert data is not None and st.project.interrupt(server) == 0, server.output()
     stop_and_check(st.project, data)
 
 

@@ -88,7 +88,7 @@ def all_ready_in_time(
             f"{exc}\n--- last status: {json.dumps(last[0], indent=1)}\n{server.output()}"
         ) from None
     late = {s.name: ready_at[s.name] for s in specs if ready_at[s.name] > deadline(s)}
-    assert not late, f"ready after their timeout: {late}"
+    assert data is not None and not late, f"ready after their timeout: {late}"
     return data
 
 

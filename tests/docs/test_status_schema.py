@@ -22,7 +22,7 @@ from attachdaemon_flask.views import status_blueprint
 from tests.docs import blocks
 from tests.docs.project import Project
 from tests.helpers.harness import wait_for
-from tests.helpers.hosts import free_port
+from tests.helpers.hosts import REPO, free_port
 
 PY = sys.executable
 SLEEP = "import time; time.sleep(3600)"
@@ -206,7 +206,7 @@ def _flask_page(runtime_dir: str) -> tuple[int, dict[str, Any]]:
 def test_the_schema_is_exact() -> None:
     """Not a schema anything passes: a key missing, an unknown key (such as the control socket's
     internal ``autostart``), a state or a kind not in the lists are each refused."""
-    good: dict[str, Any] = json.loads(blocks.doc_blocks(blocks.REPO / "docs" / "status-json.md", "json")[0])
+    good: dict[str, Any] = json.loads(blocks.doc_blocks(REPO / "docs" / "status-json.md", "json")[0])
     valid(good)
     broken = []
     for change in (
