@@ -751,7 +751,8 @@ def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
 
 def check_specs(specs: Sequence[DaemonSpec]) -> list[Problem]:
     """Warnings (W001 missing executable, W002 missing cwd, W003 PostgreSQL on SIGTERM, W004 what
-    was dropped from a uWSGI line, W005 a pidfile directory missing or not writable) and E002.
+    was dropped from a uWSGI line, W005 a pidfile directory missing or not writable, W006 a pidfile
+    in a world-writable directory) and E002.
 
     None of these is raised: a program or directory may appear later, and privileges depend on
     the user the server runs as.
@@ -764,6 +765,7 @@ def check_specs(specs: Sequence[DaemonSpec]) -> list[Problem]:
         problems += _check_postgres(spec)
         problems += _check_privileges(spec)
         problems += _check_pidfile_dir(spec)
+        problems += _check_pidfile_world_writable(spec)
     return problems
 
 
@@ -793,6 +795,27 @@ def _check_pidfile_dir(spec: DaemonSpec) -> list[Problem]:
     message = f"directory {directory} of the pidfile is not writable by {who}, which writes the pidfile"
     hint = "the daemon would never be adopted: choose a directory it may write"
     return [Problem(message, daemon=spec.name, key="pidfile", hint=hint, code="W005")]
+
+
+def _check_pidfile_world_writable(spec: DaemonSpec) -> list[Problem]:
+    """W006: a pidfile in a directory every local user may write (sticky /tmp included), where
+    anyone can put a pidfile first, naming a process of theirs."""
+    if spec.pidfile is None:
+        return []
+    directory = os.path.dirname(spec.pidfile) or "."
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return []
+    if not st.st_mode & stat.S_IWOTH:
+        return []
+    sticky = " (sticky)" if st.st_mode & stat.S_ISVTX else ""
+    message = f"directory {directory} of the pidfile is writable by every user{sticky}"
+    hint = (
+        "any local user may write the pidfile first; a root supervisor refuses a process that is not "
+        "the daemon's user, but put pidfiles in a directory only the daemon's user may write"
+    )
+    return [Problem(message, daemon=spec.name, key="pidfile", hint=hint, code="W006")]
 
 
 def _writable_by(directory: str, uid: int, gids: list[int]) -> bool:

@@ -98,6 +98,7 @@ def verify(
     file_uid: int,
     ours: bool = False,
     mark: bytes | None = None,
+    as_root_uid: int | None = None,
 ) -> str | None:
     """Return None when ``pid`` is the daemon a pidfile with ``mtime`` names, else the reason.
 
@@ -105,6 +106,10 @@ def verify(
     it runs (the start-time and program checks guard only pidfiles we did not just produce).
     ``mark``: a process started with this environment entry was launched for this pidfile by a
     supervisor of ours, so it passes the program check whatever it runs.
+    ``as_root_uid``: given when the supervisor runs as root, the uid the daemon runs as (the
+    declared user, else root). A process we did not just launch must run as that uid, and the
+    pidfile must be owned by root or that uid: any local user can start a program with the
+    daemon's name and write its pid into a file, but only the daemon's own user can do so as it.
     """
     if pid == os.getpid() or pid == os.getppid():
         return f"pid {pid} is the supervisor or its parent"
@@ -119,6 +124,11 @@ def verify(
         return f"pidfile is owned by uid {file_uid}, neither us, root nor process {pid}'s owner"
     if ours:
         return None
+    if as_root_uid is not None:
+        if owner != as_root_uid:
+            return f"process {pid} runs as uid {owner}, not as the daemon's uid {as_root_uid}; refused"
+        if file_uid not in (0, as_root_uid):
+            return f"pidfile owned by uid {file_uid}, not root nor the daemon's uid {as_root_uid}; refused"
     younger = st.started_at - mtime  # through the boot clock (proc.wall_from_ticks), not btime
     if younger > START_SLACK_SECONDS:
         return f"process {pid} started after the pidfile was written (a reused pid, {younger:.1f}s younger)"

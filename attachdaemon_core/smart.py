@@ -193,6 +193,7 @@ class SmartDaemons(SupervisorParts):
             file_uid=read.file_uid,
             ours=not initial and self._from_launch(d, read.pid),
             mark=pidfile.marker(spec.pidfile),
+            as_root_uid=self._daemon_uid(spec) if os.geteuid() == 0 else None,
         )
         if why is not None:
             if initial or d.launcher_pid is None:
@@ -228,6 +229,14 @@ class SmartDaemons(SupervisorParts):
             log.info("daemon %r started (pid %d from %s)", d.name, read.pid, spec.pidfile)
         self._now_running(d)
         return True
+
+    def _daemon_uid(self, spec: DaemonSpec) -> int:
+        """The uid the daemon runs as: its user (or the server's), else ours."""
+        try:
+            creds = self._credentials(spec)
+        except (KeyError, OSError):
+            return os.geteuid()
+        return creds.uid if creds is not None else os.geteuid()
 
     def _programs(self, spec: DaemonSpec) -> tuple[str, ...]:
         names = [spec.program]

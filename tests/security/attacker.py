@@ -1,0 +1,50 @@
+"""Playing the attacker for real: a local user (uid 65534, nobody) against a root supervisor.
+
+The attacker's steps run under ``setpriv`` as uid/gid 65534 with no groups, through /bin/sh and
+coreutils only (the test's Python lives under /root, which that uid cannot reach).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+NOBODY = 65534
+STANDIN = Path(__file__).resolve().parent.parent / "helpers" / "standin.py"
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="plays a local user against a root supervisor")
+
+
+def as_nobody(script: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with /bin/sh as uid/gid 65534 and no supplementary groups."""
+    return subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd="/",
+        check=False,
+    )
+
+
+def nobody_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp owned by nobody (mode 0755), for the attacker's files."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chown(path, NOBODY, NOBODY)
+    os.chmod(path, 0o755)
+    return path
+
+
+def install_standin(bindir: Path, name: str) -> Path:
+    """A copy of tests/helpers/standin.py named ``name`` (the real program's stand-in)."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    where = bindir / name
+    where.write_text(f"#!{sys.executable}\n" + STANDIN.read_text())
+    where.chmod(0o755)
+    return where
