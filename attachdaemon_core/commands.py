@@ -54,7 +54,7 @@ def add_verbs(parser: argparse.ArgumentParser, options: argparse.ArgumentParser 
         return sub.add_parser(name, help=help, parents=parents)
 
     p = verb("status", "show the daemons (exit 0 healthy, 3 not, 4 no supervisor)")
-    p.add_argument("--json", action="store_true", help="the stable JSON of SPEC §8")
+    p.add_argument("--json", action="store_true", help="the stable JSON of docs/status-json.md")
     for name in ("start", "stop", "restart"):
         p = verb(name, f"{name} daemons by name")
         p.add_argument("names", nargs="*", metavar="NAME")
@@ -157,7 +157,7 @@ def no_supervisor_status(runtime_dir: str, reason: str, others: list[dict[str, A
 
 
 def public_status(result: dict[str, Any]) -> dict[str, Any]:
-    """The supervisor's status answer reduced to the stable JSON of SPEC §8."""
+    """The supervisor's status answer reduced to the stable JSON of docs/status-json.md."""
     return {
         "supervisor": result["supervisor"],
         "daemons": [

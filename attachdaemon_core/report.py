@@ -1,4 +1,4 @@
-"""What the supervisor reports about a daemon: the status JSON of SPEC §8 and its last log lines.
+"""What the supervisor reports about a daemon: the status JSON of docs/status-json.md and its last log lines.
 
 Pure functions of a daemon's record (plus /proc for resource use); the supervisor calls them
 when a ``status`` or ``logs`` request arrives.

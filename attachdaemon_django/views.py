@@ -1,4 +1,4 @@
-"""A status page for staff users: HTML that refreshes itself, and the JSON it reads (SPEC §8).
+"""A status page for staff users: HTML that refreshes itself, and the JSON it reads (docs/status-json.md).
 
 Served by the web workers, which only read: they ask the supervisor over the control socket.
 """

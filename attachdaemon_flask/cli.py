@@ -34,7 +34,7 @@ def _dispatch(verb: str, **args: Any) -> None:
 
 
 @daemons.command("status")
-@click.option("--json", "as_json", is_flag=True, help="the stable JSON of SPEC §8")
+@click.option("--json", "as_json", is_flag=True, help="the stable JSON of docs/status-json.md")
 def status(as_json: bool) -> None:
     """Show the daemons (exit 0 healthy, 3 not, 4 no supervisor)."""
     _dispatch("status", json=as_json)

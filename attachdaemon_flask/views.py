@@ -1,4 +1,4 @@
-"""An optional status blueprint: an HTML page refreshing itself from a JSON endpoint (SPEC §8).
+"""An optional status blueprint: an HTML page refreshing itself from a JSON endpoint (docs/status-json.md).
 
 ``app.register_blueprint(status_blueprint(allow=lambda: current_user.is_admin), url_prefix="/daemons")``
 — ``allow`` is required: the page shows pids and commands' errors, so who may see it is yours to say.
