@@ -13,6 +13,7 @@ import os
 import select
 import selectors
 import shutil
+import stat
 from typing import Protocol
 
 MAX_QUEUED_BYTES = 1024 * 1024
@@ -95,10 +96,39 @@ class LineSplitter:
         return [rest.decode("utf-8", "replace")] if rest else []
 
 
-def open_log_file(path: str) -> int:
-    """Open ``path`` for appending, creating its directory; the daemon gets this fd as stdout/err."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+def private_file(path: str) -> None:
+    """Create ``path`` mode 0600 if missing; tighten it to 0600 if it is a file of ours (a
+    supervisor.log an older version left 0644). Never follows a symlink."""
+    fd = os.open(
+        path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC, 0o600
+    )
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def private_dir(path: str) -> None:
+    """Create directory ``path`` mode 0700, or tighten it to 0700 if it is ours."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
+def open_log_file(path: str, *, private: bool = False) -> int:
+    """Open ``path`` for appending, creating its directory; the daemon gets this fd as stdout/err.
+
+    A file we create is 0600 (its directory 0755, or 0700 with ``private``: the runtime
+    directory's ``logs/``, which is ours alone and then tightened if it was looser)."""
+    directory = os.path.dirname(path)
+    if private:
+        private_dir(directory)
+    else:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def rotate_if_needed(path: str, max_bytes: int, backups: int) -> bool:
@@ -114,10 +144,21 @@ def rotate_if_needed(path: str, max_bytes: int, backups: int) -> bool:
             if os.path.exists(src):
                 os.replace(src, f"{path}.{i + 1}")
         with contextlib.suppress(OSError):
-            shutil.copyfile(path, f"{path}.1")
+            _copy_private(path, f"{path}.1")
     with contextlib.suppress(OSError):
         os.truncate(path, 0)
     return True
+
+
+def _copy_private(src: str, dst: str) -> None:
+    """Copy ``src`` to a new file ``dst``, mode 0600 (whatever was at ``dst`` is removed first,
+    never written through)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dst)
+    with open(src, "rb") as fin:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
 
 
 def file_size(path: str) -> int:

@@ -29,7 +29,7 @@ from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
-from .logs import Capture, Output, open_log_file, rotate_if_needed
+from .logs import Capture, Output, open_log_file, private_file, rotate_if_needed
 from .loop import Timer, Timers
 from .messages import error_text, signal_name
 from .paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
@@ -550,7 +550,7 @@ class Supervisor(SmartDaemons, Stopping):
         elif spec.log != "raw":
             path = self.log_path(spec)
             rotate_if_needed(path, spec.log_max_bytes, spec.log_backups)
-            out = open_log_file(path)
+            out = open_log_file(path, private=spec.log == "runtime")
             if creds is not None:
                 with contextlib.suppress(OSError):
                     os.fchown(out, creds.uid, creds.gid)
@@ -560,7 +560,7 @@ class Supervisor(SmartDaemons, Stopping):
             env=env,
             cwd=spec.cwd,
             credentials=creds,
-            umask=spec.umask,
+            umask=spec.umask if spec.umask is not None else DAEMON_UMASK,
             stdin_fd=0 if spec.stdin else None,
             stdout_fd=out,
             stderr_fd=out,
@@ -1038,7 +1038,9 @@ def configure_logging(runtime_dir: str) -> None:
     stream.setFormatter(fmt)
     root.addHandler(stream)
     with contextlib.suppress(OSError):
-        fh = logging.FileHandler(os.path.join(runtime_dir, "supervisor.log"))
+        path = os.path.join(runtime_dir, "supervisor.log")
+        private_file(path)
+        fh = logging.FileHandler(path)
         fh.setFormatter(logging.Formatter("%(asctime)s " + f"[{os.getpid()}] %(message)s"))
         root.addHandler(fh)
 
@@ -1051,6 +1053,8 @@ def reopen_log_files() -> None:
             try:
                 if handler.stream is not None:
                     handler.stream.close()
+                with contextlib.suppress(OSError):
+                    private_file(handler.baseFilename)
                 handler.stream = handler._open()
             finally:
                 handler.release()
@@ -1059,7 +1063,14 @@ def reopen_log_files() -> None:
 SUPERVISOR_NAME = "ad-supervisor"  # /proc/PID/comm, so ps and top tell it from its guard
 
 
+# The umask the server gave us: daemons without a declared ``umask`` still get it, while what the
+# supervisor itself creates is private (umask 077, and explicit modes).
+DAEMON_UMASK: int | None = None
+
+
 def main(runtime_dir: str, guard_fd: int | None, respawns: int) -> int:
+    global DAEMON_UMASK
+    DAEMON_UMASK = os.umask(0o077)
     set_process_name(SUPERVISOR_NAME)
     configure_logging(runtime_dir)
     sup = Supervisor(runtime_dir, guard_fd=guard_fd, respawns=respawns)
