@@ -217,6 +217,8 @@ def logs(ctx: Context, name: str, lines: int, follow: bool, out: TextIO, err: Te
     if result["mode"] == "raw":
         out.write(f"{result['note']}\n")
         return EXIT_OK
+    if result.get("note"):
+        err.write(f"logs: {result['note']}\n")
     for line in result["lines"]:
         out.write(line + "\n")
     out.flush()

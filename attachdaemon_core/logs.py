@@ -12,7 +12,6 @@ import errno
 import os
 import select
 import selectors
-import shutil
 import stat
 from typing import Protocol
 
@@ -118,52 +117,101 @@ def private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
-def open_log_file(path: str, *, private: bool = False) -> int:
+_NOFOLLOW = os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class LogFileRefused(OSError):
+    """A log path that is not a plain file of its own (a symlink, a FIFO, a hard link)."""
+
+
+def _open_plain(path: str, flags: int, mode: int = 0o600) -> int:
+    """Open ``path`` without following a symlink, and only if it is a regular file with one link."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LogFileRefused(errno.ELOOP, f"log file {path} is a symbolic link; refused") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(st.st_mode) else f"a file with {st.st_nlink} links"
+        raise LogFileRefused(errno.EPERM, f"log file {path} is {what}; refused")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def open_log_file(path: str, *, private: bool = False, owner: tuple[int, int] | None = None) -> int:
     """Open ``path`` for appending, creating its directory; the daemon gets this fd as stdout/err.
 
     A file we create is 0600 (its directory 0755, or 0700 with ``private``: the runtime
-    directory's ``logs/``, which is ours alone and then tightened if it was looser)."""
+    directory's ``logs/``, which is ours alone and then tightened if it was looser), and only a
+    file we have just created (O_EXCL) is given to ``owner`` (uid, gid). A symlink, or anything
+    but a regular file with one link, is refused (:class:`LogFileRefused`): the daemon's user may
+    write the log's directory, and we may be root."""
     directory = os.path.dirname(path)
     if private:
         private_dir(directory)
     else:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    flags = os.O_WRONLY | os.O_APPEND
+    try:
+        fd = _open_plain(path, flags | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return _open_plain(path, flags)
+    if owner is not None:
+        try:
+            os.fchown(fd, *owner)
+        except OSError:
+            pass  # not root: the file is ours, the daemon writes it through this descriptor
+    return fd
 
 
 def rotate_if_needed(path: str, max_bytes: int, backups: int) -> bool:
-    """Copy-truncate rotation: NAME.log -> NAME.log.1 … NAME.log.N, then truncate NAME.log."""
+    """Copy-truncate rotation: NAME.log -> NAME.log.1 … NAME.log.N, then truncate NAME.log.
+
+    Never follows a symlink: a log that is not a plain file is left alone (its open refuses it),
+    backups are renamed as they are (a link stays a link) and NAME.log.1 is always a new file."""
     try:
-        if os.path.getsize(path) <= max_bytes:
-            return False
+        fd = _open_plain(path, os.O_RDWR)
     except OSError:
         return False
-    if backups > 0:
-        for i in range(backups - 1, 0, -1):
-            src = f"{path}.{i}"
-            if os.path.exists(src):
-                os.replace(src, f"{path}.{i + 1}")
+    try:
+        if os.fstat(fd).st_size <= max_bytes:
+            return False
+        if backups > 0:
+            for i in range(backups - 1, 0, -1):
+                src = f"{path}.{i}"
+                if os.path.lexists(src):
+                    with contextlib.suppress(OSError):
+                        os.replace(src, f"{path}.{i + 1}")
+            with contextlib.suppress(OSError):
+                _copy_private(fd, f"{path}.1")
         with contextlib.suppress(OSError):
-            _copy_private(path, f"{path}.1")
-    with contextlib.suppress(OSError):
-        os.truncate(path, 0)
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
     return True
 
 
-def _copy_private(src: str, dst: str) -> None:
-    """Copy ``src`` to a new file ``dst``, mode 0600 (whatever was at ``dst`` is removed first,
-    never written through)."""
+def _copy_private(src_fd: int, dst: str) -> None:
+    """Copy what ``src_fd`` holds to a new file ``dst``, mode 0600 (whatever was at ``dst`` is
+    removed first, never written through)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(dst)
-    with open(src, "rb") as fin:
-        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with open(fd, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
+    os.lseek(src_fd, 0, os.SEEK_SET)
+    out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with open(out, "wb") as fout:
+        while True:
+            chunk = os.read(src_fd, 1 << 20)
+            if not chunk:
+                break
+            fout.write(chunk)
 
 
 def file_size(path: str) -> int:
     try:
-        return os.stat(path).st_size
+        return os.lstat(path).st_size
     except OSError:
         return 0
 
@@ -189,9 +237,16 @@ def lines_since(path: str, offset: int, lines: int = 5, limit: int = 4096) -> li
 
 
 def tail_file(path: str, lines: int) -> list[str]:
-    """The last ``lines`` lines of a file (reads at most 1 MiB from its end)."""
+    """The last ``lines`` lines of a file (reads at most 1 MiB from its end); a path that is not
+    a plain file (a symlink…) raises :class:`LogFileRefused`, never read through."""
     try:
-        with open(path, "rb") as f:
+        fd = _open_plain(path, os.O_RDONLY)
+    except LogFileRefused:
+        raise
+    except OSError:
+        return []
+    try:
+        with open(fd, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - MAX_QUEUED_BYTES))

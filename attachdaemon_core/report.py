@@ -10,7 +10,7 @@ from typing import Any
 
 from . import proc
 from .daemon import Daemon
-from .logs import tail_file
+from .logs import LogFileRefused, tail_file
 
 RAW_NOTE = "log is 'raw': output is not captured"
 
@@ -70,4 +70,7 @@ def log_lines(d: Daemon, path: str | None, lines: int, since: object) -> dict[st
             buf = buf[-lines:] if lines > 0 else []
         return {"mode": "prefix", "lines": buf, "seq": d.line_seq}
     assert path is not None
-    return {"mode": "file", "path": path, "lines": tail_file(path, lines), "seq": 0}
+    try:
+        return {"mode": "file", "path": path, "lines": tail_file(path, lines), "seq": 0}
+    except LogFileRefused as exc:
+        return {"mode": "file", "path": path, "lines": [], "seq": 0, "note": exc.strerror}

@@ -550,10 +550,8 @@ class Supervisor(SmartDaemons, Stopping):
         elif spec.log != "raw":
             path = self.log_path(spec)
             rotate_if_needed(path, spec.log_max_bytes, spec.log_backups)
-            out = open_log_file(path, private=spec.log == "runtime")
-            if creds is not None:
-                with contextlib.suppress(OSError):
-                    os.fchown(out, creds.uid, creds.gid)
+            owner = (creds.uid, creds.gid) if creds is not None else None
+            out = open_log_file(path, private=spec.log == "runtime", owner=owner)
             to_close.append(out)
         req = SpawnRequest(
             argv=spec.command,

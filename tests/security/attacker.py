@@ -6,13 +6,17 @@ coreutils only (the test's Python lives under /root, which that uid cannot reach
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from attachdaemon_core.control import client
 
 NOBODY = 65534
 STANDIN = Path(__file__).resolve().parent.parent / "helpers" / "standin.py"
@@ -48,3 +52,32 @@ def install_standin(bindir: Path, name: str) -> Path:
     where.write_text(f"#!{sys.executable}\n" + STANDIN.read_text())
     where.chmod(0o755)
     return where
+
+
+def call_as_nobody(runtime_dir: str, verb: str, **args: Any) -> Any:
+    """Send one control request as uid 65534: a forked child drops to that uid and no groups
+    (nothing is loaded after the drop: sh and coreutils have no Unix-socket client). Returns
+    the result, or the text of the error the supervisor (or the client) gave."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+            try:
+                out = {"result": client.call(runtime_dir, verb, **args)}
+            except (client.ControlError, client.NoSupervisor) as exc:
+                out = {"error": f"{type(exc).__name__}: {exc}"}
+            with os.fdopen(w, "w") as f:
+                json.dump(out, f)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
