@@ -50,8 +50,10 @@ def ensure_dir(path: str) -> None:
     try:
         if path == root or path.startswith(root + os.sep):
             _private_mkdir(root, tighten=True)
+            _check_owned(root)
             for part in _components_below(root, path):
                 _private_mkdir(part, tighten=False)
+                _check_owned(part)
         else:
             os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
@@ -68,6 +70,48 @@ def ensure_dir(path: str) -> None:
             f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, open to others; "
             "refused (it must be 0700)"
         )
+
+
+def _check_owned(path: str) -> None:
+    """Refuse a directory on the way to a runtime directory that another user could have made or
+    may change: a symlink, not ours, or writable by others (in a shared /tmp, anyone may create
+    ``attachdaemon-<uid>`` before our first run)."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise RuntimeDirError(f"runtime directory {path} is a symbolic link; refused")
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"runtime directory {path} is not a directory; refused")
+    if st.st_uid != os.geteuid():
+        raise RuntimeDirError(
+            f"runtime directory {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}); "
+            "refused (another user may have created it first: remove it)"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        raise RuntimeDirError(
+            f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, writable by others; refused"
+        )
+
+
+def check_runtime_dir(path: str) -> None:
+    """For clients, before sending anything: ``path`` and the directories from this user's root
+    down to it must be real directories of ours or root's that others may not write."""
+    root = user_root()
+    parts = [path]
+    if path.startswith(root + os.sep):
+        parts = [root, *_components_below(root, path)]
+    for part in parts:
+        st = os.lstat(part)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise RuntimeDirError(f"runtime directory {part} is not a directory (a symbolic link?); refused")
+        if st.st_uid not in (os.geteuid(), 0):
+            raise RuntimeDirError(
+                f"runtime directory {part} belongs to uid {st.st_uid}, neither us (uid {os.geteuid()}) nor "
+                "root; refused"
+            )
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            raise RuntimeDirError(
+                f"runtime directory {part} has mode {stat.S_IMODE(st.st_mode):o}, writable by others; refused"
+            )
 
 
 def _components_below(root: str, path: str) -> list[str]:

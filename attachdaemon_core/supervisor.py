@@ -991,14 +991,21 @@ class Supervisor(SmartDaemons, Stopping):
 
 # ---------------------------------------------------------------------- helpers
 def _atomic_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
+    """Write ``obj`` to ``path`` atomically, through a new 0600 file with an unpredictable name
+    (O_EXCL|O_NOFOLLOW: never a file or symlink someone put there first)."""
+    tmp = f"{path}.{os.urandom(8).hex()}.tmp"
     data = json.dumps(obj).encode()  # dumps, not dump: the C encoder
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _mtime(path: str) -> float | None:

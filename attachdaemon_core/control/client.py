@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import time
 from typing import Any
 
+from ..paths import RuntimeDirError, check_runtime_dir
 from .protocol import MAX_ANSWER_BYTES, VERSION, encode
 
 SOCKET_NAME = "control.sock"
@@ -25,9 +27,30 @@ def socket_path(runtime_dir: str) -> str:
     return os.path.join(runtime_dir, SOCKET_NAME)
 
 
+def check_socket(runtime_dir: str) -> None:
+    """Before sending anything: the runtime directory (and those above it, up to this user's
+    root) and the socket must be ours or root's, and not writable by others; NoSupervisor says
+    why not. A missing directory or socket is left to ``connect`` to report."""
+    path = socket_path(runtime_dir)
+    try:
+        check_runtime_dir(runtime_dir)
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except RuntimeDirError as exc:
+        raise NoSupervisor(f"not talking to {path}: {exc}") from None
+    except OSError as exc:
+        raise NoSupervisor(f"not talking to {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise NoSupervisor(f"not talking to {path}: it is not a socket")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise NoSupervisor(f"not talking to {path}: it belongs to uid {st.st_uid}, neither us nor root")
+
+
 def call(runtime_dir: str, verb: str, timeout: float = 5.0, **args: Any) -> Any:
     """Send one request and return its result; raise NoSupervisor or ControlError."""
     path = socket_path(runtime_dir)
+    check_socket(runtime_dir)
     deadline = time.monotonic() + timeout
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
