@@ -23,6 +23,9 @@ log = logging.getLogger("attachdaemon")
 
 REQUEST_DEADLINE = 5.0  # seconds a client has to send its whole request
 MAX_CONNECTIONS = 64
+# Slots only our own uid and root may take: another uid (the read-only one) never gets them.
+RESERVED_CONNECTIONS = 16
+PER_UID_CONNECTIONS = 16  # open connections one other uid may hold at once
 
 
 @dataclass(frozen=True)
@@ -112,19 +115,42 @@ class ControlServer:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid, uid, gid = struct.unpack("3i", creds)
             peer = Peer(pid, uid, gid)
-            if len(self.conns) >= MAX_CONNECTIONS or not self._may_connect(peer):
-                self._reject(sock, peer)
+            refusal = self._refusal(peer)
+            if refusal is not None:
+                self._reject(sock, refusal)
                 continue
             conn = _Conn(sock, peer, time.monotonic())
             self.conns[sock.fileno()] = conn
             self.selector.register(sock, selectors.EVENT_READ, lambda m, c=conn: self._on_io(c, m))
 
-    def _may_connect(self, peer: Peer) -> bool:
-        return peer.uid in (os.geteuid(), 0) or peer.uid in self.read_only_uids
+    def _refusal(self, peer: Peer) -> str | None:
+        """Why this connection is refused, or None. Our uid and root may use every slot; another
+        uid may hold at most PER_UID_CONNECTIONS and never the RESERVED_CONNECTIONS last ones."""
+        total = len(self.conns)
+        if peer.uid in (os.geteuid(), 0):
+            if total >= MAX_CONNECTIONS:
+                return f"the supervisor has {total} connections open, its maximum; retry in a moment"
+            return None
+        if peer.uid not in self.read_only_uids:
+            return f"uid {peer.uid} may not use this supervisor"
+        mine = sum(1 for c in self.conns.values() if c.peer.uid == peer.uid)
+        if mine >= PER_UID_CONNECTIONS:
+            return (
+                f"uid {peer.uid} already has {mine} connections open to this supervisor, the most one "
+                "uid may hold; close some (each gets its answer and ends) and retry"
+            )
+        if total >= MAX_CONNECTIONS - RESERVED_CONNECTIONS:
+            return (
+                f"the supervisor has {total} connections open; the last {RESERVED_CONNECTIONS} are kept "
+                f"for uid {os.geteuid()} and root; retry in a moment"
+            )
+        return None
 
-    def _reject(self, sock: socket.socket, peer: Peer) -> None:
+    def _reject(self, sock: socket.socket, reason: str) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("control connection refused: %s", reason)
         try:
-            sock.send(error(f"uid {peer.uid} may not use this supervisor"))
+            sock.send(error(reason))
         except OSError:
             pass
         sock.close()
