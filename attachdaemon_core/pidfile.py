@@ -126,7 +126,10 @@ def verify(
         return None
     if as_root_uid is not None:
         if owner != as_root_uid:
-            return f"process {pid} runs as uid {owner}, not as the daemon's uid {as_root_uid}; refused"
+            return (
+                f"process {pid} runs as uid {owner}, not as the daemon's uid {as_root_uid}; refused "
+                "(a daemon that switches user itself, like memcached -u, needs that user declared)"
+            )
         if file_uid not in (0, as_root_uid):
             return f"pidfile owned by uid {file_uid}, not root nor the daemon's uid {as_root_uid}; refused"
     younger = st.started_at - mtime  # through the boot clock (proc.wall_from_ticks), not btime
