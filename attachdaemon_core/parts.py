@@ -34,6 +34,7 @@ class SupervisorParts:
     exit_status: dict[int, ExitStatus]
     pidfds: dict[str, int]
     pid_locks: dict[str, int]
+    smart_known: dict[str, tuple[int, int]]
     stops: dict[str, Stop]
     selector: selectors.BaseSelector
     timers: Timers
@@ -77,6 +78,9 @@ class SupervisorParts:
         raise NotImplementedError
 
     def log_path(self, spec: DaemonSpec) -> str:
+        raise NotImplementedError
+
+    def save_state(self) -> None:
         raise NotImplementedError
 
     def _spawn_failed(self, d: Daemon, reason: str) -> None:

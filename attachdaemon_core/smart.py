@@ -191,7 +191,8 @@ class SmartDaemons(SupervisorParts):
             programs=self._programs(spec),
             mtime=read.mtime,
             file_uid=read.file_uid,
-            ours=not initial and self._from_launch(d, read.pid),
+            ours=self._known_smart(spec.pidfile, read.pid)
+            or (not initial and self._from_launch(d, read.pid)),
             mark=pidfile.marker(spec.pidfile),
             as_root_uid=self._daemon_uid(spec) if os.geteuid() == 0 else None,
         )
@@ -230,6 +231,13 @@ class SmartDaemons(SupervisorParts):
         self._now_running(d)
         return True
 
+    def _known_smart(self, path: str, pid: int) -> bool:
+        """Whether ``pid`` is the daemon a launch of ours produced for pidfile ``path`` (same pid,
+        same start time), recorded when it was adopted: known whatever it runs and as whom."""
+        known = self.smart_known.get(os.path.realpath(path))
+        st = proc.stat(pid) if known is not None else None
+        return known is not None and st is not None and known == (pid, st.starttime)
+
     def _daemon_uid(self, spec: DaemonSpec) -> int:
         """The uid the daemon runs as: its user (or the server's), else ours."""
         try:
@@ -261,6 +269,9 @@ class SmartDaemons(SupervisorParts):
         d.adopted = adopted
         st = proc.stat(pid)
         d.pgid = st.pgid if st is not None else None
+        if st is not None and d.spec.pidfile is not None:  # verified: remembered by the state file
+            self.smart_known[os.path.realpath(d.spec.pidfile)] = (pid, st.starttime)
+            self.save_state()
         if fd is None:
             self.timers.call_later(0.0, lambda: self._smart_died(d, pid))
             return

@@ -133,6 +133,10 @@ class Supervisor(SmartDaemons, Stopping):
         self._wave: set[str] = set()
         self.watcher: watch.Watcher
         self.pid_locks: dict[str, int] = {}
+        # realpath of a smart pidfile -> (pid, /proc start time) of the daemon our launch produced
+        # (kept in the state file, 0600 in our 0700 runtime directory, so the next supervisor
+        # knows it whatever uid it switched to: SPEC §5's "known by boot id, pid, start time").
+        self.smart_known: dict[str, tuple[int, int]] = {}
         self._pending_signals: list[int] = []
         self._state_dirty = False
         self.default_user: tuple[int, int] | None = None
@@ -852,6 +856,7 @@ class Supervisor(SmartDaemons, Stopping):
             ],
             "held": sorted(self.held),
             "attached_sessions": [[sid, st] for sid, st in self.attached_sessions.items()],
+            "smart": [[path, pid, st] for path, (pid, st) in self.smart_known.items()],
             "final": self.final,
         }
         with contextlib.suppress(OSError):
@@ -874,6 +879,8 @@ class Supervisor(SmartDaemons, Stopping):
                 if n:
                     log.info("emptied session %d of a previous supervisor's daemon (%d killed)", sid, n)
         self.held = set(state.get("held", []))
+        with contextlib.suppress(TypeError, ValueError):  # smart daemons our launches produced
+            self.smart_known = {str(p): (int(pid), int(st)) for p, pid, st in state.get("smart", [])}
         if state.get("final"):
             return
         owners = sorted(state.get("owners", []), key=lambda o: o["seq"])
