@@ -4,7 +4,7 @@ usage: python3 scripts/ci_leftovers.py snapshot FILE   (before the tests)
        python3 scripts/ci_leftovers.py check FILE      (after them)
 
 A leftover is a live process that was not running at the snapshot and either carries the run's
-marker (``ATTACHDAEMON_TEST_RUN``, set by .ci/run and inherited by everything the tests start,
+marker (``ATTACHDAEMON_CI_RUN``, set by .ci/run and inherited by everything the tests start,
 wherever it went: daemonized, re-parented, another uid) or still descends from this script's
 own ancestors. A system service's new child (a PostgreSQL autovacuum worker, say), or a process
 the machine itself started meanwhile, is not counted. Stdlib only.
@@ -78,8 +78,8 @@ def check(path: str) -> int:
     while pid > 1 and pid in procs:
         ancestors.add(pid)
         pid = procs[pid][0]
-    marker = os.environ.get("ATTACHDAEMON_TEST_RUN", "")
-    entry = f"ATTACHDAEMON_TEST_RUN={marker}".encode()
+    marker = os.environ.get("ATTACHDAEMON_CI_RUN", "")
+    entry = f"ATTACHDAEMON_CI_RUN={marker}".encode()
     left = []
     for pid, (ppid, start, state, _comm) in procs.items():
         if pid in ancestors or (pid, start) in before or state in ("Z", "X") or pid in (1, 2) or ppid == 2:
