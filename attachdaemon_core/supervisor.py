@@ -56,6 +56,7 @@ EXIT_OK = 0
 EXIT_LOCKED = 75  # another supervisor holds this runtime directory (never 3 or 4: gunicorn < 26.1)
 EXIT_NO_OWNER = 76
 STATE_FILE = "state.json"
+LOG_FILE = "supervisor.log"
 LOCK_FILE = "lock"
 NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exits
 ROTATE_EVERY = 30.0
@@ -169,7 +170,7 @@ class Supervisor(SmartDaemons, Stopping):
             self.runtime_dir,
             on_touched=self._check_touch,
             on_runtime_event=self._recover_runtime_dir,
-            runtime_names=("control.sock", LOCK_FILE),
+            runtime_names=("control.sock", LOCK_FILE, LOG_FILE),
             poll_every=TOUCH_EVERY,
         )
         self._write_index()
@@ -773,7 +774,12 @@ class Supervisor(SmartDaemons, Stopping):
 
     def _recover_runtime_dir(self) -> None:
         """logind (or a cleaner) removed our runtime directory: recreate it, its lock and socket."""
-        if os.path.exists(self.control.path) and os.path.exists(os.path.join(self.runtime_dir, LOCK_FILE)):
+        # Its log too: a removal in progress (logind's, rm -r) may take the log after a first recovery
+        # reopened it, which would leave the supervisor logging into a deleted file.
+        names = (LOCK_FILE, LOG_FILE)
+        if os.path.exists(self.control.path) and all(
+            os.path.exists(os.path.join(self.runtime_dir, n)) for n in names
+        ):
             return
         try:
             os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
@@ -1050,7 +1056,7 @@ def configure_logging(runtime_dir: str) -> None:
     stream.setFormatter(fmt)
     root.addHandler(stream)
     with contextlib.suppress(OSError):
-        path = os.path.join(runtime_dir, "supervisor.log")
+        path = os.path.join(runtime_dir, LOG_FILE)
         private_file(path)
         fh = logging.FileHandler(path)
         fh.setFormatter(logging.Formatter("%(asctime)s " + f"[{os.getpid()}] %(message)s"))
