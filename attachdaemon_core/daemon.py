@@ -13,8 +13,11 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .engine.decide.backoff import backoff_delay
 from .spec import DaemonSpec
 from .states import State, check_transition
+
+__all__ = ["Daemon", "Decision", "ExitStatus", "Launch", "backoff_delay"]
 
 log = logging.getLogger("attachdaemon")
 
@@ -51,15 +54,6 @@ class Decision:
     reason: str = ""
 
 
-def backoff_delay(n: int, spec: DaemonSpec, rand: Callable[[], float] = random.random) -> float:
-    """Delay before the restart following the n-th quick death in a row (SPEC §4)."""
-    if n <= 1:
-        return 0.0
-    base = 0.1 * 2 ** (n - 2)
-    jittered = base * (0.9 + 0.2 * rand())
-    return float(min(jittered, spec.max_backoff))
-
-
 @dataclass(frozen=True)
 class Launch:
     """One run of a smart daemon's command. Every spawn starts a session, so ``pid`` is also the
@@ -93,7 +87,6 @@ class Daemon:
         self.last_exit: ExitStatus | None = None
         self.error: str | None = None
         self.ready: bool | None = None
-        self.held = False  # stopped by command: stays stopped until started by command
         self.stop_reason = ""
         self.lines: collections.deque[str] = collections.deque(maxlen=LOG_RING_LINES)
         self.line_seq = 0
@@ -132,7 +125,7 @@ class Daemon:
         self.launcher_pid = None
         self.adopted = False
         self.ready = None
-        if stopping or self.held:
+        if stopping:
             return Decision(State.STOPPED, reason="stopped")
         spec = self.spec
         if spec.control:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import pidfile, proc
 from .daemon import Daemon, ExitStatus
+from .engine.decide.stop_order import step_wave
 from .messages import signal_name
 from .parts import SupervisorParts
 from .states import RUNNING_STATES, State
@@ -234,17 +235,11 @@ class Stopping(SupervisorParts):
     def _continue_wave(self) -> None:
         if not self.final:
             return
-        wave = self._wave
-        for name in list(wave):
-            d = self.daemons.get(name)
-            if d is None or (d.pid is None and d.launcher_pid is None and name not in self.stops):
-                wave.discard(name)
-        for name in list(wave):
-            d = self.daemons[name]
-            dependents = [o for o in wave if o != name and name in self.daemons[o].spec.depends_on]
-            if not dependents and name not in self.stops:
-                self.stop(d)
-        if not wave and not self.stops:
+        step = step_wave(self._wave, self.daemons, self.stops)
+        self._wave = step.wave
+        for name in step.stop_now:
+            self.stop(self.daemons[name])
+        if step.finished:
             self.exiting = True
 
     def shutdown_cleanup(self) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
+from .engine.decide.reload import Do, Seen, plan_reload
+from .engine.decide.start_gate import offer_start, waiting_for
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, private_file, rotate_if_needed
 from .loop import Timer, Timers
@@ -352,46 +354,42 @@ class Supervisor(SmartDaemons, Stopping):
         default = decl.get("default_user")
         self.default_user = (int(default["uid"]), int(default["gid"])) if isinstance(default, dict) else None
         self._allow_readers({int(u) for u in decl.get("read_only_uids") or []})
-        wanted = {s.name: s for s in specs}
-        for name in list(self.daemons):
-            if name not in wanted:
-                self._forget(self.daemons[name])
-        for spec in specs:
-            d = self.daemons.get(spec.name)
-            if d is None:
-                d = Daemon(spec)
-                self.daemons[spec.name] = d
-                if spec.autostart and spec.name not in self.held:
-                    self.start(d)
-                continue
-            old = d.spec
-            d.spec = spec
-            if old.leader != spec.leader:
-                log.info("daemon %r: its leader lock changed; following the new one", spec.name)
-                self.stop(d, then=functools.partial(self._relead, d))
-            elif old.identity() != spec.identity():
-                log.info("daemon %r changed; restarting it", spec.name)
-                self.restart(d)
-            elif reload:
-                self._apply_reload_policy(d)
-            elif d.state == State.STOPPED and spec.autostart and spec.name not in self.held:
-                self.start(d)
+        old = {name: d.spec for name, d in self.daemons.items()}
+        seen = {name: Seen(d.state, d.pid is not None) for name, d in self.daemons.items()}
+        actions = plan_reload(old, specs, seen, reload=reload, held=self.held)
+        for action in actions:
+            if action.do == Do.FORGET:
+                self._forget(self.daemons[action.name])
+        for spec in specs:  # every known daemon takes its new spec before any action runs
+            if spec.name in self.daemons:
+                self.daemons[spec.name].spec = spec
+        new = {s.name: s for s in specs}
+        for action in actions:
+            if action.do != Do.FORGET:
+                self._carry_out(action.do, action.name, new[action.name])
         self._update_touch_timer()
         self._update_rotate_timer()
         self._start_waiting()
 
-    def _apply_reload_policy(self, d: Daemon) -> None:
-        if d.state not in (State.RUNNING, State.STARTING) or d.pid is None:
-            if d.state in (State.STOPPED, State.EXITED) and d.spec.autostart and d.name not in self.held:
-                self.start(d)
+    def _carry_out(self, do: Do, name: str, spec: DaemonSpec) -> None:
+        if do == Do.ADD:
+            self.daemons[name] = Daemon(spec)
             return
-        policy = d.spec.on_reload
-        if policy == "restart":
-            log.info("daemon %r restarted for the server reload (on_reload: restart)", d.name)
-            self.restart(d, sig=d.spec.reload_stop_signal)
-        elif policy == "signal":
-            log.info("daemon %r sent %s for the server reload", d.name, signal_name(d.spec.reload_signal))
-            self.send_signal(d, d.spec.reload_signal)
+        d = self.daemons[name]
+        if do == Do.START:
+            self.start(d)
+        elif do == Do.RELEAD:
+            log.info("daemon %r: its leader lock changed; following the new one", name)
+            self.stop(d, then=functools.partial(self._relead, d))
+        elif do == Do.RESTART:
+            log.info("daemon %r changed; restarting it", name)
+            self.restart(d)
+        elif do == Do.RELOAD_RESTART:
+            log.info("daemon %r restarted for the server reload (on_reload: restart)", name)
+            self.restart(d, sig=spec.reload_stop_signal)
+        elif do == Do.RELOAD_SIGNAL:
+            log.info("daemon %r sent %s for the server reload", name, signal_name(spec.reload_signal))
+            self.send_signal(d, spec.reload_signal)
 
     def _allow_readers(self, uids: set[int]) -> None:
         """Let these uids read status and logs (gunicorn workers running as the app's user)."""
@@ -510,7 +508,7 @@ class Supervisor(SmartDaemons, Stopping):
             if d.state != State.STANDBY:
                 d.set_state(State.STANDBY, "waiting for the leader lock")
             return
-        waiting = [n for n in d.spec.depends_on if not self._is_ready(n)]
+        waiting = waiting_for(d.spec.depends_on, self.daemons)
         if waiting:
             d.error = f"waiting for {', '.join(waiting)} to be ready"
             if d.state != State.STARTING:
@@ -521,14 +519,9 @@ class Supervisor(SmartDaemons, Stopping):
         elif self._lock_pidfile(d):
             self._start_smart(d)
 
-    def _is_ready(self, name: str) -> bool:
-        dep = self.daemons.get(name)
-        return dep is not None and dep.state == State.RUNNING and dep.ready is True
-
     def _start_waiting(self) -> None:
-        for d in list(self.daemons.values()):
-            idle = d.state == State.STARTING and d.pid is None and d.launcher_pid is None
-            if idle and d.name not in self.held and d.name not in self.stops:
+        for d in list(self.daemons.values()):  # each start may start others: asked one by one
+            if offer_start(d, held=self.held, stopping=self.stops):
                 self.start(d)
 
     def _request(self, d: Daemon, *, attached: bool) -> tuple[SpawnRequest, list[int]]:

@@ -73,13 +73,13 @@ def test_control_daemon_exit_is_fatal_and_says_why() -> None:
     assert decision.state == State.FATAL and decision.reason == "control daemon exited with status 3"
 
 
-def test_exit_while_stopping_or_held__stays_stopped() -> None:
+def test_exit_while_stopping__stays_stopped() -> None:
+    """(Held daemons are the supervisor's ``held`` set: a stop by command is a stop, seen here.)"""
     d = Daemon(DaemonSpec(name="x", command=("x",)))
     d.mark_started(5, 0, 0)
     assert d.decide_after_exit(CRASH, 1, stopping=True).state == State.STOPPED
-    d.held = True
     d.mark_started(6, 2, 2)
-    assert d.decide_after_exit(CRASH, 3, stopping=False).state == State.STOPPED
+    assert d.decide_after_exit(CRASH, 3, stopping=False).state == State.STARTING
 
 
 def test_restarts_count_every_spawn_after_the_first() -> None:

@@ -1,0 +1,22 @@
+"""The delay before a restart following quick deaths: the first restart is
+immediate, then 0.1 s doubling, jittered by ±10 %, capped at the daemon's ``max_backoff``."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+
+class HasMaxBackoff(Protocol):
+    @property
+    def max_backoff(self) -> float: ...
+
+
+def backoff_delay(n: int, spec: HasMaxBackoff, rand: Callable[[], float] = random.random) -> float:
+    """Delay before the restart following the n-th quick death in a row."""
+    if n <= 1:
+        return 0.0
+    base = 0.1 * 2 ** (n - 2)
+    jittered = base * (0.9 + 0.2 * rand())
+    return float(min(jittered, spec.max_backoff))

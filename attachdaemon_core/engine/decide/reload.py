@@ -1,0 +1,93 @@
+"""What a new set of declarations means for the running set: the reload diff.
+
+``plan_reload`` compares the old specs with the new ones, given what each known daemon is doing,
+and returns the actions in the order the supervisor carries them out: removals first, then each
+declared daemon in declared order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ...states import State
+
+
+class ReloadSpec(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def autostart(self) -> bool: ...
+    @property
+    def leader(self) -> Any: ...
+    @property
+    def on_reload(self) -> str: ...
+    def identity(self) -> tuple[Any, ...]: ...
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the plan needs of a known daemon: its state and whether it has a process."""
+
+    state: State
+    has_pid: bool
+
+
+class Do(str, enum.Enum):
+    FORGET = "forget"  # no longer declared: stop it (attached, leader) or leave it unsupervised
+    ADD = "add"  # newly declared: create its record
+    START = "start"
+    RELEAD = "relead"  # its leader lock changed: stop, drop the old lock, start again
+    RESTART = "restart"  # its command (identity) changed
+    RELOAD_RESTART = "reload-restart"  # on_reload: restart (with reload_stop_signal)
+    RELOAD_SIGNAL = "reload-signal"  # on_reload: signal (reload_signal)
+
+
+@dataclass(frozen=True)
+class Action:
+    do: Do
+    name: str
+
+
+def plan_reload(
+    old: Mapping[str, ReloadSpec],
+    new: Sequence[ReloadSpec],
+    states: Mapping[str, Seen],
+    *,
+    reload: bool,
+    held: Container[str],
+) -> list[Action]:
+    """The actions that make the running set match ``new``.
+
+    ``old`` maps the known daemons to their current specs, ``states`` tells what each does;
+    ``reload`` is true for a server reload (on_reload policies apply), false for a refresh of the
+    declarations; ``held`` names the daemons stopped by command (never started here)."""
+    wanted = {s.name for s in new}
+    actions = [Action(Do.FORGET, name) for name in old if name not in wanted]
+    for spec in new:
+        actions.extend(_for_spec(old.get(spec.name), spec, states.get(spec.name), reload, held))
+    return actions
+
+
+def _for_spec(
+    old: ReloadSpec | None, spec: ReloadSpec, seen: Seen | None, reload: bool, held: Container[str]
+) -> list[Action]:
+    name = spec.name
+    wants_start = spec.autostart and name not in held
+    if old is None or seen is None:
+        return [Action(Do.ADD, name)] + ([Action(Do.START, name)] if wants_start else [])
+    if old.leader != spec.leader:
+        return [Action(Do.RELEAD, name)]
+    if old.identity() != spec.identity():
+        return [Action(Do.RESTART, name)]
+    if not reload:
+        return [Action(Do.START, name)] if seen.state == State.STOPPED and wants_start else []
+    if seen.state not in (State.RUNNING, State.STARTING) or not seen.has_pid:
+        return [Action(Do.START, name)] if seen.state in (State.STOPPED, State.EXITED) and wants_start else []
+    if spec.on_reload == "restart":
+        return [Action(Do.RELOAD_RESTART, name)]
+    if spec.on_reload == "signal":
+        return [Action(Do.RELOAD_SIGNAL, name)]
+    return []

@@ -1,0 +1,31 @@
+"""The dependency start gate: a daemon starts only once every daemon it ``depends_on`` is running
+and ready; until then it waits in ``starting`` with no process."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping
+
+from ...states import State
+from .views import DaemonView
+
+
+def is_ready(d: DaemonView | None) -> bool:
+    """A dependency counts once it runs and its readiness probe (if any) passed."""
+    return d is not None and d.state == State.RUNNING and d.ready is True
+
+
+def waiting_for(depends_on: Iterable[str], daemons: Mapping[str, DaemonView]) -> list[str]:
+    """The dependencies (in declared order) that are not ready yet: the daemon waits for these."""
+    return [n for n in depends_on if not is_ready(daemons.get(n))]
+
+
+def offer_start(d: DaemonView, *, held: Container[str], stopping: Container[str]) -> bool:
+    """Whether a daemon in ``starting`` with no process (waiting at the gate, or due a start) is
+    offered a start again. Held (stopped by command) and stopping daemons are left alone."""
+    return (
+        d.state == State.STARTING
+        and d.pid is None
+        and d.launcher_pid is None
+        and d.name not in held
+        and d.name not in stopping
+    )

@@ -1,0 +1,37 @@
+"""The final stop's order: every daemon in the wave stops in parallel, except that a daemon waits
+while a daemon that depends on it is still in the wave (reverse ``depends_on`` order)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from .views import DaemonView
+
+
+@dataclass(frozen=True)
+class WaveStep:
+    wave: set[str]  # what is still to stop (or still stopping)
+    stop_now: list[str]  # send these their stop now
+    finished: bool  # nothing left to stop and no stop in progress: the supervisor may exit
+
+
+def step_wave(
+    wave: Collection[str], daemons: Mapping[str, DaemonView], stopping: Collection[str]
+) -> WaveStep:
+    """One step of the final stop.
+
+    ``wave`` is what the final stop still has to end, ``daemons`` the declared daemons and
+    ``stopping`` every stop in progress, in the wave or not. A daemon leaves the wave once it has
+    no process and no stop in progress (or is no longer declared)."""
+    left = set()
+    for name in wave:
+        d = daemons.get(name)
+        if d is not None and (d.pid is not None or d.launcher_pid is not None or name in stopping):
+            left.add(name)
+    stop_now = [
+        name
+        for name in left
+        if name not in stopping and not any(o != name and name in daemons[o].spec.depends_on for o in left)
+    ]
+    return WaveStep(left, stop_now, not left and not stopping)
