@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .engine.daemon_runtime import DaemonRuntime
 from .engine.decide.backoff import backoff_delay
 from .spec import DaemonSpec
 from .states import State, check_transition
@@ -93,6 +94,12 @@ class Daemon:
         self.cpu_sample: tuple[float, float] | None = None  # (monotonic, cpu seconds)
         self.cpu_percent: float | None = None
         self._rand = rand
+        self.runtime = DaemonRuntime()  # the supervisor's live state for it: handles, timer, stop
+
+    @property
+    def stopping(self) -> bool:
+        """A stop is in progress."""
+        return self.runtime.stop is not None
 
     @property
     def name(self) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import selectors
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .control.server import ControlServer
 from .daemon import Daemon, ExitStatus
@@ -21,9 +20,6 @@ from .spawn import Credentials
 from .spec import DaemonSpec
 from .states import State
 
-if TYPE_CHECKING:
-    from .stopping import Stop
-
 
 class SupervisorParts:
     """Declarations only: the state and cross-part operations of the supervisor."""
@@ -32,10 +28,7 @@ class SupervisorParts:
     daemons: dict[str, Daemon]
     children: dict[int, Callable[[ExitStatus], None]]
     exit_status: dict[int, ExitStatus]
-    pidfds: dict[str, int]
-    pid_locks: dict[str, int]
     smart_known: dict[str, tuple[int, int]]
-    stops: dict[str, Stop]
     selector: selectors.BaseSelector
     timers: Timers
     clock: Callable[[], float]

@@ -35,7 +35,7 @@ class SmartDaemons(SupervisorParts):
     def _lock_pidfile(self, d: Daemon) -> bool:
         """Hold a per-user lock on the smart daemon's pidfile path, so two supervisors never
         manage one smart daemon. False (and the daemon fatal) when another supervisor has it."""
-        if d.spec.pidfile is None or d.name in self.pid_locks:
+        if d.spec.pidfile is None or d.runtime.pid_lock is not None:
             return True
         real = os.path.realpath(d.spec.pidfile)
         digest = short_digest(real)
@@ -56,11 +56,11 @@ class SmartDaemons(SupervisorParts):
             if d.state != State.FATAL:
                 d.set_state(State.FATAL, d.error)
             return False
-        self.pid_locks[d.name] = fd
+        d.runtime.pid_lock = fd
         return True
 
     def _unlock_pidfile(self, d: Daemon) -> None:
-        fd = self.pid_locks.pop(d.name, None)
+        fd, d.runtime.pid_lock = d.runtime.pid_lock, None
         if fd is not None:
             os.close(fd)
 
@@ -275,11 +275,11 @@ class SmartDaemons(SupervisorParts):
         if fd is None:
             self.timers.call_later(0.0, lambda: self._smart_died(d, pid))
             return
-        self.pidfds[d.name] = fd
+        d.runtime.pidfd = fd
         self.selector.register(fd, selectors.EVENT_READ, lambda _m: self._smart_died(d, pid))
 
     def _unwatch(self, d: Daemon) -> None:
-        fd = self.pidfds.pop(d.name, None)
+        fd = d.runtime.take_pidfd()
         if fd is not None:
             self.selector.unregister(fd)
             os.close(fd)
@@ -287,9 +287,9 @@ class SmartDaemons(SupervisorParts):
     def _pidfile_write_failed(self, d: Daemon, pid: int, reason: str, status: ExitStatus) -> None:
         if d.launcher_pid != pid:
             return
-        decision = d.decide_after_exit(status, self.clock(), stopping=d.name in self.stops)
+        decision = d.decide_after_exit(status, self.clock(), stopping=d.stopping)
         d.error = reason
-        if d.name in self.stops:
+        if d.stopping:
             self._stop_done(d)
             return
         self._settle(d, decision.state, decision.delay, "could not be started")
@@ -297,7 +297,7 @@ class SmartDaemons(SupervisorParts):
     def _launcher_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         if d.launcher_pid != pid:
             return
-        if d.name in self.stops:
+        if d.stopping:
             d.launcher_pid = None
             self._stop_progress(d)
             return
@@ -323,7 +323,7 @@ class SmartDaemons(SupervisorParts):
             return
         self._unwatch(d)
         status = self.exit_status.pop(pid, None) or ExitStatus(None, None, time.time())
-        if d.name in self.stops:
+        if d.stopping:
             d.pid = None
             self._stop_done(d)
             return

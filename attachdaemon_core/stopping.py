@@ -12,10 +12,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from . import pidfile, proc
 from .daemon import Daemon, ExitStatus
+from .engine.daemon_runtime import Stop
 from .engine.decide.stop_order import step_wave
 from .messages import signal_name
 from .parts import SupervisorParts
@@ -26,18 +26,6 @@ log = logging.getLogger("attachdaemon")
 STOP_POLL = 0.02
 
 
-@dataclass
-class Stop:
-    """A stop in progress: escalate at ``kill_at``; call ``then`` when the daemon is gone."""
-
-    kill_at: float
-    then: list[Callable[[], None]] = field(default_factory=list)
-    killed: bool = False
-    sid: int | None = None
-    pid: int | None = None
-    launch: bool = False  # a smart daemon not (yet) adopted: end whatever its launch produced
-
-
 class Stopping(SupervisorParts):
     """Stops, restarts and the final stop."""
 
@@ -46,7 +34,7 @@ class Stopping(SupervisorParts):
         """Stop ``d``: its stop signal to its group, SIGKILL to its session after stop_timeout."""
         self._cancel_daemon_timer(d)
         self.prober.cancel(d)
-        existing = self.stops.get(d.name)
+        existing = d.runtime.stop
         if existing is not None:
             if then is not None:
                 existing.then.append(then)
@@ -65,7 +53,7 @@ class Stopping(SupervisorParts):
             return
         sig = d.spec.stop_signal if sig is None else sig
         stop = Stop(kill_at=self.clock() + d.spec.stop_timeout, then=[then] if then else [], pid=pid)
-        self.stops[d.name] = stop
+        d.runtime.stop = stop
         d.set_state(State.STOPPING)
         log.info("stopping daemon %r (pid %d) with %s", d.name, pid, signal_name(sig))
         if d.spec.kind == "attached":
@@ -80,7 +68,7 @@ class Stopping(SupervisorParts):
     ) -> None:
         """Stop what a smart daemon's launch produced, no pidfile having named the daemon yet."""
         sig = d.spec.stop_signal if sig is None else sig
-        self.stops[d.name] = Stop(
+        d.runtime.stop = Stop(
             kill_at=self.clock() + d.spec.stop_timeout, then=[then] if then else [], launch=True
         )
         d.set_state(State.STOPPING)
@@ -96,7 +84,7 @@ class Stopping(SupervisorParts):
         self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
 
     def _signal_smart(self, d: Daemon, pid: int, sig: int) -> None:
-        fd = self.pidfds.get(d.name)
+        fd = d.runtime.pidfd
         st = proc.stat(pid)
         if st is not None and st.pgid == pid and fd is not None:
             proc.signal_group(pid, sig)  # group leader (uWSGI #762): the whole group
@@ -104,7 +92,7 @@ class Stopping(SupervisorParts):
             proc.pidfd_signal(fd, sig)
 
     def _stop_escalate(self, d: Daemon) -> None:
-        stop = self.stops.get(d.name)
+        stop = d.runtime.stop
         if stop is None:
             return
         pid = d.pid if d.pid is not None else d.launcher_pid
@@ -116,7 +104,7 @@ class Stopping(SupervisorParts):
         elif stop.sid is not None:
             proc.kill_session(stop.sid)
         elif pid is not None:
-            fd = self.pidfds.get(d.name)
+            fd = d.runtime.pidfd
             st = proc.stat(pid)
             if st is not None and st.sid == pid:
                 proc.kill_session(pid)
@@ -126,7 +114,7 @@ class Stopping(SupervisorParts):
 
     def _stop_progress(self, d: Daemon) -> None:
         """Called when the leader exited or on a short poll: done once the session is empty."""
-        stop = self.stops.get(d.name)
+        stop = d.runtime.stop
         if stop is None:
             return
         if stop.launch:
@@ -159,7 +147,7 @@ class Stopping(SupervisorParts):
 
     def _stop_done(self, d: Daemon) -> None:
         self.leadership.stopped(d.name)
-        stop = self.stops.pop(d.name, None)
+        stop = d.runtime.take_stop()
         self._cancel_daemon_timer(d)
         self.capture.read_now(d.name)
         if d.spec.daemonize and d.spec.pidfile is not None and stop is not None and stop.pid:
@@ -192,7 +180,7 @@ class Stopping(SupervisorParts):
             return False
         if d.spec.kind == "attached":
             return proc.signal_group(pid, sig)
-        fd = self.pidfds.get(d.name)
+        fd = d.runtime.pidfd
         return fd is not None and proc.pidfd_signal(fd, sig)
 
     def _kill_pid(self, pid: int, sig: int) -> None:
@@ -212,30 +200,30 @@ class Stopping(SupervisorParts):
             return
         self.final = True
         for d in self.daemons.values():
-            if d.name not in self.stops:  # a stop in progress keeps its timer: it drives the stop
+            if not d.stopping:  # a stop in progress keeps its timer: it drives the stop
                 self._cancel_daemon_timer(d)
             self.prober.cancel(d)
         self._wave = {
             d.name
             for d in self.daemons.values()
             if (d.spec.kind == "attached" or smart_too or d.spec.leader is not None)
-            and (d.pid is not None or d.name in self.stops)
+            and (d.pid is not None or d.stopping)
         }
         if smart_too and any(d.spec.kind != "attached" for d in self.daemons.values()):
             log.info("the server was PID 1 of its namespace: stopping smart daemons too")
         for d in self.daemons.values():
-            unadopted = d.spec.kind != "attached" and d.pid is None and d.name not in self.stops
+            unadopted = d.spec.kind != "attached" and d.pid is None and not d.stopping
             if unadopted and d.state == State.STARTING and self._launch_leftovers(d):
                 self._wave.add(d.name)  # a launch whose pidfile never came: what it started is ours
                 self.stop(d)
-            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None and d.name not in self.stops:
+            elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None and not d.stopping:
                 d.set_state(State.STOPPED, "server stopping")
         self._continue_wave()
 
     def _continue_wave(self) -> None:
         if not self.final:
             return
-        step = step_wave(self._wave, self.daemons, self.stops)
+        step = step_wave(self._wave, self.daemons)
         self._wave = step.wave
         for name in step.stop_now:
             self.stop(self.daemons[name])

@@ -50,7 +50,7 @@ from .spawn import (
 )
 from .spec import DaemonSpec
 from .states import RUNNING_STATES, State
-from .stopping import Stop, Stopping
+from .stopping import Stopping
 
 log = logging.getLogger("attachdaemon")
 
@@ -100,9 +100,6 @@ class Supervisor(SmartDaemons, Stopping):
         self.owner_seq = 0
         self.children: dict[int, Callable[[ExitStatus], None]] = {}
         self.exit_status: dict[int, ExitStatus] = {}
-        self.pidfds: dict[str, int] = {}  # daemon name -> pidfd of its watched pid
-        self.stops: dict[str, Stop] = {}
-        self.timers_by_daemon: dict[str, Timer] = {}
         self.leadership = Leadership(
             self.selector,
             self.timers,
@@ -129,13 +126,11 @@ class Supervisor(SmartDaemons, Stopping):
         self.control = ControlServer(os.path.join(runtime_dir, "control.sock"), self.selector, self.handle)
         self.lock_fd = -1
         self.wake_r = -1
-        self._touch_mtimes: dict[str, dict[str, float | None]] = {}
         self._rotate_timer: Timer | None = None
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
         self._wave: set[str] = set()
         self.watcher: watch.Watcher
-        self.pid_locks: dict[str, int] = {}
         # realpath of a smart pidfile -> (pid, /proc start time) of the daemon our launch produced
         # (kept in the state file, 0600 in our 0700 runtime directory, so the next supervisor
         # knows it whatever uid it switched to: SPEC §5's "known by boot id, pid, start time").
@@ -521,7 +516,7 @@ class Supervisor(SmartDaemons, Stopping):
 
     def _start_waiting(self) -> None:
         for d in list(self.daemons.values()):  # each start may start others: asked one by one
-            if offer_start(d, held=self.held, stopping=self.stops):
+            if offer_start(d, held=self.held):
                 self.start(d)
 
     def _request(self, d: Daemon, *, attached: bool) -> tuple[SpawnRequest, list[int]]:
@@ -636,7 +631,7 @@ class Supervisor(SmartDaemons, Stopping):
         if d.pid != pid:
             self._forget_session(pid)
             return
-        if d.name in self.stops:
+        if d.stopping:
             self._stop_progress(d)
             return
         started_ticks = self.attached_sessions.get(pid, 0)  # its /proc start time, in ticks
@@ -747,14 +742,14 @@ class Supervisor(SmartDaemons, Stopping):
     def _update_touch_timer(self) -> None:
         """Record touch files' mtimes and have the watcher report their changes."""
         for d in self.daemons.values():
-            seen = self._touch_mtimes.setdefault(d.name, {})
+            seen = d.runtime.touch_mtimes
             for path in d.spec.touch:
                 seen.setdefault(path, _mtime(path))
         self.watcher.watch_touch({p for d in self.daemons.values() for p in d.spec.touch})
 
     def _check_touch(self) -> None:
         for d in list(self.daemons.values()):
-            seen = self._touch_mtimes.setdefault(d.name, {})
+            seen = d.runtime.touch_mtimes
             changed = []
             for path in d.spec.touch:
                 now = _mtime(path)
@@ -824,13 +819,11 @@ class Supervisor(SmartDaemons, Stopping):
 
     # ------------------------------------------------------------------ timers per daemon
     def _set_daemon_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
-        self._cancel_daemon_timer(d)
-        self.timers_by_daemon[d.name] = self.timers.call_later(delay, callback)
+        d.runtime.cancel_timer()
+        d.runtime.timer = self.timers.call_later(delay, callback)
 
     def _cancel_daemon_timer(self, d: Daemon) -> None:
-        timer = self.timers_by_daemon.pop(d.name, None)
-        if timer is not None:
-            timer.cancel()
+        d.runtime.cancel_timer()
 
     # ------------------------------------------------------------------ guard and state
     def _tell_guard(self, line: str) -> None:

@@ -26,6 +26,7 @@ class Rec:
     pid: int | None = None
     launcher_pid: int | None = None
     ready: bool | None = None
+    stopping: bool = False
 
     @property
     def name(self) -> str:
@@ -82,12 +83,13 @@ def test_start_gate__waits_for_dependencies_until_running_and_ready() -> None:
 
 def test_start_gate__offers_a_start_only_to_idle_starting_daemons() -> None:
     idle = Rec(spec("a"), State.STARTING)
-    assert offer_start(idle, held=set(), stopping=set())
-    assert not offer_start(idle, held={"a"}, stopping=set())
-    assert not offer_start(idle, held=set(), stopping={"a"})
-    assert not offer_start(Rec(spec("b"), State.STARTING, pid=5), held=set(), stopping=set())
-    assert not offer_start(Rec(spec("c"), State.STARTING, launcher_pid=5), held=set(), stopping=set())
-    assert not offer_start(Rec(spec("d"), State.BACKOFF), held=set(), stopping=set())
+    assert offer_start(idle, held=set())
+    assert not offer_start(idle, held={"a"})
+    assert not offer_start(Rec(spec("b"), State.STARTING, pid=5), held=set())
+    assert not offer_start(Rec(spec("c"), State.STARTING, launcher_pid=5), held=set())
+    assert not offer_start(Rec(spec("d"), State.BACKOFF), held=set())
+    idle.stopping = True
+    assert not offer_start(idle, held=set())
 
 
 # ---------------------------------------------------------------------- stop order
@@ -97,31 +99,34 @@ def test_stop_order__dependents_stop_before_what_they_depend_on() -> None:
     worker = Rec(spec("worker", "app"), State.RUNNING, pid=3)
     lone = Rec(spec("lone"), State.RUNNING, pid=4)
     daemons = {r.name: r for r in (db, app, worker, lone)}
-    step = step_wave(set(daemons), daemons, stopping=set())
+    step = step_wave(set(daemons), daemons)
     assert sorted(step.stop_now) == ["lone", "worker"] and not step.finished
-    stopping = {"lone", "worker"}
-    assert step_wave(step.wave, daemons, stopping).stop_now == []  # stops in progress: wait
-    worker.pid, lone.pid = None, None
-    step = step_wave(step.wave, daemons, stopping={"lone"})
+    lone.stopping = worker.stopping = True
+    assert step_wave(step.wave, daemons).stop_now == []  # stops in progress: wait
+    worker.pid, worker.stopping, lone.pid = None, False, None  # lone: its stop still finishing
+    step = step_wave(step.wave, daemons)
     assert step.stop_now == ["app"] and step.wave == {"app", "db", "lone"}
-    app.pid, lone.pid = None, None
-    step = step_wave(step.wave, daemons, stopping=set())
+    app.pid, lone.stopping = None, False
+    step = step_wave(step.wave, daemons)
     assert step.stop_now == ["db"]
     db.pid = None
-    step = step_wave(step.wave, daemons, stopping=set())
+    step = step_wave(step.wave, daemons)
     assert step.wave == set() and step.stop_now == [] and step.finished
 
 
 def test_stop_order__an_undeclared_or_idle_daemon_leaves_the_wave_and_a_stray_stop_holds_exit() -> None:
     a = Rec(spec("a"))
-    step = step_wave({"a", "gone"}, {"a": a}, stopping={"other"})
-    assert step.wave == set() and not step.finished  # "other" still stopping
-    assert step_wave(step.wave, {"a": a}, stopping=set()).finished
+    other = Rec(spec("other"), stopping=True)  # a stop outside the wave (a restart, say)
+    daemons = {"a": a, "other": other}
+    step = step_wave({"a", "gone"}, daemons)
+    assert step.wave == set() and not step.finished
+    other.stopping = False
+    assert step_wave(step.wave, daemons).finished
 
 
 def test_stop_order__a_launch_still_running_keeps_its_daemon_in_the_wave() -> None:
     smart = Rec(spec("s"), State.STARTING, launcher_pid=7)
-    step = step_wave({"s"}, {"s": smart}, stopping=set())
+    step = step_wave({"s"}, {"s": smart})
     assert step.stop_now == ["s"]
 
 

@@ -19,7 +19,7 @@ def waiting_for(depends_on: Iterable[str], daemons: Mapping[str, DaemonView]) ->
     return [n for n in depends_on if not is_ready(daemons.get(n))]
 
 
-def offer_start(d: DaemonView, *, held: Container[str], stopping: Container[str]) -> bool:
+def offer_start(d: DaemonView, *, held: Container[str]) -> bool:
     """Whether a daemon in ``starting`` with no process (waiting at the gate, or due a start) is
     offered a start again. Held (stopped by command) and stopping daemons are left alone."""
     return (
@@ -27,5 +27,5 @@ def offer_start(d: DaemonView, *, held: Container[str], stopping: Container[str]
         and d.pid is None
         and d.launcher_pid is None
         and d.name not in held
-        and d.name not in stopping
+        and not d.stopping
     )

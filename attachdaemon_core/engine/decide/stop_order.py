@@ -16,22 +16,21 @@ class WaveStep:
     finished: bool  # nothing left to stop and no stop in progress: the supervisor may exit
 
 
-def step_wave(
-    wave: Collection[str], daemons: Mapping[str, DaemonView], stopping: Collection[str]
-) -> WaveStep:
+def step_wave(wave: Collection[str], daemons: Mapping[str, DaemonView]) -> WaveStep:
     """One step of the final stop.
 
-    ``wave`` is what the final stop still has to end, ``daemons`` the declared daemons and
-    ``stopping`` every stop in progress, in the wave or not. A daemon leaves the wave once it has
-    no process and no stop in progress (or is no longer declared)."""
+    ``wave`` is what the final stop still has to end, ``daemons`` the declared daemons. A daemon
+    leaves the wave once it has no process and no stop in progress (or is no longer declared);
+    the stop is finished once the wave is empty and no stop at all is in progress."""
     left = set()
     for name in wave:
         d = daemons.get(name)
-        if d is not None and (d.pid is not None or d.launcher_pid is not None or name in stopping):
+        if d is not None and (d.pid is not None or d.launcher_pid is not None or d.stopping):
             left.add(name)
     stop_now = [
         name
         for name in left
-        if name not in stopping and not any(o != name and name in daemons[o].spec.depends_on for o in left)
+        if not daemons[name].stopping
+        and not any(o != name and name in daemons[o].spec.depends_on for o in left)
     ]
-    return WaveStep(left, stop_now, not left and not stopping)
+    return WaveStep(left, stop_now, not left and not any(d.stopping for d in daemons.values()))
