@@ -28,15 +28,19 @@ from typing import Any
 from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
 from .daemon import Daemon, ExitStatus
+from .engine import launches
+from .engine.attached import AttachedRunner
 from .engine.decide.reload import Do, Seen, plan_reload
 from .engine.decide.start_gate import offer_start, waiting_for
+from .engine.os_seam import REAL_OS, RealOS
+from .engine.smart import SmartRunner
+from .engine.stopper import Stopper
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, private_file, rotate_if_needed
 from .loop import Timer, Timers
 from .messages import error_text, signal_name
 from .paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
 from .readiness import Prober
-from .smart import SmartDaemons
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
     Credentials,
@@ -50,9 +54,9 @@ from .spawn import (
 )
 from .spec import DaemonSpec
 from .states import RUNNING_STATES, State
-from .stopping import Stopping
 
 log = logging.getLogger("attachdaemon")
+_join = os.path.join  # (``os`` is also the name of the OS seam ``Supervisor`` is given)
 
 EXIT_OK = 0
 EXIT_LOCKED = 75  # another supervisor holds this runtime directory (never 3 or 4: gunicorn < 26.1)
@@ -76,9 +80,10 @@ class Owner:
     pid1: bool = False  # the owner is PID 1 of its pid namespace (a container's init)
 
 
-class Supervisor(SmartDaemons, Stopping):
-    """The supervisor process: its loop, owners, declarations and attached daemons (smart
-    daemons and stopping live in their own parts)."""
+class Supervisor:
+    """The supervisor process: its loop, owners and declarations. Each daemon kind has a runner
+    (``attached``, ``smart``), stopping has its ``stopper``; they are composed here, each given
+    the objects and callbacks it needs."""
 
     def __init__(
         self,
@@ -87,11 +92,13 @@ class Supervisor(SmartDaemons, Stopping):
         guard_fd: int | None = None,
         respawns: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        os: RealOS = REAL_OS,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.guard_fd = guard_fd
         self.respawns = respawns
         self.clock = clock
+        self.os = os
         self.selector = selectors.DefaultSelector()
         self.timers = Timers(clock)
         self.daemons: dict[str, Daemon] = {}
@@ -116,28 +123,110 @@ class Supervisor(SmartDaemons, Stopping):
             on_ready=self._became_ready,
         )
         self.held: set[str] = set()
-        self.attached_sessions: dict[int, int] = {}  # sid -> starttime
-        self.final = False
         self.exiting = False
         self.exit_code = EXIT_OK
         self.started_at = time.time()
         self.output = Output(2)
         self.capture = Capture(self.selector, self.output)
-        self.control = ControlServer(os.path.join(runtime_dir, "control.sock"), self.selector, self.handle)
+        self.control = ControlServer(_join(runtime_dir, "control.sock"), self.selector, self.handle)
         self.lock_fd = -1
         self.wake_r = -1
         self._rotate_timer: Timer | None = None
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
-        self._wave: set[str] = set()
         self.watcher: watch.Watcher
-        # realpath of a smart pidfile -> (pid, /proc start time) of the daemon our launch produced
-        # (kept in the state file, 0600 in our 0700 runtime directory, so the next supervisor
-        # knows it whatever uid it switched to: SPEC §5's "known by boot id, pid, start time").
-        self.smart_known: dict[str, tuple[int, int]] = {}
+        self.smart_known: dict[str, tuple[int, int]] = {}  # see SmartRunner.smart_known
         self._pending_signals: list[int] = []
         self._state_dirty = False
         self.default_user: tuple[int, int] | None = None
+        self.attached = AttachedRunner(
+            os=os,
+            clock=clock,
+            timers=self.timers,
+            children=self.children,
+            capture=self.capture,
+            spawn=lambda d: self._spawn(d, attached=True),
+            now_running=self._now_running,
+            settle=self._settle,
+            stop_progress=self._stop_progress,
+            kill_pid=self._kill_pid,
+            known_pids=lambda: [d.pid for d in self.daemons.values() if d.pid is not None],
+            tell_guard=self._tell_guard,
+            save_state=self.save_state,
+        )
+        self.smart = SmartRunner(
+            clock=clock,
+            timers=self.timers,
+            selector=self.selector,
+            children=self.children,
+            exit_status=self.exit_status,
+            env=self.env,
+            smart_known=self.smart_known,
+            spawn=lambda d: self._spawn(d, attached=False),
+            spawn_failed=self._spawn_failed,
+            credentials=self._credentials,
+            log_path=self.log_path,
+            now_running=self._now_running,
+            settle=self._settle,
+            stop=self.stop,
+            stop_done=self._stop_done,
+            stop_progress=self._stop_progress,
+            kill_pid=self._kill_pid,
+            save_state=self.save_state,
+        )
+        self.stopper = Stopper(
+            self.daemons,
+            os=os,
+            clock=clock,
+            timers=self.timers,
+            children=self.children,
+            prober=self.prober,
+            leadership=self.leadership,
+            capture=self.capture,
+            start=self.start,
+            launch_leftovers=launches.leftovers,
+            forget_session=self.attached.forget_session,
+            on_finished=self._finished,
+        )
+
+    # ------------------------------------------------------------------ the composed parts' verbs
+    @property
+    def final(self) -> bool:
+        """The final stop began: nothing starts any more."""
+        return self.stopper.final
+
+    def stop(self, d: Daemon, *, sig: int | None = None, then: Callable[[], None] | None = None) -> None:
+        self.stopper.stop(d, sig=sig, then=then)
+
+    def restart(self, d: Daemon, *, sig: int | None = None) -> None:
+        self.stopper.restart(d, sig=sig)
+
+    def send_signal(self, d: Daemon, sig: int) -> bool:
+        return self.stopper.send_signal(d, sig)
+
+    def begin_final_stop(self, *, smart_too: bool = False) -> None:
+        self.stopper.begin_final_stop(smart_too=smart_too)
+
+    def _stop_progress(self, d: Daemon) -> None:
+        self.stopper.progress(d)
+
+    def _stop_done(self, d: Daemon) -> None:
+        self.stopper.done(d)
+
+    def _kill_pid(self, pid: int, sig: int) -> None:
+        self.stopper.kill_pid(pid, sig)
+
+    def _finished(self) -> None:
+        self.exiting = True
+
+    def shutdown_cleanup(self) -> None:
+        self.leadership.drop_all()
+        self.write_state()
+        self.control.close()
+        self.capture.close_all()
+        self.output.flush()
+        self._tell_guard("exit")
+        log.info("supervisor exiting")
 
     # ------------------------------------------------------------------ process setup
     def acquire_lock(self) -> bool:
@@ -161,6 +250,17 @@ class Supervisor(SmartDaemons, Stopping):
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.control.listen()
+        self.open_watcher()
+        self._write_index()
+        log.info(
+            "supervisor started (pid %d, runtime %s%s)",
+            os.getpid(),
+            self.runtime_dir,
+            f", respawn {self.respawns}" if self.respawns else "",
+        )
+
+    def open_watcher(self) -> None:
+        """Hear of touch files and of the runtime directory vanishing (once it is set up)."""
         self.watcher = watch.Watcher(
             self.selector,
             self.timers,
@@ -169,13 +269,6 @@ class Supervisor(SmartDaemons, Stopping):
             on_runtime_event=self._recover_runtime_dir,
             runtime_names=("control.sock", LOCK_FILE, LOG_FILE),
             poll_every=TOUCH_EVERY,
-        )
-        self._write_index()
-        log.info(
-            "supervisor started (pid %d, runtime %s%s)",
-            os.getpid(),
-            self.runtime_dir,
-            f", respawn {self.respawns}" if self.respawns else "",
         )
 
     def _note_signal(self, signum: int, _frame: object) -> None:
@@ -249,12 +342,10 @@ class Supervisor(SmartDaemons, Stopping):
 
     def _reap(self) -> None:
         while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
+            reaped = self.os.reap_one()
+            if reaped is None:
                 return
-            if pid == 0:
-                return
+            pid, status = reaped
             code = os.waitstatus_to_exitcode(status)
             exit_status = ExitStatus(code if code >= 0 else None, -code if code < 0 else None, time.time())
             callback = self.children.pop(pid, None)
@@ -270,7 +361,7 @@ class Supervisor(SmartDaemons, Stopping):
         pid = int(ident["pid"])
         if self.final:
             raise CommandError("the supervisor is shutting down; try again once it has exited")
-        st = proc.stat(pid)
+        st = self.os.stat(pid)
         if st is None or st.state in ("Z", "X"):
             raise CommandError(f"owner {pid} is not running")
         if self._no_owner_timer is not None:
@@ -283,7 +374,7 @@ class Supervisor(SmartDaemons, Stopping):
             self.owner_seq += 1
             existing.seq = self.owner_seq
         else:
-            pidfd = proc.pidfd_open(pid)
+            pidfd = self.os.pidfd_open(pid)
             if pidfd is None:
                 raise CommandError(f"cannot watch owner {pid}")
             self.owner_seq += 1
@@ -322,7 +413,7 @@ class Supervisor(SmartDaemons, Stopping):
         if owner is None:
             return {"final": self.final}
         self.selector.unregister(owner.pidfd)
-        os.close(owner.pidfd)
+        self.os.close(owner.pidfd)
         newest = not self.owners or owner.seq > max(o.seq for o in self.owners.values())
         log.info("owner %d %s (%d left)", pid, why, len(self.owners))
         if not self.owners:
@@ -345,7 +436,8 @@ class Supervisor(SmartDaemons, Stopping):
     def apply(self, decl: dict[str, Any], *, reload: bool) -> None:
         """Make the running set match ``decl``: start added, stop removed, restart changed."""
         specs = [DaemonSpec.from_wire(s) for s in decl.get("specs", [])]
-        self.env = dict(decl.get("env") or {})
+        self.env.clear()  # in place: the runners hold this dict
+        self.env.update(decl.get("env") or {})
         default = decl.get("default_user")
         self.default_user = (int(default["uid"]), int(default["gid"])) if isinstance(default, dict) else None
         self._allow_readers({int(u) for u in decl.get("read_only_uids") or []})
@@ -420,8 +512,8 @@ class Supervisor(SmartDaemons, Stopping):
                     d.name,
                     d.pid,
                 )
-            self._unwatch(d)
-            self._unlock_pidfile(d)
+            self.smart.unwatch(d)
+            launches.unlock_pidfile(d)
 
     # ------------------------------------------------------------------ leader daemons
     def _wants_leader(self, name: str) -> bool:
@@ -495,7 +587,7 @@ class Supervisor(SmartDaemons, Stopping):
     def start(self, d: Daemon) -> None:
         if self.final:
             return
-        self._cancel_daemon_timer(d)
+        d.runtime.cancel_timer()
         if d.state in RUNNING_STATES and d.pid is not None:
             return
         if d.spec.leader is not None and not self.leadership.is_leading(d.name):
@@ -510,9 +602,9 @@ class Supervisor(SmartDaemons, Stopping):
                 d.set_state(State.STARTING, d.error)
             return
         if d.spec.kind == "attached":
-            self._spawn_attached(d)
-        elif self._lock_pidfile(d):
-            self._start_smart(d)
+            self.attached.start(d)
+        elif launches.lock_pidfile(d):
+            self.smart.start(d)
 
     def _start_waiting(self) -> None:
         for d in list(self.daemons.values()):  # each start may start others: asked one by one
@@ -579,7 +671,7 @@ class Supervisor(SmartDaemons, Stopping):
             self._spawn_failed(d, error_text(exc))
             return None
         try:
-            pid = spawn(req)
+            pid = self.os.spawn(req)
         except SpawnError as exc:
             self.capture.close(d.name)
             self._spawn_failed(d, str(exc))
@@ -594,25 +686,11 @@ class Supervisor(SmartDaemons, Stopping):
         d.error = reason
         self._settle(d, decision.state, decision.delay, f"could not start: {reason}")
 
-    def _spawn_attached(self, d: Daemon) -> None:
-        pid = self._spawn(d, attached=True)
-        if pid is None:
-            return
-        d.mark_started(pid, self.clock(), time.time())
-        self.children[pid] = functools.partial(self._attached_exited, d, pid)
-        st = proc.stat(pid)
-        # Its start time identifies the session for the guard; gone already: about now (ticks).
-        self.attached_sessions[pid] = st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK)
-        self._tell_guard(f"+ {pid} {self.attached_sessions[pid]}")
-        log.info("daemon %r started (pid %d)", d.name, pid)
-        self._now_running(d)
-        self.save_state()
-
     def _now_running(self, d: Daemon) -> None:
         if d.state != State.RUNNING:
             d.set_state(State.RUNNING)
         if d.spec.leader is not None and d.pid is not None:
-            st = proc.stat(d.pid)
+            st = self.os.stat(d.pid)
             if st is not None:  # the holder owns this session's deadline from now on
                 self.leadership.session(d, st.sid, st.starttime)
         if d.spec.ready is None:
@@ -625,79 +703,9 @@ class Supervisor(SmartDaemons, Stopping):
         d.ready = True
         self._start_waiting()
 
-    # ------------------------------------------------------------------ attached exits
-    def _attached_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
-        self.capture.read_now(d.name)
-        if d.pid != pid:
-            self._forget_session(pid)
-            return
-        if d.stopping:
-            self._stop_progress(d)
-            return
-        started_ticks = self.attached_sessions.get(pid, 0)  # its /proc start time, in ticks
-        # Anything its session still holds is an orphan in the making. Its own process group
-        # (one syscall to test) is ended now, before the restart; other groups of the session,
-        # rare, are swept right after the restart, the session still recorded for the guard.
-        if proc.group_exists(pid):
-            self._sweep_session(d.name, pid)
-        else:
-            self.timers.call_later(0.0, functools.partial(self._sweep_session, d.name, pid))
-        decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        escaped = self._escaped_orphans(started_ticks, pid) if status.success else []
-        if escaped:
-            self._daemonized_while_attached(d, escaped)
-            return
-        self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
-
-    def _sweep_session(self, name: str, sid: int) -> None:
-        leftover = proc.kill_session(sid)
-        if leftover:
-            log.info("daemon %r left %d process(es) in its session; killed", name, leftover)
-        self._forget_session(sid)
-
-    def _escaped_orphans(self, since_ticks: int, sid: int) -> list[proc.Stat]:
-        """Processes handed to us (as subreaper) that started no earlier than the daemon did
-        (``since_ticks``: both start times in /proc clock ticks, one clock), are nobody's, and
-        left session ``sid`` (those still in it were just killed with it)."""
-        known = set(self.children) | {d.pid for d in self.daemons.values() if d.pid is not None}
-        me = os.getpid()
-        found = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) in known:
-                continue
-            st = proc.stat(int(name))
-            if st is None or st.sid == sid or st.state == "Z":
-                continue
-            if st.ppid == me and st.starttime >= since_ticks:
-                found.append(st)
-        return found
-
-    def _daemonized_while_attached(self, d: Daemon, escaped: list[proc.Stat]) -> None:
-        """An attached daemon exited 0 leaving a background copy: it daemonizes itself. Restarting
-        it would start a second copy each time, so end the copy and stop here, saying why."""
-        names = ", ".join(f"pid {st.pid} ({st.comm})" for st in escaped)
-        d.error = (
-            f"exited at once leaving {names} running in the background: the command daemonizes "
-            "itself. Keep it in the foreground (e.g. redis-server --daemonize no), or declare its "
-            "pidfile to make it a smart daemon"
-        )
-        log.error("daemon %r %s; that copy was stopped and the daemon is not restarted", d.name, d.error)
-        for st in escaped:
-            self._kill_pid(st.pid, d.spec.stop_signal)
-            self.timers.call_later(
-                d.spec.stop_timeout, functools.partial(self._kill_pid, st.pid, signal.SIGKILL)
-            )
-        if d.state != State.FATAL:
-            d.set_state(State.FATAL, d.error)
-
-    def _forget_session(self, sid: int) -> None:
-        if self.attached_sessions.pop(sid, None) is not None:
-            self._tell_guard(f"- {sid}")
-            self.save_state()
-
     def _settle(self, d: Daemon, state: State, delay: float, what: str) -> None:
         """After a run ended: restart (now or after ``delay``) or rest in ``state``."""
-        self._cancel_daemon_timer(d)
+        d.runtime.cancel_timer()
         self.leadership.stopped(d.name)
         if state == State.STARTING:
             log.info("daemon %r %s; restarting", d.name, what)
@@ -707,7 +715,7 @@ class Supervisor(SmartDaemons, Stopping):
         elif state == State.BACKOFF:
             log.info("daemon %r %s; restarting in %.1fs", d.name, what, delay)
             d.set_state(State.BACKOFF)
-            self._set_daemon_timer(d, delay, lambda: self._backoff_over(d))
+            d.runtime.timer = self.timers.call_later(delay, lambda: self._backoff_over(d))
         else:
             if d.state != state:
                 d.set_state(state)
@@ -817,14 +825,6 @@ class Supervisor(SmartDaemons, Stopping):
             return None
         return f"log file {path} is on a full filesystem ({free} bytes free); its output is being lost"
 
-    # ------------------------------------------------------------------ timers per daemon
-    def _set_daemon_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
-        d.runtime.cancel_timer()
-        d.runtime.timer = self.timers.call_later(delay, callback)
-
-    def _cancel_daemon_timer(self, d: Daemon) -> None:
-        d.runtime.cancel_timer()
-
     # ------------------------------------------------------------------ guard and state
     def _tell_guard(self, line: str) -> None:
         if self.guard_fd is None:
@@ -847,7 +847,7 @@ class Supervisor(SmartDaemons, Stopping):
                 for o in self.owners.values()
             ],
             "held": sorted(self.held),
-            "attached_sessions": [[sid, st] for sid, st in self.attached_sessions.items()],
+            "attached_sessions": [[sid, st] for sid, st in self.attached.sessions.items()],
             "smart": [[path, pid, st] for path, (pid, st) in self.smart_known.items()],
             "final": self.final,
         }
@@ -872,7 +872,9 @@ class Supervisor(SmartDaemons, Stopping):
                     log.info("emptied session %d of a previous supervisor's daemon (%d killed)", sid, n)
         self.held = set(state.get("held", []))
         with contextlib.suppress(TypeError, ValueError):  # smart daemons our launches produced
-            self.smart_known = {str(p): (int(pid), int(st)) for p, pid, st in state.get("smart", [])}
+            known = {str(p): (int(pid), int(st)) for p, pid, st in state.get("smart", [])}
+            self.smart_known.clear()  # in place: the smart runner holds this dict
+            self.smart_known.update(known)
         if state.get("final"):
             return
         owners = sorted(state.get("owners", []), key=lambda o: o["seq"])

@@ -1,38 +1,77 @@
 """Stopping daemons: the stop signal to the group, SIGKILL to the whole session after
 ``stop_timeout``, done only once the session is empty; restarts; and the final stop when the last
-owner is gone (reverse ``depends_on`` order, in parallel), then the supervisor's exit.
+owner is gone (reverse ``depends_on`` order, in parallel, see :mod:`.decide.stop_order`), then the
+supervisor's exit.
 
-Part of the supervisor (:class:`~attachdaemon_core.supervisor.Supervisor` inherits it).
+Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from . import pidfile, proc
-from .daemon import Daemon, ExitStatus
-from .engine.daemon_runtime import Stop
-from .engine.decide.stop_order import step_wave
-from .messages import signal_name
-from .parts import SupervisorParts
-from .states import RUNNING_STATES, State
+from .. import pidfile
+from ..daemon import Daemon, ExitStatus
+from ..leadership import Leadership
+from ..logs import Capture
+from ..loop import Timers
+from ..messages import signal_name
+from ..readiness import Prober
+from ..states import RUNNING_STATES, State
+from .daemon_runtime import Stop
+from .decide.stop_order import step_wave
+from .os_seam import RealOS
 
 log = logging.getLogger("attachdaemon")
 
 STOP_POLL = 0.02
 
 
-class Stopping(SupervisorParts):
-    """Stops, restarts and the final stop."""
+class Stopper:
+    """Stops, restarts and the final stop of the daemons in ``daemons``."""
+
+    def __init__(
+        self,
+        daemons: Mapping[str, Daemon],
+        *,
+        os: RealOS,
+        clock: Callable[[], float],
+        timers: Timers,
+        children: Mapping[int, object],
+        prober: Prober,
+        leadership: Leadership,
+        capture: Capture,
+        start: Callable[[Daemon], None],
+        launch_leftovers: Callable[[Daemon], list[int]],
+        forget_session: Callable[[int], None],
+        on_finished: Callable[[], None],
+    ) -> None:
+        self.daemons = daemons
+        self.os = os
+        self.clock = clock
+        self.timers = timers
+        self.children = children  # pids the supervisor will reap (a leader not reaped yet is here)
+        self.prober = prober
+        self.leadership = leadership
+        self.capture = capture
+        self.start = start
+        self.launch_leftovers = launch_leftovers
+        self.forget_session = forget_session
+        self.on_finished = on_finished
+        self.final = False  # the final stop began: nothing starts any more
+        self.wave: set[str] = set()
+
+    def set_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
+        d.runtime.cancel_timer()
+        d.runtime.timer = self.timers.call_later(delay, callback)
 
     # ------------------------------------------------------------------ stopping
     def stop(self, d: Daemon, *, sig: int | None = None, then: Callable[[], None] | None = None) -> None:
         """Stop ``d``: its stop signal to its group, SIGKILL to its session after stop_timeout."""
-        self._cancel_daemon_timer(d)
+        d.runtime.cancel_timer()
         self.prober.cancel(d)
         existing = d.runtime.stop
         if existing is not None:
@@ -40,7 +79,7 @@ class Stopping(SupervisorParts):
                 existing.then.append(then)
             return
         if d.spec.kind != "attached" and d.pid is None:
-            left = self._launch_leftovers(d)  # the launcher, if it lives, and what it started
+            left = self.launch_leftovers(d)  # the launcher, if it lives, and what it started
             if left:
                 self._stop_launch(d, left, sig, then)
                 return
@@ -58,10 +97,10 @@ class Stopping(SupervisorParts):
         log.info("stopping daemon %r (pid %d) with %s", d.name, pid, signal_name(sig))
         if d.spec.kind == "attached":
             stop.sid = pid
-            proc.signal_group(pid, sig)
+            self.os.signal_group(pid, sig)
         else:
             self._signal_smart(d, pid, sig)
-        self._set_daemon_timer(d, d.spec.stop_timeout, lambda: self._stop_escalate(d))
+        self.set_timer(d, d.spec.stop_timeout, lambda: self._escalate(d))
 
     def _stop_launch(
         self, d: Daemon, pids: list[int], sig: int | None, then: Callable[[], None] | None
@@ -80,18 +119,18 @@ class Stopping(SupervisorParts):
             signal_name(sig),
         )
         for pid in pids:
-            self._kill_pid(pid, sig)
-        self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+            self.kill_pid(pid, sig)
+        self.set_timer(d, STOP_POLL, lambda: self.progress(d))
 
     def _signal_smart(self, d: Daemon, pid: int, sig: int) -> None:
         fd = d.runtime.pidfd
-        st = proc.stat(pid)
+        st = self.os.stat(pid)
         if st is not None and st.pgid == pid and fd is not None:
-            proc.signal_group(pid, sig)  # group leader (uWSGI #762): the whole group
+            self.os.signal_group(pid, sig)  # group leader (uWSGI #762): the whole group
         elif fd is not None:
-            proc.pidfd_signal(fd, sig)
+            self.os.pidfd_signal(fd, sig)
 
-    def _stop_escalate(self, d: Daemon) -> None:
+    def _escalate(self, d: Daemon) -> None:
         stop = d.runtime.stop
         if stop is None:
             return
@@ -99,56 +138,59 @@ class Stopping(SupervisorParts):
         log.warning("daemon %r did not stop within %gs; sending SIGKILL", d.name, d.spec.stop_timeout)
         stop.killed = True
         if stop.launch:
-            for left in self._launch_leftovers(d):
-                self._kill_pid(left, signal.SIGKILL)
+            for left in self.launch_leftovers(d):
+                self.kill_pid(left, signal.SIGKILL)
         elif stop.sid is not None:
-            proc.kill_session(stop.sid)
+            self.os.kill_session(stop.sid)
         elif pid is not None:
             fd = d.runtime.pidfd
-            st = proc.stat(pid)
+            st = self.os.stat(pid)
             if st is not None and st.sid == pid:
-                proc.kill_session(pid)
+                self.os.kill_session(pid)
             elif fd is not None:
-                proc.pidfd_signal(fd, signal.SIGKILL)
-        self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+                self.os.pidfd_signal(fd, signal.SIGKILL)
+        self.set_timer(d, STOP_POLL, lambda: self.progress(d))
 
-    def _stop_progress(self, d: Daemon) -> None:
+    def progress(self, d: Daemon) -> None:
         """Called when the leader exited or on a short poll: done once the session is empty."""
         stop = d.runtime.stop
         if stop is None:
             return
         if stop.launch:
-            launcher_unreaped = d.launcher_pid is not None and d.launcher_pid in self.children
-            if not launcher_unreaped and not self._launch_leftovers(d):
-                d.launcher_pid = None
-                self._stop_done(d)
-            elif self.clock() >= stop.kill_at and not stop.killed:
-                self._stop_escalate(d)
-            else:
-                self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+            self._launch_progress(d, stop)
             return
         leader_gone = d.pid is None or d.pid not in self.children
         if stop.sid is not None and leader_gone:
-            members = proc.session_members(stop.sid)
-            if not members:
+            if not self.os.session_members(stop.sid):
                 d.pid = None
                 d.launcher_pid = None
-                self._forget_session(stop.sid)
-                self._stop_done(d)
+                self.forget_session(stop.sid)
+                self.done(d)
                 return
             if self.clock() >= stop.kill_at:
-                proc.kill_session(stop.sid)
-            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+                self.os.kill_session(stop.sid)
+            self.set_timer(d, STOP_POLL, lambda: self.progress(d))
             return
         if self.clock() >= stop.kill_at and not stop.killed:
-            self._stop_escalate(d)
+            self._escalate(d)
         else:
-            self._set_daemon_timer(d, STOP_POLL, lambda: self._stop_progress(d))
+            self.set_timer(d, STOP_POLL, lambda: self.progress(d))
 
-    def _stop_done(self, d: Daemon) -> None:
+    def _launch_progress(self, d: Daemon, stop: Stop) -> None:
+        launcher_unreaped = d.launcher_pid is not None and d.launcher_pid in self.children
+        if not launcher_unreaped and not self.launch_leftovers(d):
+            d.launcher_pid = None
+            self.done(d)
+        elif self.clock() >= stop.kill_at and not stop.killed:
+            self._escalate(d)
+        else:
+            self.set_timer(d, STOP_POLL, lambda: self.progress(d))
+
+    def done(self, d: Daemon) -> None:
+        """``d`` is gone: run what waited for its stop, then go on with the final stop."""
         self.leadership.stopped(d.name)
         stop = d.runtime.take_stop()
-        self._cancel_daemon_timer(d)
+        d.runtime.cancel_timer()
         self.capture.read_now(d.name)
         if d.spec.daemonize and d.spec.pidfile is not None and stop is not None and stop.pid:
             pidfile.remove_if_names(d.spec.pidfile, stop.pid)
@@ -158,7 +200,7 @@ class Stopping(SupervisorParts):
         log.info("daemon %r stopped", d.name)
         for callback in stop.then if stop else []:
             callback()
-        self._continue_wave()
+        self.continue_wave()
 
     def restart(self, d: Daemon, *, sig: int | None = None) -> None:
         if d.state in RUNNING_STATES and (d.pid is not None or d.launcher_pid is not None):
@@ -179,15 +221,15 @@ class Stopping(SupervisorParts):
         if pid is None:
             return False
         if d.spec.kind == "attached":
-            return proc.signal_group(pid, sig)
+            return self.os.signal_group(pid, sig)
         fd = d.runtime.pidfd
-        return fd is not None and proc.pidfd_signal(fd, sig)
+        return fd is not None and self.os.pidfd_signal(fd, sig)
 
-    def _kill_pid(self, pid: int, sig: int) -> None:
-        fd = proc.pidfd_open(pid)
+    def kill_pid(self, pid: int, sig: int) -> None:
+        fd = self.os.pidfd_open(pid)
         if fd is not None:
-            proc.pidfd_signal(fd, sig)
-            os.close(fd)
+            self.os.pidfd_signal(fd, sig)
+            self.os.close(fd)
 
     # ------------------------------------------------------------------ final stop
     def begin_final_stop(self, *, smart_too: bool = False) -> None:
@@ -201,9 +243,9 @@ class Stopping(SupervisorParts):
         self.final = True
         for d in self.daemons.values():
             if not d.stopping:  # a stop in progress keeps its timer: it drives the stop
-                self._cancel_daemon_timer(d)
+                d.runtime.cancel_timer()
             self.prober.cancel(d)
-        self._wave = {
+        self.wave = {
             d.name
             for d in self.daemons.values()
             if (d.spec.kind == "attached" or smart_too or d.spec.leader is not None)
@@ -213,28 +255,19 @@ class Stopping(SupervisorParts):
             log.info("the server was PID 1 of its namespace: stopping smart daemons too")
         for d in self.daemons.values():
             unadopted = d.spec.kind != "attached" and d.pid is None and not d.stopping
-            if unadopted and d.state == State.STARTING and self._launch_leftovers(d):
-                self._wave.add(d.name)  # a launch whose pidfile never came: what it started is ours
+            if unadopted and d.state == State.STARTING and self.launch_leftovers(d):
+                self.wave.add(d.name)  # a launch whose pidfile never came: what it started is ours
                 self.stop(d)
             elif d.state in (State.BACKOFF, State.STARTING) and d.pid is None and not d.stopping:
                 d.set_state(State.STOPPED, "server stopping")
-        self._continue_wave()
+        self.continue_wave()
 
-    def _continue_wave(self) -> None:
+    def continue_wave(self) -> None:
         if not self.final:
             return
-        step = step_wave(self._wave, self.daemons)
-        self._wave = step.wave
+        step = step_wave(self.wave, self.daemons)
+        self.wave = step.wave
         for name in step.stop_now:
             self.stop(self.daemons[name])
         if step.finished:
-            self.exiting = True
-
-    def shutdown_cleanup(self) -> None:
-        self.leadership.drop_all()
-        self.write_state()
-        self.control.close()
-        self.capture.close_all()
-        self.output.flush()
-        self._tell_guard("exit")
-        log.info("supervisor exiting")
+            self.on_finished()

@@ -1,78 +1,96 @@
 """Smart and smart2 daemons: pidfiles adopted only after identity checks, launched commands followed
 until their pidfile names the daemon, deaths seen through pidfds, a re-executed daemon followed
-rather than restarted, and a per-user lock on each pidfile path (SPEC §2, §3, §5).
+rather than restarted, and a per-user lock on each pidfile path.
 
-Part of the supervisor (:class:`~attachdaemon_core.supervisor.Supervisor` inherits it); runs in
-its loop and shares its state.
+Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import logging
 import os
 import selectors
 import signal
 import time
+from collections.abc import Callable, Mapping, MutableMapping
 
-from . import logs, pidfile, proc
-from .daemon import Daemon, ExitStatus, Launch
-from .messages import error_text
-from .parts import SupervisorParts
-from .paths import RuntimeDirError, private_subdir, short_digest
-from .spawn import SpawnError, resolve_credentials, resolve_program
-from .spec import DaemonSpec
-from .states import State
+from .. import logs, pidfile, proc
+from ..daemon import Daemon, ExitStatus, Launch
+from ..loop import Timers
+from ..messages import error_text
+from ..spawn import Credentials, SpawnError, resolve_credentials, resolve_program
+from ..spec import DaemonSpec
+from ..states import State
+from . import launches
 
 log = logging.getLogger("attachdaemon")
 
 
-class SmartDaemons(SupervisorParts):
-    """The supervisor's handling of pidfile-governed daemons."""
+class SmartRunner:
+    """Starts pidfile-governed daemons, adopts and follows them, and handles their deaths."""
 
-    def _lock_pidfile(self, d: Daemon) -> bool:
-        """Hold a per-user lock on the smart daemon's pidfile path, so two supervisors never
-        manage one smart daemon. False (and the daemon fatal) when another supervisor has it."""
-        if d.spec.pidfile is None or d.runtime.pid_lock is not None:
-            return True
-        real = os.path.realpath(d.spec.pidfile)
-        digest = short_digest(real)
-        try:
-            lock_dir = private_subdir("pidlocks")
-            fd = os.open(
-                os.path.join(lock_dir, f"{digest}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
-        except (OSError, RuntimeDirError) as exc:
-            log.warning("daemon %r: cannot lock pidfile path (%s); going on", d.name, error_text(exc))
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            d.error = f"pidfile {real} is managed by another supervisor"
-            log.error("daemon %r: %s; not starting it", d.name, d.error)
-            if d.state != State.FATAL:
-                d.set_state(State.FATAL, d.error)
-            return False
-        d.runtime.pid_lock = fd
-        return True
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        timers: Timers,
+        selector: selectors.BaseSelector,
+        children: MutableMapping[int, Callable[[ExitStatus], None]],
+        exit_status: MutableMapping[int, ExitStatus],
+        env: Mapping[str, str],
+        smart_known: MutableMapping[str, tuple[int, int]],
+        spawn: Callable[[Daemon], int | None],
+        spawn_failed: Callable[[Daemon, str], None],
+        credentials: Callable[[DaemonSpec], Credentials | None],
+        log_path: Callable[[DaemonSpec], str],
+        now_running: Callable[[Daemon], None],
+        settle: Callable[[Daemon, State, float, str], None],
+        stop: Callable[..., None],
+        stop_done: Callable[[Daemon], None],
+        stop_progress: Callable[[Daemon], None],
+        kill_pid: Callable[[int, int], None],
+        save_state: Callable[[], None],
+    ) -> None:
+        self.clock = clock
+        self.timers = timers
+        self.selector = selector
+        self.children = children
+        self.exit_status = exit_status  # exits reaped before their pidfd said so
+        self.env = env  # the owners' environment (the supervisor updates it in place)
+        # realpath of a pidfile -> (pid, /proc start time) of the daemon our launch produced, kept
+        # in the state file (0600 in our 0700 runtime directory), so the next supervisor knows it
+        # whatever uid it switched to.
+        self.smart_known = smart_known
+        self.spawn = spawn
+        self.spawn_failed = spawn_failed
+        self.credentials = credentials
+        self.log_path = log_path
+        self.now_running = now_running
+        self.settle = settle
+        self.stop = stop
+        self.stop_done = stop_done
+        self.stop_progress = stop_progress
+        self.kill_pid = kill_pid
+        self.save_state = save_state
 
-    def _unlock_pidfile(self, d: Daemon) -> None:
-        fd, d.runtime.pid_lock = d.runtime.pid_lock, None
-        if fd is not None:
-            os.close(fd)
+    def _output(self, d: Daemon, *, ended: bool = True) -> str:
+        return launches.launch_output(d, self.log_path(d.spec), ended=ended)
+
+    def set_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
+        d.runtime.cancel_timer()
+        d.runtime.timer = self.timers.call_later(delay, callback)
 
     # ------------------------------------------------------------------ smart daemons
-    def _start_smart(self, d: Daemon) -> None:
+    def start(self, d: Daemon) -> None:
         assert d.spec.pidfile is not None
         if self._adopt_from_pidfile(d, initial=True):
             return
         if not self._ensure_pidfile_dir(d):
             return
         log_offset = logs.file_size(self.log_path(d.spec)) if d.spec.log not in ("prefix", "raw") else 0
-        pid = self._spawn(d, attached=False)
+        pid = self.spawn(d)
         if pid is None:
             return
         d.mark_started(pid, self.clock(), time.time())
@@ -98,13 +116,13 @@ class SmartDaemons(SupervisorParts):
                 reason = f"cannot write pidfile {d.spec.pidfile}: {error_text(exc)}"
                 log.error("daemon %r: %s; stopping the process", d.name, reason)
                 self.children[pid] = functools.partial(self._pidfile_write_failed, d, pid, reason)
-                self._kill_pid(pid, signal.SIGKILL)
+                self.kill_pid(pid, signal.SIGKILL)
                 return
             d.launcher_pid = None
             self.children.pop(pid, None)
             self._watch(d, pid, adopted=False)
             log.info("daemon %r started (pid %d, pidfile %s written)", d.name, pid, d.spec.pidfile)
-            self._now_running(d)
+            self.now_running(d)
             return
         log.info("daemon %r launched (pid %d); waiting for pidfile %s", d.name, pid, d.spec.pidfile)
         deadline = self.clock() + d.spec.start_timeout
@@ -119,16 +137,16 @@ class SmartDaemons(SupervisorParts):
             return True
         try:
             os.makedirs(directory, mode=0o755)
-            creds = None if d.spec.daemonize else self._credentials(d.spec)
+            creds = None if d.spec.daemonize else self.credentials(d.spec)
             if creds is not None and os.geteuid() == 0:
                 os.chown(directory, creds.uid, creds.gid)
         except FileExistsError:
             if os.path.isdir(directory):
                 return True  # made meanwhile
-            self._spawn_failed(d, f"cannot create the pidfile's directory {directory}: it is not a directory")
+            self.spawn_failed(d, f"cannot create the pidfile's directory {directory}: it is not a directory")
             return False
         except (OSError, KeyError) as exc:
-            self._spawn_failed(d, f"cannot create the pidfile's directory {directory}: {error_text(exc)}")
+            self.spawn_failed(d, f"cannot create the pidfile's directory {directory}: {error_text(exc)}")
             return False
         log.info("daemon %r: created directory %s for its pidfile", d.name, directory)
         return True
@@ -144,7 +162,7 @@ class SmartDaemons(SupervisorParts):
             self._pidfile_timeout(d)
             return
         nxt = min(interval * 2, 0.2)
-        self._set_daemon_timer(d, interval, lambda: self._poll_pidfile(d, deadline, nxt))
+        self.set_timer(d, interval, lambda: self._poll_pidfile(d, deadline, nxt))
 
     def _pidfile_timeout(self, d: Daemon) -> None:
         launcher = d.launcher_pid
@@ -157,25 +175,25 @@ class SmartDaemons(SupervisorParts):
             log.error("daemon %r: %s; stopping it as a failed start", d.name, d.error)
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
-        left = self._launch_leftovers(d)
+        left = launches.leftovers(d)
         if left:  # never launch again while a process of this launch lives
             d.error = (
                 f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s; its command left "
-                f"pid(s) {', '.join(map(str, left))} running{self._launch_output(d)}"
+                f"pid(s) {', '.join(map(str, left))} running{self._output(d)}"
             )
             log.error("daemon %r: %s; stopping them as a failed start", d.name, d.error)
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
-        d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s{self._launch_output(d)}"
+        d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s{self._output(d)}"
         log.error("daemon %r: %s", d.name, d.error)
         decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
-        self._settle(d, decision.state, decision.delay, d.error)
+        self.settle(d, decision.state, decision.delay, d.error)
 
     def _after_failed_start(self, d: Daemon) -> None:
         error = d.error
         decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
         d.error = error
-        self._settle(d, decision.state, decision.delay, "failed to start")
+        self.settle(d, decision.state, decision.delay, "failed to start")
 
     def _adopt_from_pidfile(self, d: Daemon, *, initial: bool) -> bool:
         """Adopt the pid the pidfile names if it is the daemon; True when adopted."""
@@ -192,7 +210,7 @@ class SmartDaemons(SupervisorParts):
             mtime=read.mtime,
             file_uid=read.file_uid,
             ours=self._known_smart(spec.pidfile, read.pid)
-            or (not initial and self._from_launch(d, read.pid)),
+            or (not initial and launches.from_launch(d, read.pid)),
             mark=pidfile.marker(spec.pidfile),
             as_root_uid=self._daemon_uid(spec) if os.geteuid() == 0 else None,
         )
@@ -228,7 +246,7 @@ class SmartDaemons(SupervisorParts):
             log.info("daemon %r adopted (pid %d from %s)", d.name, read.pid, spec.pidfile)
         else:
             log.info("daemon %r started (pid %d from %s)", d.name, read.pid, spec.pidfile)
-        self._now_running(d)
+        self.now_running(d)
         return True
 
     def _known_smart(self, path: str, pid: int) -> bool:
@@ -241,7 +259,7 @@ class SmartDaemons(SupervisorParts):
     def _daemon_uid(self, spec: DaemonSpec) -> int:
         """The uid the daemon runs as: its user (or the server's), else ours."""
         try:
-            creds = self._credentials(spec)
+            creds = self.credentials(spec)
         except (KeyError, OSError):
             return os.geteuid()
         return creds.uid if creds is not None else os.geteuid()
@@ -263,7 +281,7 @@ class SmartDaemons(SupervisorParts):
         return tuple(resolved)
 
     def _watch(self, d: Daemon, pid: int, *, adopted: bool) -> None:
-        self._unwatch(d)
+        self.unwatch(d)
         fd = proc.pidfd_open(pid)
         d.pid = pid
         d.adopted = adopted
@@ -278,7 +296,7 @@ class SmartDaemons(SupervisorParts):
         d.runtime.pidfd = fd
         self.selector.register(fd, selectors.EVENT_READ, lambda _m: self._smart_died(d, pid))
 
-    def _unwatch(self, d: Daemon) -> None:
+    def unwatch(self, d: Daemon) -> None:
         fd = d.runtime.take_pidfd()
         if fd is not None:
             self.selector.unregister(fd)
@@ -290,42 +308,40 @@ class SmartDaemons(SupervisorParts):
         decision = d.decide_after_exit(status, self.clock(), stopping=d.stopping)
         d.error = reason
         if d.stopping:
-            self._stop_done(d)
+            self.stop_done(d)
             return
-        self._settle(d, decision.state, decision.delay, "could not be started")
+        self.settle(d, decision.state, decision.delay, "could not be started")
 
     def _launcher_exited(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         if d.launcher_pid != pid:
             return
         if d.stopping:
             d.launcher_pid = None
-            self._stop_progress(d)
+            self.stop_progress(d)
             return
         d.launch_exit = status
         if status.success and d.state == State.STARTING:
             return  # a daemonizing command: its child writes the pidfile; keep polling
         if self._adopt_from_pidfile(d, initial=False):
             return
-        d.error = (
-            f"command {status.describe()} before writing a valid pidfile{self._launch_output(d, ended=False)}"
-        )
+        d.error = f"command {status.describe()} before writing a valid pidfile{self._output(d, ended=False)}"
         log.error("daemon %r: %s", d.name, d.error)
-        self._cancel_daemon_timer(d)
+        d.runtime.cancel_timer()
         d.launcher_pid = None
-        if self._launch_leftovers(d):  # what it started is ours: ended before any relaunch
+        if launches.leftovers(d):  # what it started is ours: ended before any relaunch
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        self._settle(d, decision.state, decision.delay, d.error)
+        self.settle(d, decision.state, decision.delay, d.error)
 
     def _smart_died(self, d: Daemon, pid: int) -> None:
         if d.pid != pid:
             return
-        self._unwatch(d)
+        self.unwatch(d)
         status = self.exit_status.pop(pid, None) or ExitStatus(None, None, time.time())
         if d.stopping:
             d.pid = None
-            self._stop_done(d)
+            self.stop_done(d)
             return
         # A daemon that re-executed itself (hot upgrade) is followed, not restarted.
         if d.spec.pidfile is not None and not d.spec.daemonize:
@@ -349,7 +365,7 @@ class SmartDaemons(SupervisorParts):
         # whether any may (its group, or the launch's session group, still has a member); only
         # then is /proc scanned.
         groups = {g for g in (d.pgid, d.launch.pid if d.launch else None) if g is not None}
-        left = self._launch_leftovers(d) if any(proc.group_exists(g) for g in groups) else []
+        left = launches.leftovers(d) if any(proc.group_exists(g) for g in groups) else []
         if left:
             log.info(
                 "daemon %r (pid %d) %s; its launch left pid(s) %s: stopping them first",
@@ -364,54 +380,4 @@ class SmartDaemons(SupervisorParts):
 
     def _after_death(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
-        self._settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
-
-    def _launch_output(self, d: Daemon, *, ended: bool = True) -> str:
-        """What the launch printed (before it detached, say), for the error of a failed start."""
-        launch = d.launch
-        if launch is None:
-            return ""
-        how = f"; its command {d.launch_exit.describe()}" if ended and d.launch_exit is not None else ""
-        if d.spec.log == "raw":
-            return how
-        if d.spec.log == "prefix":
-            new = d.line_seq - launch.line_seq
-            lines = list(d.lines)[-new:][-5:] if new > 0 else []
-        else:
-            lines = logs.lines_since(self.log_path(d.spec), launch.log_offset)
-        if not lines:
-            return f"{how}; it printed nothing"
-        return f"{how}; its last output: " + " | ".join(line.strip()[:200] for line in lines)
-
-    # ------------------------------------------------------------------ what a launch produced
-    def _from_launch(self, d: Daemon, pid: int) -> bool:
-        """Whether our latest launch of ``d`` produced ``pid``: the launcher itself, a process of
-        its session or below it, or one carrying the daemon's marker, started since the launch."""
-        launch = d.launch
-        if launch is None or d.spec.pidfile is None:
-            return False
-        st = proc.stat(pid)
-        if st is None:
-            return False
-        if pid == launch.pid:
-            return st.starttime == launch.starttime
-        if st.starttime < launch.starttime:
-            return False
-        return (
-            st.sid == launch.pid
-            or proc.descends_from(pid, launch.pid)
-            or proc.has_env(pid, pidfile.marker(d.spec.pidfile))
-        )
-
-    def _launch_leftovers(self, d: Daemon) -> list[int]:
-        """The live processes our latest launch of ``d`` produced, other than its verified pid."""
-        launch = d.launch
-        if launch is None or d.spec.pidfile is None:
-            return []
-        mark = pidfile.marker(d.spec.pidfile)
-        me = os.getpid()
-        return [
-            st.pid
-            for st in proc.started_since(launch.starttime)
-            if st.pid not in (me, d.pid) and (launch.pid in (st.sid, st.pid) or proc.has_env(st.pid, mark))
-        ]
+        self.settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
