@@ -17,8 +17,9 @@ import signal
 import time
 
 from . import proc, supervisor
+from .engine.state_file import configure_logging
 from .spawn import PR_SET_CHILD_SUBREAPER, prctl, set_process_name
-from .supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK, configure_logging
+from .supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK
 
 log = logging.getLogger("attachdaemon")
 

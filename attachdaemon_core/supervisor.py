@@ -14,12 +14,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import logging
 import os
 import selectors
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +32,19 @@ from .engine.decide.reload import Do, Seen, plan_reload
 from .engine.decide.start_gate import offer_start, waiting_for
 from .engine.os_seam import REAL_OS, RealOS
 from .engine.smart import SmartRunner
+from .engine.state_file import (
+    LOG_FILE,
+    STATE_FILE,
+    atomic_json,
+    configure_logging,
+    empty_previous_sessions,
+    read_previous,
+    reopen_log_files,
+)
 from .engine.stopper import Stopper
+from .engine.upkeep import Upkeep
 from .leadership import Leadership
-from .logs import Capture, Output, open_log_file, private_file, rotate_if_needed
+from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
 from .messages import error_text, signal_name
 from .paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
@@ -61,13 +69,9 @@ _join = os.path.join  # (``os`` is also the name of the OS seam ``Supervisor`` i
 EXIT_OK = 0
 EXIT_LOCKED = 75  # another supervisor holds this runtime directory (never 3 or 4: gunicorn < 26.1)
 EXIT_NO_OWNER = 76
-STATE_FILE = "state.json"
-LOG_FILE = "supervisor.log"
 LOCK_FILE = "lock"
 NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exits
-ROTATE_EVERY = 30.0
 TOUCH_EVERY = 1.0
-LOW_DISK_BYTES = 64 * 1024
 
 
 @dataclass
@@ -131,7 +135,6 @@ class Supervisor:
         self.control = ControlServer(_join(runtime_dir, "control.sock"), self.selector, self.handle)
         self.lock_fd = -1
         self.wake_r = -1
-        self._rotate_timer: Timer | None = None
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
         self.watcher: watch.Watcher
@@ -187,6 +190,14 @@ class Supervisor:
             launch_leftovers=launches.leftovers,
             forget_session=self.attached.forget_session,
             on_finished=self._finished,
+        )
+        self.upkeep = Upkeep(
+            self.daemons,
+            timers=self.timers,
+            log_path=self.log_path,
+            watch_touch=lambda paths: self.watcher.watch_touch(paths),  # noqa: PLW0108 - set up later
+            restart=self.restart,
+            final=lambda: self.final,
         )
 
     # ------------------------------------------------------------------ the composed parts' verbs
@@ -265,7 +276,7 @@ class Supervisor:
             self.selector,
             self.timers,
             self.runtime_dir,
-            on_touched=self._check_touch,
+            on_touched=self.upkeep.check_touch,
             on_runtime_event=self._recover_runtime_dir,
             runtime_names=("control.sock", LOCK_FILE, LOG_FILE),
             poll_every=TOUCH_EVERY,
@@ -282,10 +293,10 @@ class Supervisor:
             "version": __version__,
         }
         with contextlib.suppress(OSError, RuntimeDirError):
-            _atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
+            atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
             index = private_subdir("index")
             key = short_digest(self.runtime_dir)
-            _atomic_json(os.path.join(index, f"{key}.json"), info)
+            atomic_json(os.path.join(index, f"{key}.json"), info)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -454,11 +465,10 @@ class Supervisor:
         for action in actions:
             if action.do != Do.FORGET:
                 self._carry_out(action.do, action.name, new[action.name])
-        self._update_touch_timer()
-        self._update_rotate_timer()
+        self.upkeep.declarations_changed()
         self._start_waiting()
 
-    def _carry_out(self, do: Do, name: str, spec: DaemonSpec) -> None:
+    def _carry_out(self, do: str, name: str, spec: DaemonSpec) -> None:
         if do == Do.ADD:
             self.daemons[name] = Daemon(spec)
             return
@@ -746,28 +756,6 @@ class Supervisor:
         self.children[pid] = done
         return pid
 
-    # ------------------------------------------------------------------ touch and rotation
-    def _update_touch_timer(self) -> None:
-        """Record touch files' mtimes and have the watcher report their changes."""
-        for d in self.daemons.values():
-            seen = d.runtime.touch_mtimes
-            for path in d.spec.touch:
-                seen.setdefault(path, _mtime(path))
-        self.watcher.watch_touch({p for d in self.daemons.values() for p in d.spec.touch})
-
-    def _check_touch(self) -> None:
-        for d in list(self.daemons.values()):
-            seen = d.runtime.touch_mtimes
-            changed = []
-            for path in d.spec.touch:
-                now = _mtime(path)
-                if path in seen and seen[path] != now:
-                    changed.append(path)
-                seen[path] = now
-            if changed and d.state in (State.RUNNING, State.STARTING) and not self.final:
-                log.info("daemon %r: %s changed; restarting it", d.name, changed[0])
-                self.restart(d)
-
     def _recover_runtime_dir(self) -> None:
         """logind (or a cleaner) removed our runtime directory: recreate it, its lock and socket."""
         # Its log too: a removal in progress (logind's, rm -r) may take the log after a first recovery
@@ -796,35 +784,6 @@ class Supervisor:
             log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, error_text(exc))
         self.watcher.watch_runtime_dir()
 
-    def _update_rotate_timer(self) -> None:
-        wanted = any(d.spec.log not in ("prefix", "raw") for d in self.daemons.values())
-        if wanted and self._rotate_timer is None:
-            self._rotate_timer = self.timers.call_later(ROTATE_EVERY, self._rotate)
-
-    def _rotate(self) -> None:
-        self._rotate_timer = None
-        for d in self.daemons.values():
-            if d.spec.log not in ("prefix", "raw"):
-                rotate_if_needed(self.log_path(d.spec), d.spec.log_max_bytes, d.spec.log_backups)
-                problem = self._log_space_problem(d)
-                if problem:
-                    log.warning("daemon %r: %s", d.name, problem)
-        self._update_rotate_timer()
-
-    def _log_space_problem(self, d: Daemon) -> str | None:
-        """A file-logged daemon whose log filesystem is (nearly) full: said in status."""
-        if d.spec.log in ("prefix", "raw"):
-            return None
-        path = self.log_path(d.spec)
-        try:
-            st = os.statvfs(os.path.dirname(path))
-        except OSError:
-            return None
-        free = st.f_bavail * st.f_frsize
-        if free >= LOW_DISK_BYTES:
-            return None
-        return f"log file {path} is on a full filesystem ({free} bytes free); its output is being lost"
-
     # ------------------------------------------------------------------ guard and state
     def _tell_guard(self, line: str) -> None:
         if self.guard_fd is None:
@@ -852,24 +811,14 @@ class Supervisor:
             "final": self.final,
         }
         with contextlib.suppress(OSError):
-            _atomic_json(os.path.join(self.runtime_dir, STATE_FILE), state)
+            atomic_json(_join(self.runtime_dir, STATE_FILE), state)
 
     def restore_state(self) -> None:
         """After a crash: empty recorded attached sessions, take back live owners and their daemons."""
-        path = os.path.join(self.runtime_dir, STATE_FILE)
-        try:
-            with open(path) as f:
-                state = json.load(f)
-        except (OSError, ValueError):
+        state = read_previous(self.runtime_dir)
+        if state is None:
             return
-        if state.get("boot_id") != proc.boot_id():
-            return
-        for sid, starttime in state.get("attached_sessions", []):
-            leader = proc.stat(int(sid))
-            if leader is None or leader.starttime == starttime or leader.sid == sid:
-                n = proc.kill_session(int(sid))
-                if n:
-                    log.info("emptied session %d of a previous supervisor's daemon (%d killed)", sid, n)
+        empty_previous_sessions(state, self.os)
         self.held = set(state.get("held", []))
         with contextlib.suppress(TypeError, ValueError):  # smart daemons our launches produced
             known = {str(p): (int(pid), int(st)) for p, pid, st in state.get("smart", [])}
@@ -880,11 +829,11 @@ class Supervisor:
         owners = sorted(state.get("owners", []), key=lambda o: o["seq"])
         live = []
         for o in owners:
-            st = proc.stat(int(o["pid"]))
+            st = self.os.stat(int(o["pid"]))
             if st is not None and st.starttime == o["starttime"] and st.state not in ("Z", "X"):
                 live.append(o)
         for o in live:
-            pidfd = proc.pidfd_open(int(o["pid"]))
+            pidfd = self.os.pidfd_open(int(o["pid"]))
             if pidfd is None:
                 continue
             self.owner_seq += 1
@@ -983,7 +932,7 @@ class Supervisor:
         }
 
     def _error(self, d: Daemon) -> str | None:
-        error = d.error or self._log_space_problem(d) or self.leadership.error(d.name)
+        error = d.error or self.upkeep.log_space_problem(d) or self.leadership.error(d.name)
         probe_failure = self.prober.last_failure(d.name)
         if error is None and probe_failure:
             error = f"not ready yet: {probe_failure}"
@@ -991,31 +940,6 @@ class Supervisor:
 
 
 # ---------------------------------------------------------------------- helpers
-def _atomic_json(path: str, obj: Any) -> None:
-    """Write ``obj`` to ``path`` atomically, through a new 0600 file with an unpredictable name
-    (O_EXCL|O_NOFOLLOW: never a file or symlink someone put there first)."""
-    tmp = f"{path}.{os.urandom(8).hex()}.tmp"
-    data = json.dumps(obj).encode()  # dumps, not dump: the C encoder
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _mtime(path: str) -> float | None:
-    try:
-        return os.stat(path).st_mtime_ns / 1e9
-    except OSError:
-        return None
-
-
 def _ident(args: dict[str, Any]) -> dict[str, Any]:
     owner = args.get("owner")
     if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
@@ -1033,37 +957,6 @@ def _decl(args: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError, KeyError) as exc:
         raise CommandError(f"bad declarations: {exc}") from None
     return decl
-
-
-def configure_logging(runtime_dir: str) -> None:
-    """Log lines go to the server's stderr and to <runtime>/supervisor.log."""
-    root = logging.getLogger("attachdaemon")
-    root.setLevel(logging.DEBUG if os.environ.get("ATTACHDAEMON_DEBUG") else logging.INFO)
-    fmt = logging.Formatter(f"attachdaemon[{os.getpid()}]: %(message)s")
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(fmt)
-    root.addHandler(stream)
-    with contextlib.suppress(OSError):
-        path = os.path.join(runtime_dir, LOG_FILE)
-        private_file(path)
-        fh = logging.FileHandler(path)
-        fh.setFormatter(logging.Formatter("%(asctime)s " + f"[{os.getpid()}] %(message)s"))
-        root.addHandler(fh)
-
-
-def reopen_log_files() -> None:
-    """Point file handlers at a fresh file (after the runtime directory was recreated)."""
-    for handler in logging.getLogger("attachdaemon").handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.acquire()
-            try:
-                if handler.stream is not None:
-                    handler.stream.close()
-                with contextlib.suppress(OSError):
-                    private_file(handler.baseFilename)
-                handler.stream = handler._open()
-            finally:
-                handler.release()
 
 
 SUPERVISOR_NAME = "ad-supervisor"  # /proc/PID/comm, so ps and top tell it from its guard

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-
-class HasMaxBackoff(Protocol):
-    @property
-    def max_backoff(self) -> float: ...
+if TYPE_CHECKING:
+    from .views import HasMaxBackoff
 
 
 def backoff_delay(n: int, spec: HasMaxBackoff, rand: Callable[[], float] = random.random) -> float:

@@ -7,35 +7,25 @@ declared daemon in declared order.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from ...states import State
 
-
-class ReloadSpec(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def autostart(self) -> bool: ...
-    @property
-    def leader(self) -> Any: ...
-    @property
-    def on_reload(self) -> str: ...
-    def identity(self) -> tuple[Any, ...]: ...
+if TYPE_CHECKING:
+    from .views import ReloadSpec
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(NamedTuple):
     """What the plan needs of a known daemon: its state and whether it has a process."""
 
     state: State
     has_pid: bool
 
 
-class Do(str, enum.Enum):
+class Do:
+    """The kinds of action (plain strings: no enum machinery to import on the supervisor's boot)."""
+
     FORGET = "forget"  # no longer declared: stop it (attached, leader) or leave it unsupervised
     ADD = "add"  # newly declared: create its record
     START = "start"
@@ -45,9 +35,8 @@ class Do(str, enum.Enum):
     RELOAD_SIGNAL = "reload-signal"  # on_reload: signal (reload_signal)
 
 
-@dataclass(frozen=True)
-class Action:
-    do: Do
+class Action(NamedTuple):
+    do: str  # one of Do's
     name: str
 
 

@@ -4,9 +4,12 @@ and ready; until then it waits in ``starting`` with no process."""
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from ...states import State
-from .views import DaemonView
+
+if TYPE_CHECKING:
+    from .views import DaemonView
 
 
 def is_ready(d: DaemonView | None) -> bool:

@@ -4,13 +4,13 @@ while a daemon that depends on it is still in the wave (reverse ``depends_on`` o
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from .views import DaemonView
+if TYPE_CHECKING:
+    from .views import DaemonView
 
 
-@dataclass(frozen=True)
-class WaveStep:
+class WaveStep(NamedTuple):
     wave: set[str]  # what is still to stop (or still stopping)
     stop_now: list[str]  # send these their stop now
     finished: bool  # nothing left to stop and no stop in progress: the supervisor may exit

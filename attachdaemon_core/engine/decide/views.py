@@ -1,9 +1,10 @@
-"""What the decisions read of a daemon: a read-only view (the supervisor's ``Daemon`` records
-satisfy it as they are, so nothing is copied on the hot path)."""
+"""What the decisions read of a daemon and of its spec: read-only views (the supervisor's
+``Daemon`` records and ``DaemonSpec`` satisfy them as they are, so nothing is copied on the hot
+path). For type checking only: imported under ``TYPE_CHECKING``, never at run time."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...states import State
 
@@ -30,3 +31,20 @@ class DaemonView(Protocol):
     def ready(self) -> bool | None: ...
     @property
     def stopping(self) -> bool: ...
+
+
+class ReloadSpec(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def autostart(self) -> bool: ...
+    @property
+    def leader(self) -> Any: ...
+    @property
+    def on_reload(self) -> str: ...
+    def identity(self) -> tuple[Any, ...]: ...
+
+
+class HasMaxBackoff(Protocol):
+    @property
+    def max_backoff(self) -> float: ...
