@@ -20,7 +20,6 @@ import selectors
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import __version__, pidfile, proc, report, watch
@@ -31,6 +30,7 @@ from .engine.attached import AttachedRunner
 from .engine.decide.reload import Do, Seen, plan_reload
 from .engine.decide.start_gate import offer_start, waiting_for
 from .engine.os_seam import REAL_OS, RealOS
+from .engine.owners import Owner, Owners
 from .engine.smart import SmartRunner
 from .engine.state_file import (
     LOG_FILE,
@@ -74,16 +74,6 @@ NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exit
 TOUCH_EVERY = 1.0
 
 
-@dataclass
-class Owner:
-    pid: int
-    starttime: int
-    pidfd: int
-    seq: int
-    decl: dict[str, Any]
-    pid1: bool = False  # the owner is PID 1 of its pid namespace (a container's init)
-
-
 class Supervisor:
     """The supervisor process: its loop, owners and declarations. Each daemon kind has a runner
     (``attached``, ``smart``), stopping has its ``stopper``; they are composed here, each given
@@ -107,8 +97,6 @@ class Supervisor:
         self.timers = Timers(clock)
         self.daemons: dict[str, Daemon] = {}
         self.env: dict[str, str] = {}
-        self.owners: dict[int, Owner] = {}
-        self.owner_seq = 0
         self.children: dict[int, Callable[[ExitStatus], None]] = {}
         self.exit_status: dict[int, ExitStatus] = {}
         self.leadership = Leadership(
@@ -190,6 +178,15 @@ class Supervisor:
             launch_leftovers=launches.leftovers,
             forget_session=self.attached.forget_session,
             on_finished=self._finished,
+        )
+        self.owner_set = Owners(
+            os=os,
+            selector=self.selector,
+            timers=self.timers,
+            apply=self.apply,
+            final_stop=lambda smart_too: self.begin_final_stop(smart_too=smart_too),
+            is_final=lambda: self.final,
+            save_state=self.save_state,
         )
         self.upkeep = Upkeep(
             self.daemons,
@@ -368,72 +365,24 @@ class Supervisor:
                     self.exit_status.pop(next(iter(self.exit_status)))
 
     # ------------------------------------------------------------------ owners
+    @property
+    def owners(self) -> dict[int, Owner]:
+        return self.owner_set.by_pid
+
     def add_owner(self, ident: dict[str, Any], decl: dict[str, Any], *, reload: bool = True) -> Any:
-        pid = int(ident["pid"])
-        if self.final:
-            raise CommandError("the supervisor is shutting down; try again once it has exited")
-        st = self.os.stat(pid)
-        if st is None or st.state in ("Z", "X"):
-            raise CommandError(f"owner {pid} is not running")
+        first = self.owner_set.add(ident, decl, reload=reload)
         if self._no_owner_timer is not None:
             self._no_owner_timer.cancel()
             self._no_owner_timer = None
-        first = not self.owners
-        existing = self.owners.get(pid)
-        if existing is not None:
-            existing.decl = decl
-            self.owner_seq += 1
-            existing.seq = self.owner_seq
-        else:
-            pidfd = self.os.pidfd_open(pid)
-            if pidfd is None:
-                raise CommandError(f"cannot watch owner {pid}")
-            self.owner_seq += 1
-            pid1 = bool(ident.get("pid1"))
-            self.owners[pid] = Owner(pid, st.starttime, pidfd, self.owner_seq, decl, pid1)
-            self.selector.register(pidfd, selectors.EVENT_READ, lambda _m, p=pid: self._owner_gone(p))
-            log.info("owner %d joined (%d owner%s)", pid, len(self.owners), "s"[: len(self.owners) > 1])
-        # Applied right after this answer is sent (same loop turn, before any later request), so
-        # the host's on_starting is not held while daemons are spawned.
-        self.timers.call_later(0.0, functools.partial(self.apply, decl, reload=reload and not first))
-        self.save_state()
         return {"pid": os.getpid(), "owners": sorted(self.owners), "first": first}
 
     def reload_owner(self, ident: dict[str, Any], decl: dict[str, Any], policies: bool) -> Any:
-        pid = int(ident["pid"])
-        owner = self.owners.get(pid)
-        if owner is None:
+        if not self.owner_set.reload(ident, decl, policies):
             return self.add_owner(ident, decl, reload=policies)
-        owner.decl = decl
-        if owner.seq == max(o.seq for o in self.owners.values()):
-            if policies:
-                log.info("reload from owner %d", pid)
-            else:
-                log.info(
-                    "declarations refreshed by owner %d (not a reload: no on_reload policy applied)", pid
-                )
-            self.apply(decl, reload=policies)
-        self.save_state()
         return {"pid": os.getpid(), "owners": sorted(self.owners)}
 
-    def _owner_gone(self, pid: int) -> None:
-        self.remove_owner(pid, why="exited")
-
     def remove_owner(self, pid: int, *, why: str) -> dict[str, Any]:
-        owner = self.owners.pop(pid, None)
-        if owner is None:
-            return {"final": self.final}
-        self.selector.unregister(owner.pidfd)
-        self.os.close(owner.pidfd)
-        newest = not self.owners or owner.seq > max(o.seq for o in self.owners.values())
-        log.info("owner %d %s (%d left)", pid, why, len(self.owners))
-        if not self.owners:
-            self.begin_final_stop(smart_too=owner.pid1)
-        elif newest:
-            previous = max(self.owners.values(), key=lambda o: o.seq)
-            log.info("re-applying the declarations of owner %d", previous.pid)
-            self.apply(previous.decl, reload=True)
-        self.save_state()
+        self.owner_set.remove(pid, why=why)
         return {"final": self.final}
 
     def _no_owner(self) -> None:
@@ -801,10 +750,7 @@ class Supervisor:
         self._state_dirty = False
         state = {
             "boot_id": proc.boot_id(),
-            "owners": [
-                {"pid": o.pid, "starttime": o.starttime, "seq": o.seq, "decl": o.decl}
-                for o in self.owners.values()
-            ],
+            "owners": self.owner_set.records(),
             "held": sorted(self.held),
             "attached_sessions": [[sid, st] for sid, st in self.attached.sessions.items()],
             "smart": [[path, pid, st] for path, (pid, st) in self.smart_known.items()],
@@ -826,24 +772,7 @@ class Supervisor:
             self.smart_known.update(known)
         if state.get("final"):
             return
-        owners = sorted(state.get("owners", []), key=lambda o: o["seq"])
-        live = []
-        for o in owners:
-            st = self.os.stat(int(o["pid"]))
-            if st is not None and st.starttime == o["starttime"] and st.state not in ("Z", "X"):
-                live.append(o)
-        for o in live:
-            pidfd = self.os.pidfd_open(int(o["pid"]))
-            if pidfd is None:
-                continue
-            self.owner_seq += 1
-            pid = int(o["pid"])
-            self.owners[pid] = Owner(pid, int(o["starttime"]), pidfd, self.owner_seq, o["decl"])
-            self.selector.register(pidfd, selectors.EVENT_READ, lambda _m, p=pid: self._owner_gone(p))
-        if self.owners:
-            newest = max(self.owners.values(), key=lambda o: o.seq)
-            log.info("took back %d owner(s) from the previous supervisor", len(self.owners))
-            self.apply(newest.decl, reload=False)
+        self.owner_set.take_back(state.get("owners", []))
         self.save_state()
 
     # ------------------------------------------------------------------ control verbs
