@@ -299,13 +299,7 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
             if info.si_signo == signal.SIGCHLD:
                 continue
             if info.si_signo == signal.SIGHUP:
-                try:
-                    new = ctx.load()
-                except ConfigError as exc:
-                    err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
-                    continue
-                stop_wait = max(stop_wait, _longest_stop(new))
-                _send_reload(ctx, me, new, err)
+                stop_wait = max(stop_wait, _reload_on_sighup(ctx, me, err))
             elif child is None:
                 break
             else:
@@ -313,6 +307,18 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     finally:
         _release(ctx, stop_wait)
     return code
+
+
+def _reload_on_sighup(ctx: Context, me: int, err: TextIO) -> float:
+    """Load the declarations again and send them as a reload; the longest stop time among them
+    (0 when they are invalid: the reload is refused, nothing is sent)."""
+    try:
+        specs = ctx.load()
+    except ConfigError as exc:
+        err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
+        return 0.0
+    _send_reload(ctx, me, specs, err)
+    return _longest_stop(specs)
 
 
 def _send_reload(ctx: Context, me: int, specs: Sequence[DaemonSpec], err: TextIO) -> bool:

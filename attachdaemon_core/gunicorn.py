@@ -269,7 +269,7 @@ def _with_worker_user(decl: dict[str, Any], server: Any) -> dict[str, Any]:
     return decl
 
 
-def make_hooks(module: str, read: Reader) -> Hooks:
+def make_hooks(module: str, read: Reader) -> Hooks:  # noqa: C901 (issue 11: being split)
     """The three hooks (and the check) for a config that takes declarations from ``read(server)``."""
     master = _Master()
 
