@@ -32,6 +32,7 @@ START_DEADLINE = 10.0
 __all__ = [
     "RuntimeDirError",
     "SupervisorUnavailable",
+    "autostart_override",
     "base_root",
     "daemon_environment",
     "ensure_dir",
@@ -212,3 +213,22 @@ def read_index() -> list[dict[str, Any]]:
             continue  # that supervisor has exited
         entries.append(entry)
     return entries
+
+
+AUTOSTART_VARIABLE = "ATTACH_DAEMONS_AUTOSTART"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def autostart_override(environ: Mapping[str, str] | None = None) -> bool | None:
+    """The ``ATTACH_DAEMONS_AUTOSTART`` environment variable, which wins over the setting of the
+    same name (docs/declarations.md, "Host settings"): True or False, None when it is unset or
+    empty. Any other value is an error, raised as ValueError naming it."""
+    raw = (os.environ if environ is None else environ).get(AUTOSTART_VARIABLE, "").strip()
+    if not raw:
+        return None
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError(f"{AUTOSTART_VARIABLE}={raw!r} is not one of 1, 0, true, false, yes, no, on, off")
