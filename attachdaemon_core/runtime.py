@@ -24,7 +24,7 @@ from .proc import cmdline as proc_cmdline
 from .proc import stat as proc_stat
 from .spec import DaemonSpec
 
-# Variables of the web server that must not reach a daemon (SPEC §4).
+# Variables of the web server that must not reach a daemon (docs/process-model.md, "What a daemon inherits").
 SERVER_VARIABLES = ("RUN_MAIN", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")
 SERVER_PREFIXES = ("WERKZEUG_", "FLASK_RUN_", "GUNICORN_", "ATTACHDAEMON_INTERNAL_")
 START_DEADLINE = 10.0
@@ -53,7 +53,7 @@ class SupervisorUnavailable(Exception):
 
 
 def runtime_dir_for(key: str, *, override: str | None = None) -> str:
-    """The runtime directory for a declaration source ``key`` (SPEC §6)."""
+    """The runtime directory for a declaration source ``key`` (docs/process-model.md)."""
     env = os.environ.get("ATTACH_DAEMONS_RUNTIME_DIR")
     if env:
         return os.path.abspath(env)
@@ -93,7 +93,7 @@ def owner_identity(pid: int) -> dict[str, int]:
 
 
 def start_warnings(specs: Sequence[DaemonSpec], owner_pid: int) -> list[str]:
-    """What the start log should tell the operator about this environment (SPEC §3, §7)."""
+    """What the start log should tell the operator about this environment (docs/process-model.md)."""
     notes = []
     smart = [s.name for s in specs if s.kind != "attached"]
     if owner_pid == 1:

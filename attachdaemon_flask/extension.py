@@ -2,7 +2,8 @@
 
 Config keys read (defaults written back with ``app.config.setdefault``):
 
-- ``ATTACH_DAEMONS`` (``{}``): the declarations (SPEC §4); relative paths against ``app.root_path``.
+- ``ATTACH_DAEMONS`` (``{}``): the declarations (docs/declarations.md); relative paths against
+  ``app.root_path``.
 - ``ATTACH_DAEMONS_RUNTIME_DIR`` (``None``): where the supervisor lives (the environment variable
   of the same name wins); default: derived from the app's import name and root path.
 - ``ATTACH_DAEMONS_AUTOSTART`` (``False``): start from any server process that loads the app
