@@ -1,7 +1,7 @@
 """Declarations (settings, uWSGI lines) turned into validated DaemonSpecs, all problems at once.
 
 Every host calls :func:`parse_declarations` before anything starts; it either returns specs or
-raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (SPEC §4). Nothing
+raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (docs/declarations.md). Nothing
 here runs a process; a leader backend's client package (psycopg, redis-py) is imported to be sure
 the lock holder can run (E003), and no message shows a password (see ``redaction``).
 :func:`check_specs` adds the warnings a ``check`` command shows.
@@ -299,14 +299,14 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:
-    """The lease must outlast three renew periods plus a full stop plus a margin (the rule the
-    lock holder enforces too: :func:`attachdaemon_core.leader.rules.check_arithmetic`)."""
+    """The lease must outlast three renew periods plus a full stop plus a margin (docs/declarations.md;
+    the rule the lock holder enforces too: :func:`attachdaemon_core.leader.rules.check_arithmetic`)."""
     problem = check_arithmetic(leader.lease, leader.renew, stop)
     return [("leader", problem, "raise lease, or lower renew or stop_timeout")] if problem else []
 
 
 def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill the defaults that depend on the kind (SPEC §4): smart, control, leader."""
+    """Fill the defaults that depend on the kind (docs/declarations.md): smart, control, leader."""
     smart = fields.get("pidfile") is not None
     defaults = {
         "on_reload": "keep" if smart else "restart",

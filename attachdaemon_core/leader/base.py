@@ -1,5 +1,5 @@
 """The lock-backend interface: what a lock engine must offer the lock holder (the lease arithmetic
-is in :mod:`attachdaemon_core.leader.rules`).
+is in :mod:`attachdaemon_core.leader.rules`; docs/declarations.md, "leader").
 
 Everything here is synchronous and used only inside the lock-holder process
 (:mod:`attachdaemon_core.leader.holder`); the holder owns all timing, never a client library.

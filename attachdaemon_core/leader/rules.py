@@ -6,7 +6,7 @@ holder's deadlines (:mod:`attachdaemon_core.leader.roles`). Standard library onl
 it never imports a lock engine's client (redis, psycopg); :func:`client_problem` tries that
 import on purpose, when asked.
 
-Backend strings come in two forms (README, "Beyond one host: one daemon per fleet"):
+Backend strings come in two forms (docs/declarations.md, "leader"):
 
 - the DECLARED form, what a user writes: ``file``, ``postgresql://…`` / ``postgres://…``,
   ``redis://…`` / ``rediss://…`` or ``django:ALIAS``;

@@ -207,7 +207,7 @@ def test_dedicated_postgresql_smart_daemon(sandbox: Sandbox, tmp_path: Path) -> 
 
 # Moved from test_uwsgi_lines.py, whose tests are pure (marked unit): this one runs a program.
 def test_shell_wrapped_command_really_execs_in_place(tmp_path: Path) -> None:
-    """The tracked pid must be the program itself: `exec` replaces /bin/sh (SPEC §5)."""
+    """The tracked pid must be the program itself: `exec` replaces /bin/sh (docs/process-model.md)."""
     out = tmp_path / "out"
     script = 'import os; print(os.getpid(), os.environ["GREETING"])'
     decl, problems = parse_uwsgi_line(f"attach-daemon = GREETING=hi python3 -c '{script}' > {out}")

@@ -1,4 +1,4 @@
-"""uWSGI option lines -> native declaration dicts, with uWSGI's meaning (SPEC §4)."""
+"""uWSGI option lines -> native declaration dicts, with uWSGI's meaning (docs/declarations.md)."""
 
 from __future__ import annotations
 
