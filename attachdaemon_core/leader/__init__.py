@@ -6,6 +6,12 @@ epoch). They are used only inside the holder process, ``python -m attachdaemon_c
 hold --name N --lease L --renew R --stop-timeout S [--margin M] --info JSON`` with the backend in
 ``$ATTACHDAEMON_INTERNAL_LEADER_BACKEND`` (never on the command line: it may hold a password).
 
+Modules: ``rules`` (the lease arithmetic and what a backend string means; pure, shared with the
+declarations), ``roles`` and ``role_types`` (the holder's decisions: a pure role machine),
+``holder`` (the holder process: carries the machine's actions out), ``wire`` (its pipes to the
+parent), ``worker`` (the thread making the engine's blocking calls), ``watchdog`` (its second
+line of defence), ``backends``, ``pg_backend`` and ``redis_backend`` (the engines).
+
 Wire protocol: JSON objects, one per line; parent -> holder on the holder's fd 0, holder ->
 parent on its fd 1.
 
