@@ -261,8 +261,11 @@ def _follow(ctx: Context, name: str, result: dict[str, Any], out: TextIO) -> int
 # ---------------------------------------------------------------------- run
 def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     """Own the supervisor until INT/TERM (graceful stop) or, with a command, until it exits."""
+    from .host_settings import HostSettings, with_environment
+
     try:
         specs = ctx.load()
+        wait = with_environment(HostSettings(wait_ready=ctx.wait_ready)).wait_ready
     except ConfigError as exc:
         err.write(f"{exc}\n")
         return EXIT_BAD
@@ -276,8 +279,8 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     code = EXIT_OK
     stop_wait = _longest_stop(specs)
     try:  # whatever happens from here on, we release: the supervisor must not keep us as owner
-        if ctx.wait_ready > 0:
-            wait_ready(ctx.runtime_dir, ctx.wait_ready, err, specs)
+        if wait > 0:
+            wait_ready(ctx.runtime_dir, wait, err, specs)
         child: subprocess.Popen[bytes] | None = None
         if command:
             try:
