@@ -156,6 +156,16 @@ def no_supervisor_status(runtime_dir: str, reason: str, others: list[dict[str, A
     }
 
 
+def read_status(runtime_dir: str) -> tuple[dict[str, Any], int]:
+    """For the status pages: the public status JSON and an HTTP status, 200, or 503 with an empty
+    ``daemons`` list and the reason when no supervisor answers (docs/status-json.md)."""
+    try:
+        result = client.call(runtime_dir, "status", timeout=STATUS_TIMEOUT)
+    except (client.NoSupervisor, client.ControlError) as exc:
+        return {"supervisor": None, "daemons": [], "error": str(exc), "runtime_dir": runtime_dir}, 503
+    return public_status(result), 200
+
+
 def public_status(result: dict[str, Any]) -> dict[str, Any]:
     """The supervisor's status answer reduced to the stable JSON of docs/status-json.md."""
     return {
