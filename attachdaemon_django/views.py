@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import render
 from django.utils.module_loading import import_string
 
-from attachdaemon_core import commands
+from attachdaemon_core.status import read_status
 
 from . import conf
 
@@ -35,7 +35,7 @@ def allowed(request: HttpRequest) -> bool:
 def status_json(request: HttpRequest) -> HttpResponse:
     if not allowed(request):
         return JsonResponse({"error": "not allowed"}, status=403)
-    data, code = commands.read_status(conf.runtime_dir())
+    data, code = read_status(conf.runtime_dir())
     response = JsonResponse(data, status=code)
     response["Cache-Control"] = "no-store"
     return response
@@ -50,5 +50,5 @@ def status_page(request: HttpRequest) -> HttpResponse:
 
             return redirect_to_login(request.get_full_path())
         return HttpResponseForbidden("not allowed")
-    data, _code = commands.read_status(conf.runtime_dir())
+    data, _code = read_status(conf.runtime_dir())
     return render(request, "attachdaemon_django/status.html", {"status": data})

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template_string
 
-from attachdaemon_core import commands
+from attachdaemon_core.status import read_status
 
 from .extension import state_of
 
@@ -48,7 +48,7 @@ def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> B
 
     @bp.get("/status.json")
     def status_json() -> Any:
-        data, code = commands.read_status(_runtime_dir())
+        data, code = read_status(_runtime_dir())
         return jsonify(data), code, {"Cache-Control": "no-store"}
 
     @bp.get("/")
@@ -57,7 +57,7 @@ def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> B
 
         from flask import url_for
 
-        data, _ = commands.read_status(_runtime_dir())
+        data, _ = read_status(_runtime_dir())
         return render_template_string(
             PAGE, text=json.dumps(data, indent=2), url=url_for(f"{name}.status_json")
         )
