@@ -202,8 +202,7 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
         err.write(f"attachdaemon: {exc}\n")
         return EXIT_BAD
-    code = EXIT_OK
-    stop_wait = _longest_stop(specs)
+    stop_wait = [_longest_stop(specs)]  # the longest stop_timeout declared, reloads included
     try:  # whatever happens from here on, we release: the supervisor must not keep us as owner
         if wait > 0:
             wait_ready(ctx.runtime_dir, wait, err, specs)
@@ -215,33 +214,40 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
             except OSError as exc:
                 err.write(f"attachdaemon run: cannot start {command[0]!r}: {exc.strerror}\n")
                 return 127
-        # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
-        sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
-        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-        while True:
-            if child is not None and child.poll() is not None:
-                code = child.returncode if child.returncode >= 0 else 128 - child.returncode
-                break
-            if me == 1:
-                _reap_orphans(child)
-            info = signal.sigwaitinfo(sigs)
-            if info.si_signo == signal.SIGCHLD:
-                continue
-            if info.si_signo == signal.SIGHUP:
-                try:
-                    new = ctx.load()
-                except ConfigError as exc:
-                    err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
-                    continue
-                stop_wait = max(stop_wait, _longest_stop(new))
-                _send_reload(ctx, me, new, err)
-            elif child is None:
-                break
-            else:
-                child.send_signal(info.si_signo)
+        return _until_the_end(ctx, child, err, stop_wait)
     finally:
-        _release(ctx, stop_wait)
-    return code
+        _release(ctx, stop_wait[0])
+
+
+def _until_the_end(
+    ctx: Context, child: subprocess.Popen[bytes] | None, err: TextIO, stop_wait: list[float]
+) -> int:
+    """Serve signals until INT/TERM (no command) or the command's exit; HUP reloads. The exit
+    status: 0, or the command's (128 + N when a signal N ended it)."""
+    me = os.getpid()
+    # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    while True:
+        if child is not None and child.poll() is not None:
+            return child.returncode if child.returncode >= 0 else 128 - child.returncode
+        if me == 1:
+            _reap_orphans(child)
+        info = signal.sigwaitinfo(sigs)
+        if info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_signo == signal.SIGHUP:
+            try:
+                new = ctx.load()
+            except ConfigError as exc:
+                err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
+                continue
+            stop_wait[0] = max(stop_wait[0], _longest_stop(new))
+            _send_reload(ctx, me, new, err)
+        elif child is None:
+            return EXIT_OK
+        else:
+            child.send_signal(info.si_signo)
 
 
 def _send_reload(ctx: Context, me: int, specs: Sequence[DaemonSpec], err: TextIO) -> bool:
