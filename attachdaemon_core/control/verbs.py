@@ -135,7 +135,7 @@ VERBS: dict[str, Verb] = {
 }
 
 CONTROL_VERBS = frozenset(v.name for v in VERBS.values() if v.control)
-# Verbs that only read; answered for the daemons' default user too (README, "Security model").
+# Verbs that only read; answered for the daemons' default user too (docs/process-model.md).
 READ_ONLY_VERBS = frozenset(v.name for v in VERBS.values() if v.control and v.read_only)
 CLI_VERBS = tuple(v.name for v in VERBS.values() if v.help is not None)
 
