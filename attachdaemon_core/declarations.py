@@ -13,7 +13,6 @@ the rules tying keys together, dependencies, and the ``check`` warnings.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import pwd
 import re
@@ -25,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from attachdaemon_core.hints import did_you_mean
 from attachdaemon_core.leader.rules import BACKEND_HINT, check_arithmetic, client_kind, client_problem
 from attachdaemon_core.leader.rules import backend_problem as leader_backend_problem
 from attachdaemon_core.redaction import redact
@@ -640,14 +640,6 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 DECLARATION_KEYS = tuple(k for k in _CONVERTERS if k != "shell")
-
-
-def did_you_mean(word: object, choices: Sequence[str] | Mapping[str, object]) -> str | None:
-    """``did you mean 'x'?`` for the closest choice, or None."""
-    if not isinstance(word, str):
-        return None
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 def _show(value: object) -> str:

@@ -22,9 +22,7 @@ ALLOWED = {
     "attachdaemon_core/supervisor.py": "the engine: loop, runners, stopping, verbs",
     "attachdaemon_core/declarations.py": "spec: keys, converters, combined rules",
     "attachdaemon_core/uwsgi_lines.py": "spec: the attach-daemon family's grammar",
-    "attachdaemon_core/commands.py": "hosts: one class per command",
     "attachdaemon_core/smart.py": "engine: the smart runner",
-    "attachdaemon_core/gunicorn.py": "hosts: the hooks",
 }
 
 
