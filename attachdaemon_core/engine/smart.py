@@ -1,6 +1,6 @@
 """Smart and smart2 daemons: pidfiles adopted only after identity checks, launched commands followed
 until their pidfile names the daemon, deaths seen through pidfds, a re-executed daemon followed
-rather than restarted, and a per-user lock on each pidfile path.
+rather than restarted, and a per-user lock on each pidfile path (docs/events.md, docs/process-model.md).
 
 Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
 """

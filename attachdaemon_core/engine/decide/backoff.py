@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def backoff_delay(n: int, spec: HasMaxBackoff, rand: Callable[[], float] = random.random) -> float:
-    """Delay before the restart following the n-th quick death in a row."""
+    """Delay before the restart following the n-th quick death in a row (docs/declarations.md, backoff)."""
     if n <= 1:
         return 0.0
     base = 0.1 * 2 ** (n - 2)
