@@ -29,7 +29,7 @@ from .daemon import Daemon, ExitStatus
 from .engine import launches
 from .engine.attached import AttachedRunner
 from .engine.decide.reload import Do, Seen, plan_reload
-from .engine.decide.start_gate import offer_start, waiting_for
+from .engine.decide.start_gate import offered_starts, waiting_for
 from .engine.os_seam import REAL_OS, RealOS
 from .engine.owners import Owner, Owners
 from .engine.smart import SmartRunner
@@ -567,9 +567,8 @@ class Supervisor:
             self.smart.start(d)
 
     def _start_waiting(self) -> None:
-        for d in list(self.daemons.values()):  # each start may start others: asked one by one
-            if offer_start(d, held=self.held):
-                self.start(d)
+        for d in offered_starts(list(self.daemons.values()), held=self.held):
+            self.start(d)  # (which may start others: each is checked when reached)
 
     def _request(self, d: Daemon, *, attached: bool) -> tuple[SpawnRequest, list[int]]:
         spec = d.spec

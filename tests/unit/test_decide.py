@@ -9,7 +9,7 @@ import pytest
 from attachdaemon_core.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.backoff import backoff_delay
 from attachdaemon_core.engine.decide.reload import Action, Do, Seen, plan_reload
-from attachdaemon_core.engine.decide.start_gate import is_ready, offer_start, waiting_for
+from attachdaemon_core.engine.decide.start_gate import is_ready, offer_start, offered_starts, waiting_for
 from attachdaemon_core.engine.decide.stop_order import step_wave
 from attachdaemon_core.spec import DaemonSpec
 from attachdaemon_core.states import State
@@ -90,6 +90,16 @@ def test_start_gate__offers_a_start_only_to_idle_starting_daemons() -> None:
     assert not offer_start(Rec(spec("d"), State.BACKOFF), held=set())
     idle.stopping = True
     assert not offer_start(idle, held=set())
+
+
+def test_start_gate__offered_starts_checks_each_daemon_when_reached() -> None:
+    a, b, c = (Rec(spec(n), State.STARTING) for n in "abc")
+    seen = []
+    for d in offered_starts([a, b, c], held={"c"}):
+        seen.append(d.name)
+        if d is a:
+            b.pid = 7  # starting a started b meanwhile: b is not offered a second start
+    assert seen == ["a"]
 
 
 # ---------------------------------------------------------------------- stop order

@@ -3,13 +3,15 @@ and ready; until then it waits in ``starting`` with no process."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Container, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from ...states import State
 
 if TYPE_CHECKING:
     from .views import DaemonView
+
+D = TypeVar("D", bound="DaemonView")
 
 
 def is_ready(d: DaemonView | None) -> bool:
@@ -32,3 +34,17 @@ def offer_start(d: DaemonView, *, held: Container[str]) -> bool:
         and d.name not in held
         and not d.stopping
     )
+
+
+def offered_starts(daemons: Iterable[D], *, held: Container[str]) -> Iterator[D]:
+    """The daemons of ``daemons`` to offer a start, each checked (as :func:`offer_start` does)
+    only when the iteration reaches it: starting one may start others, which are then skipped."""
+    for d in daemons:
+        if (
+            d.state == State.STARTING
+            and d.pid is None
+            and d.launcher_pid is None
+            and d.name not in held
+            and not d.stopping
+        ):
+            yield d
