@@ -147,6 +147,7 @@ class Supervisor:
             save_state=self.save_state,
         )
         self.smart = SmartRunner(
+            os=os,
             clock=clock,
             timers=self.timers,
             selector=self.selector,

@@ -51,6 +51,8 @@ class RealOS:
     close = staticmethod(os.close)
     getpid = staticmethod(os.getpid)
     boot_seconds = staticmethod(proc.boot_seconds)
+    is_alive = staticmethod(proc.is_alive)
+    owner_uid = staticmethod(proc.owner_uid)
 
 
 REAL_OS = RealOS()

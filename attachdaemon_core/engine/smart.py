@@ -24,6 +24,7 @@ from ..spawn import Credentials, SpawnError, resolve_credentials, resolve_progra
 from ..spec import DaemonSpec
 from ..states import State
 from . import launches
+from .os_seam import RealOS
 
 log = logging.getLogger("attachdaemon")
 
@@ -34,6 +35,7 @@ class SmartRunner:
     def __init__(
         self,
         *,
+        os: RealOS,
         clock: Callable[[], float],
         timers: Timers,
         selector: selectors.BaseSelector,
@@ -53,6 +55,7 @@ class SmartRunner:
         kill_pid: Callable[[int, int], None],
         save_state: Callable[[], None],
     ) -> None:
+        self.os = os  # processes, pidfds, /proc reads (pidfile checks and launches read /proc directly)
         self.clock = clock
         self.timers = timers
         self.selector = selector
@@ -96,11 +99,11 @@ class SmartRunner:
         d.mark_started(pid, self.clock(), time.time())
         d.pid = None
         d.launcher_pid = pid
-        st = proc.stat(pid)
+        st = self.os.stat(pid)
         d.launch_exit = None
         d.launch = Launch(
             pid,
-            st.starttime if st else int((proc.boot_seconds() - 1) * proc.CLK_TCK),
+            st.starttime if st else int((self.os.boot_seconds() - 1) * proc.CLK_TCK),
             log_offset,
             d.line_seq,
         )
@@ -166,7 +169,7 @@ class SmartRunner:
 
     def _pidfile_timeout(self, d: Daemon) -> None:
         launcher = d.launcher_pid
-        if launcher is not None and proc.is_alive(launcher):
+        if launcher is not None and self.os.is_alive(launcher):
             d.error = (
                 f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s while the command "
                 "stays in the foreground; declare daemonize: true (smart2) to have the supervisor "
@@ -225,7 +228,7 @@ class SmartRunner:
                     why,
                 )
             return False
-        owner = proc.owner_uid(read.pid)
+        owner = self.os.owner_uid(read.pid)
         if owner is not None and owner not in (os.geteuid(), 0) and os.geteuid() != 0:
             expected = resolve_credentials(spec.user, spec.group)
             if expected is None or expected.uid != owner:
@@ -239,7 +242,7 @@ class SmartRunner:
         d.launcher_pid = None
         if initial:
             d.started_mono = self.clock()
-            st = proc.stat(read.pid)
+            st = self.os.stat(read.pid)
             d.started_at = st.started_at if st is not None else time.time()
         self._watch(d, read.pid, adopted=adopted and initial)
         if initial:
@@ -253,7 +256,7 @@ class SmartRunner:
         """Whether ``pid`` is the daemon a launch of ours produced for pidfile ``path`` (same pid,
         same start time), recorded when it was adopted: known whatever it runs and as whom."""
         known = self.smart_known.get(os.path.realpath(path))
-        st = proc.stat(pid) if known is not None else None
+        st = self.os.stat(pid) if known is not None else None
         return known is not None and st is not None and known == (pid, st.starttime)
 
     def _daemon_uid(self, spec: DaemonSpec) -> int:
@@ -282,10 +285,10 @@ class SmartRunner:
 
     def _watch(self, d: Daemon, pid: int, *, adopted: bool) -> None:
         self.unwatch(d)
-        fd = proc.pidfd_open(pid)
+        fd = self.os.pidfd_open(pid)
         d.pid = pid
         d.adopted = adopted
-        st = proc.stat(pid)
+        st = self.os.stat(pid)
         d.pgid = st.pgid if st is not None else None
         if st is not None and d.spec.pidfile is not None:  # verified: remembered by the state file
             self.smart_known[os.path.realpath(d.spec.pidfile)] = (pid, st.starttime)
@@ -300,7 +303,7 @@ class SmartRunner:
         fd = d.runtime.take_pidfd()
         if fd is not None:
             self.selector.unregister(fd)
-            os.close(fd)
+            self.os.close(fd)
 
     def _pidfile_write_failed(self, d: Daemon, pid: int, reason: str, status: ExitStatus) -> None:
         if d.launcher_pid != pid:
@@ -365,7 +368,7 @@ class SmartRunner:
         # whether any may (its group, or the launch's session group, still has a member); only
         # then is /proc scanned.
         groups = {g for g in (d.pgid, d.launch.pid if d.launch else None) if g is not None}
-        left = launches.leftovers(d) if any(proc.group_exists(g) for g in groups) else []
+        left = launches.leftovers(d) if any(self.os.group_exists(g) for g in groups) else []
         if left:
             log.info(
                 "daemon %r (pid %d) %s; its launch left pid(s) %s: stopping them first",
