@@ -5,8 +5,11 @@ Runs in a process forked from the guard (``python -m attachdaemon_core guard``; 
 ``ad-supervisor``), single-threaded. It is a child subreaper and reaps every child on SIGCHLD;
 processes that are not its children (owners, adopted smart daemons) are watched by pidfd. Nothing
 here polls unless a daemon needs it (a pidfile still to appear, a readiness probe, a stop in
-progress). Smart daemons and stopping are parts of their own (``smart``, ``stopping``); probes,
-output capture, file watching, leader locks and status reports are helpers it owns.
+progress). It composes the parts of ``engine/``, each given the objects and callbacks it needs:
+a runner per daemon kind (``AttachedRunner``, ``SmartRunner``), the ``Stopper``, the ``Owners``,
+the ``Upkeep`` of touch and log files; it asks ``engine/decide/`` (pure functions) what to do and
+acts through an OS seam (``engine/os_seam.py``) that a unit test replaces. Probes, output
+capture, file watching, leader locks and status reports are helpers it owns.
 """
 
 from __future__ import annotations
