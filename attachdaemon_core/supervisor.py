@@ -15,7 +15,6 @@ capture, file watching, leader locks and status reports are helpers it owns.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
@@ -35,6 +34,7 @@ from .engine.decide.reload import Do, Seen, plan_reload
 from .engine.decide.start_gate import offered_starts, waiting_for
 from .engine.os_seam import REAL_OS, RealOS
 from .engine.owners import Owner, Owners
+from .engine.runtime_dir import LOCK_FILE, RuntimeDir
 from .engine.smart import SmartRunner
 from .engine.state_file import (
     LOG_FILE,
@@ -43,7 +43,6 @@ from .engine.state_file import (
     configure_logging,
     empty_previous_sessions,
     read_previous,
-    reopen_log_files,
 )
 from .engine.stopper import Stopper
 from .engine.upkeep import Upkeep
@@ -51,7 +50,6 @@ from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, rotate_if_needed
 from .loop import Timer, Timers
 from .messages import error_text, signal_name
-from .paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
 from .readiness import Prober
 from .spawn import (
     PR_SET_CHILD_SUBREAPER,
@@ -73,7 +71,6 @@ _join = os.path.join  # (``os`` is also the name of the OS seam ``Supervisor`` i
 EXIT_OK = 0
 EXIT_LOCKED = 75  # another supervisor holds this runtime directory (never 3 or 4: gunicorn < 26.1)
 EXIT_NO_OWNER = 76
-LOCK_FILE = "lock"
 NO_OWNER_GRACE = 10.0  # a fresh supervisor that gets no owner in this time exits
 TOUCH_EVERY = 1.0
 
@@ -125,7 +122,7 @@ class Supervisor:
         self.output = Output(2)
         self.capture = Capture(self.selector, self.output)
         self.control = ControlServer(_join(runtime_dir, "control.sock"), self.selector, self.handle)
-        self.lock_fd = -1
+        self.dir = RuntimeDir(runtime_dir, self.control, started_at=self.started_at)
         self.wake_r = -1
         self._sweep_timer: Timer | None = None
         self._no_owner_timer: Timer | None = None
@@ -243,15 +240,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ process setup
     def acquire_lock(self) -> bool:
-        path = os.path.join(self.runtime_dir, LOCK_FILE)
-        self.lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.lock_fd)
-            self.lock_fd = -1
-            return False
-        return True
+        return self.dir.acquire_lock()
 
     def setup(self) -> None:
         prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -264,7 +253,7 @@ class Supervisor:
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.control.listen()
         self.open_watcher()
-        self._write_index()
+        self.dir.write_index()
         log.info(
             "supervisor started (pid %d, runtime %s%s)",
             os.getpid(),
@@ -286,19 +275,6 @@ class Supervisor:
 
     def _note_signal(self, signum: int, _frame: object) -> None:
         self._pending_signals.append(signum)
-
-    def _write_index(self) -> None:
-        info = {
-            "pid": os.getpid(),
-            "runtime_dir": self.runtime_dir,
-            "started_at": self.started_at,
-            "version": __version__,
-        }
-        with contextlib.suppress(OSError, RuntimeDirError):
-            atomic_json(os.path.join(self.runtime_dir, "supervisor.json"), info)
-            index = private_subdir("index")
-            key = short_digest(self.runtime_dir)
-            atomic_json(os.path.join(index, f"{key}.json"), info)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -405,7 +381,7 @@ class Supervisor:
         self.env.update(decl.get("env") or {})
         default = decl.get("default_user")
         self.default_user = (int(default["uid"]), int(default["gid"])) if isinstance(default, dict) else None
-        self._allow_readers({int(u) for u in decl.get("read_only_uids") or []})
+        self.dir.allow_readers({int(u) for u in decl.get("read_only_uids") or []})
         old = {name: d.spec for name, d in self.daemons.items()}
         seen = {name: Seen(d.state, d.pid is not None) for name, d in self.daemons.items()}
         actions = plan_reload(old, specs, seen, reload=reload, held=self.held)
@@ -441,23 +417,6 @@ class Supervisor:
         elif do == Do.RELOAD_SIGNAL:
             log.info("daemon %r sent %s for the server reload", name, signal_name(spec.reload_signal))
             self.send_signal(d, spec.reload_signal)
-
-    def _allow_readers(self, uids: set[int]) -> None:
-        """Let these uids read status and logs (gunicorn workers running as the app's user)."""
-        new = uids - self.control.read_only_uids - {os.geteuid()}
-        if not new:
-            return
-        self.control.read_only_uids |= new
-        self._open_for_readers()
-        log.info("uid(s) %s may read status and logs", ", ".join(map(str, sorted(new))))
-
-    def _open_for_readers(self) -> None:
-        if not self.control.read_only_uids:
-            return
-        with contextlib.suppress(OSError):
-            open_for_traversal(user_root())
-            open_for_traversal(self.runtime_dir)
-            os.chmod(self.control.path, 0o666)  # noqa: S103 - who may talk is decided by SO_PEERCRED
 
     def _forget(self, d: Daemon) -> None:
         del self.daemons[d.name]
@@ -710,31 +669,7 @@ class Supervisor:
         return pid
 
     def _recover_runtime_dir(self) -> None:
-        """logind (or a cleaner) removed our runtime directory: recreate it, its lock and socket."""
-        # Its log too: a removal in progress (logind's, rm -r) may take the log after a first recovery
-        # reopened it, which would leave the supervisor logging into a deleted file.
-        names = (LOCK_FILE, LOG_FILE)
-        if os.path.exists(self.control.path) and all(
-            os.path.exists(os.path.join(self.runtime_dir, n)) for n in names
-        ):
-            return
-        try:
-            os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
-            reopen_log_files()
-            log.warning("runtime directory %s or its files vanished; recreating them", self.runtime_dir)
-            old_lock = self.lock_fd
-            if not self.acquire_lock():
-                self.lock_fd = old_lock
-                log.error("another supervisor took %s meanwhile", self.runtime_dir)
-            elif old_lock >= 0:
-                os.close(old_lock)
-            self.control.close()
-            self.control.listen()
-            self._open_for_readers()
-            self._write_index()
-            self.write_state()
-        except OSError as exc:
-            log.error("cannot recreate runtime directory %s: %s", self.runtime_dir, error_text(exc))
+        self.dir.recover(self.write_state)
         self.watcher.watch_runtime_dir()
 
     # ------------------------------------------------------------------ guard and state
