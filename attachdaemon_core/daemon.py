@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ class Launch:
 class Daemon:
     """The supervisor's record of one declared daemon."""
 
-    def __init__(self, spec: DaemonSpec, *, rand: Callable[[], float] = random.random) -> None:
+    def __init__(self, spec: DaemonSpec, *, rand: Callable[[], float] | None = None) -> None:
         self.spec = spec
         self.state = State.STOPPED
         self.pid: int | None = None

@@ -11,7 +11,6 @@ import functools
 import logging
 import selectors
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..control.server import CommandError
@@ -21,14 +20,18 @@ from .os_seam import RealOS
 log = logging.getLogger("attachdaemon")
 
 
-@dataclass
 class Owner:
-    pid: int
-    starttime: int
-    pidfd: int
-    seq: int
-    decl: dict[str, Any]
-    pid1: bool = False  # the owner is PID 1 of its pid namespace (a container's init)
+    __slots__ = ("decl", "pid", "pid1", "pidfd", "seq", "starttime")
+
+    def __init__(
+        self, pid: int, starttime: int, pidfd: int, seq: int, decl: dict[str, Any], pid1: bool = False
+    ) -> None:
+        self.pid = pid
+        self.starttime = starttime
+        self.pidfd = pidfd
+        self.seq = seq
+        self.decl = decl
+        self.pid1 = pid1  # the owner is PID 1 of its pid namespace (a container's init)
 
 
 class Owners:

@@ -3,7 +3,6 @@ immediate, then 0.1 s doubling, jittered by ±10 %, capped at the daemon's ``max
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -11,10 +10,14 @@ if TYPE_CHECKING:
     from .views import HasMaxBackoff
 
 
-def backoff_delay(n: int, spec: HasMaxBackoff, rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(n: int, spec: HasMaxBackoff, rand: Callable[[], float] | None = None) -> float:
     """Delay before the restart following the n-th quick death in a row (docs/declarations.md, backoff)."""
     if n <= 1:
         return 0.0
     base = 0.1 * 2 ** (n - 2)
+    if rand is None:  # imported at the first backoff, not on the supervisor's boot
+        import random
+
+        rand = random.random
     jittered = base * (0.9 + 0.2 * rand())
     return float(min(jittered, spec.max_backoff))

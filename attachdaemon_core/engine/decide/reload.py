@@ -8,7 +8,7 @@ declared daemon in declared order.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from ...states import State
 
@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     from .views import ReloadSpec
 
 
-class Seen(NamedTuple):
-    """What the plan needs of a known daemon: its state and whether it has a process."""
+class Seen:
+    """What the plan needs of a known daemon: its state and whether it has a process. (Plain
+    classes in decide/, not named tuples or dataclasses: cheaper on the supervisor's boot.)"""
 
-    state: State
-    has_pid: bool
+    __slots__ = ("has_pid", "state")
+
+    def __init__(self, state: State, has_pid: bool) -> None:
+        self.state = state
+        self.has_pid = has_pid
 
 
 class Do:
@@ -35,9 +39,15 @@ class Do:
     RELOAD_SIGNAL = "reload-signal"  # on_reload: signal (reload_signal)
 
 
-class Action(NamedTuple):
-    do: str  # one of Do's
-    name: str
+class Action:
+    __slots__ = ("do", "name")
+
+    def __init__(self, do: str, name: str) -> None:
+        self.do = do  # one of Do's
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Action({self.do!r}, {self.name!r})"
 
 
 def plan_reload(

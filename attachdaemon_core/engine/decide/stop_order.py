@@ -4,16 +4,19 @@ while a daemon that depends on it is still in the wave (reverse ``depends_on`` o
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .views import DaemonView
 
 
-class WaveStep(NamedTuple):
-    wave: set[str]  # what is still to stop (or still stopping)
-    stop_now: list[str]  # send these their stop now
-    finished: bool  # nothing left to stop and no stop in progress: the supervisor may exit
+class WaveStep:
+    __slots__ = ("finished", "stop_now", "wave")
+
+    def __init__(self, wave: set[str], stop_now: list[str], finished: bool) -> None:
+        self.wave = wave  # what is still to stop (or still stopping)
+        self.stop_now = stop_now  # send these their stop now
+        self.finished = finished  # nothing left to stop and no stop in progress: the supervisor may exit
 
 
 def step_wave(wave: Collection[str], daemons: Mapping[str, DaemonView]) -> WaveStep:
