@@ -173,3 +173,31 @@ def test_replayed_history__a_stop_that_is_ignored_escalates_to_sigkill_on_time(
     fake.exit(5001, sig=signal.SIGKILL)
     s._reap()
     assert s.daemons["stubborn"].state == State.STOPPED
+
+
+def test_replayed_history__dependency_gate_and_reload_policies(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    """web, declared first, waits for db; a server reload signals one and restarts the other."""
+    s, fake, _clock = sup
+    specs = [
+        {"name": "web", "command": ["web"], "log": "raw", "depends_on": ["db"], "on_reload": "restart"},
+        {"name": "db", "command": ["db"], "log": "raw", "on_reload": "signal"},
+    ]
+    s.add_owner({"pid": OWNER}, {"specs": specs, "env": {}})
+    s.timers.run_due()
+    assert fake.calls == [("spawn", "db", 5001), ("spawn", "web", 5002)]
+
+    fake.calls.clear()
+    s.reload_owner({"pid": OWNER}, {"specs": specs, "env": {}}, policies=True)
+    assert fake.calls == [("signal", "web", 5002, "SIGTERM"), ("signal", "db", 5001, "SIGHUP")]
+    fake.exit(5002, sig=signal.SIGTERM)
+    s._reap()
+    assert fake.calls[-1] == ("spawn", "web", 5003)  # restarted once its session is empty
+    assert s.daemons["db"].pid == 5001 and s.daemons["web"].state == State.RUNNING
+    s.stop(s.daemons["db"])
+    s.stop(s.daemons["web"])
+    for pid in (5001, 5003):
+        fake.exit(pid, sig=signal.SIGTERM)
+    s._reap()
+    assert fake.live == {}
