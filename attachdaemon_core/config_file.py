@@ -1,9 +1,10 @@
 """A TOML file of declarations (``attachdaemon --config FILE.toml``), validated like settings.
 
 ``[daemons.NAME]`` tables and a top-level ``uwsgi = [...]`` list of uWSGI lines are merged; plain
-top-level keys carry the settings (SPEC §7): ``runtime_dir``, ``wait_ready``, ``leader_backend``,
-``autostart``. Relative paths are taken against the file's directory. Every problem, including a
-TOML syntax error, comes back as one ConfigError naming the file.
+top-level keys carry the settings (docs/declarations.md, "Host settings"): ``runtime_dir``,
+``wait_ready``, ``leader_backend``, ``autostart``. Relative paths are taken against the file's
+directory. Every problem, including a TOML syntax error, comes back as one ConfigError naming the
+file.
 """
 
 from __future__ import annotations

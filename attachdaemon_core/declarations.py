@@ -1,7 +1,7 @@
 """Declarations (settings, uWSGI lines) turned into validated DaemonSpecs, all problems at once.
 
 Every host calls :func:`parse_declarations` before anything starts; it either returns specs or
-raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (SPEC §4). Nothing
+raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (docs/declarations.md). Nothing
 here runs a process; a leader backend's client package (psycopg, redis-py) is imported to be sure
 the lock holder can run (E003), and no message shows a password (see ``redaction``).
 :func:`check_specs` adds the warnings a ``check`` command shows.
@@ -301,7 +301,7 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:
-    """SPEC §9: the lease must outlast three renew periods plus a full stop plus a margin."""
+    """The lease must outlast three renew periods plus a full stop plus a margin (docs/declarations.md)."""
     need = 3 * leader.renew + stop + 2
     if leader.lease >= need:
         return []
@@ -314,7 +314,7 @@ def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, 
 
 
 def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill the defaults that depend on the kind (SPEC §4): smart, control, leader."""
+    """Fill the defaults that depend on the kind (docs/declarations.md): smart, control, leader."""
     smart = fields.get("pidfile") is not None
     defaults = {
         "on_reload": "keep" if smart else "restart",
@@ -614,7 +614,7 @@ def _positive(what: str, value: object) -> float:
 
 
 def leader_backend_problem(backend: object) -> str | None:
-    """Why ``backend`` is not a lock backend, or None; never repeats a password (SPEC §9)."""
+    """Why ``backend`` is not a lock backend, or None; never repeats a password (docs/declarations.md)."""
     if not isinstance(backend, str):
         return f"the leader backend must be a string, not {_type(backend)}"
     scheme, sep, _ = backend.partition("://")

@@ -261,8 +261,9 @@ class _LogStream(io.TextIOBase):
 
 
 def _with_worker_user(decl: dict[str, Any], server: Any) -> dict[str, Any]:
-    """Under a root master whose ``user``/``group`` is set, daemons default to that user (SPEC
-    §5; ``user: "root"`` opts out), and that uid may read status (workers serve the page)."""
+    """Under a root master whose ``user``/``group`` is set, daemons default to that user
+    (docs/declarations.md, ``user``; ``user: "root"`` opts out), and that uid may read status
+    (workers serve the page)."""
     uid, gid = getattr(server.cfg, "uid", 0), getattr(server.cfg, "gid", 0)
     if os.geteuid() == 0 and isinstance(uid, int) and uid != 0:
         decl = {**decl, "default_user": {"uid": uid, "gid": gid}, "read_only_uids": [uid]}

@@ -136,7 +136,7 @@ class Supervisor(SmartDaemons, Stopping):
         self.pid_locks: dict[str, int] = {}
         # realpath of a smart pidfile -> (pid, /proc start time) of the daemon our launch produced
         # (kept in the state file, 0600 in our 0700 runtime directory, so the next supervisor
-        # knows it whatever uid it switched to: SPEC §5's "known by boot id, pid, start time").
+        # knows it whatever uid it switched to: docs/process-model.md, "How a pidfile is trusted").
         self.smart_known: dict[str, tuple[int, int]] = {}
         self._pending_signals: list[int] = []
         self._state_dirty = False
@@ -540,7 +540,7 @@ class Supervisor(SmartDaemons, Stopping):
             env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
         token = self.leadership.token(d.name)
         if token is not None:
-            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (SPEC §9)
+            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (docs/events.md)
         if spec.pidfile is not None:  # tells this daemon's processes, whatever they run, from others
             env[pidfile.MARKER_VAR] = os.path.realpath(spec.pidfile)
         to_close: list[int] = []
@@ -572,7 +572,7 @@ class Supervisor(SmartDaemons, Stopping):
         return req, to_close
 
     def _credentials(self, spec: DaemonSpec) -> Credentials | None:
-        """Who the daemon runs as: its user/group, else the gunicorn user (SPEC §5), else us."""
+        """Who the daemon runs as: its user/group, else the gunicorn user (docs/declarations.md), else us."""
         user, group = spec.user, spec.group
         if user is None and group is None and self.default_user is not None:
             user, group = map(str, self.default_user)

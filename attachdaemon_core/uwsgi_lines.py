@@ -1,4 +1,4 @@
-"""uWSGI daemon option lines turned into native declaration dicts (SPEC §4, "uWSGI lines").
+"""uWSGI daemon option lines turned into native declaration dicts (docs/declarations.md, "uWSGI lines").
 
 ``parse_uwsgi_line("smart-attach-daemon = /tmp/mc.pid memcached -d -P /tmp/mc.pid")`` gives
 ``{"name": "memcached", "pidfile": "/tmp/mc.pid", "command": [...]}``; the dict is then validated
@@ -582,7 +582,7 @@ def _kv_ns_pid(val: str, state: _Line) -> None:
 
 
 def _kv_reload(state: _Line) -> None:
-    """Map reloadsignal and notifypid to on_reload (SPEC §4); notifypid acts on smart daemons."""
+    """Map reloadsignal and notifypid to on_reload (docs/declarations.md); notifypid acts on smart daemons."""
     number = state.decl.pop("_reloadsignal", 0)
     notify = state.decl.pop("notifypid", False)
     if "pidfile" in state.decl:

@@ -2,7 +2,8 @@
 
 Settings read (all optional):
 
-- ``ATTACH_DAEMONS``: the declarations (SPEC §4); relative paths against ``BASE_DIR``, else the cwd.
+- ``ATTACH_DAEMONS``: the declarations (docs/declarations.md); relative paths against ``BASE_DIR``,
+  else the cwd.
 - ``ATTACH_DAEMONS_RUNTIME_DIR``: where the supervisor lives (the environment variable of the
   same name wins); default: derived from the settings module and its file path.
 - ``ATTACH_DAEMONS_AUTOSTART``: start from any server process that loads the app (not gunicorn).
@@ -161,7 +162,7 @@ def runtime_dir() -> str:
 
 
 def environment() -> dict[str, str]:
-    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (SPEC §4).
+    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (docs/process-model.md).
 
     Django sets ``TZ`` to ``TIME_ZONE`` in every process that loads settings; that is Django's
     doing, not the shell's, so it is not passed on (redis or PostgreSQL would log in the site's

@@ -2,11 +2,13 @@
 
 Config keys read (defaults written back with ``app.config.setdefault``):
 
-- ``ATTACH_DAEMONS`` (``{}``): the declarations (SPEC §4); relative paths against ``app.root_path``.
+- ``ATTACH_DAEMONS`` (``{}``): the declarations (docs/declarations.md); relative paths against
+  ``app.root_path``.
 - ``ATTACH_DAEMONS_RUNTIME_DIR`` (``None``): where the supervisor lives (the environment variable
   of the same name wins); default: derived from the app's import name and root path.
 - ``ATTACH_DAEMONS_AUTOSTART`` (``False``): start from any server process that loads the app
-  (ignored under gunicorn, whose hooks own the daemons: ``attachdaemon_flask.gunicorn``).
+  (ignored under gunicorn, whose hooks own the daemons: ``attachdaemon_flask.gunicorn``); the
+  environment variable of the same name (``0``/``1``) wins over it.
 - ``ATTACH_DAEMONS_WAIT_READY`` (``0``): seconds an owner waits for daemons with a ``ready`` probe.
 - ``ATTACH_DAEMONS_LEADER_BACKEND`` (``"file"``): the lock backend of ``legion-*`` uWSGI lines.
 
@@ -73,7 +75,7 @@ class AttachDaemons:
         if "daemons" not in app.cli.commands:
             app.cli.add_command(daemons)
         _wrap_run(app)
-        if _in_flask_run() or (state.autostart and _may_autostart()):
+        if _in_flask_run() or _may_autostart(state.autostart):
             start(app)
 
 
@@ -171,8 +173,17 @@ def _in_flask_run() -> bool:
     return isinstance(ctx.find_root().command, FlaskGroup)
 
 
-def _may_autostart() -> bool:
-    if in_reader_child() or under_gunicorn() or "pytest" in sys.modules:
+def _may_autostart(setting: bool) -> bool:
+    """``ATTACH_DAEMONS_AUTOSTART``: the environment variable of that name wins over the config
+    key (docs/declarations.md, "Host settings")."""
+    try:
+        override = runtime.autostart_override()
+    except ValueError as exc:
+        sys.stderr.write(f"attachdaemon: not starting the daemons: {exc}\n")
+        return False
+    if not (setting if override is None else override):
+        return False
+    if in_reader_child() or under_gunicorn():
         return False
     # Any other flask command (routes, shell, daemons…) loads the app without serving it.
     return click.get_current_context(silent=True) is None

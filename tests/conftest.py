@@ -17,6 +17,10 @@ _LEFT: list[tuple[int, str]] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     leftovers.mark_run()
+    # An app that opts in with ATTACH_DAEMONS_AUTOSTART starts its daemons in any process that
+    # loads it, a test run included; the suite's in-process apps must not (docs/declarations.md,
+    # "Host settings"). Server processes the tests start get an environment of their own.
+    os.environ["ATTACH_DAEMONS_AUTOSTART"] = "0"
 
 
 @pytest.hookimpl(tryfirst=True)

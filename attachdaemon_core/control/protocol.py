@@ -12,7 +12,7 @@ from typing import Any
 VERSION = 1
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # declarations of a few hundred daemons fit easily
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-# Verbs that only read; answered for the daemons' default user too (SPEC §5).
+# Verbs that only read; answered for the daemons' default user too (docs/process-model.md).
 READ_ONLY_VERBS = frozenset({"status", "logs", "ping"})
 VERBS = READ_ONLY_VERBS | frozenset(
     {"start", "stop", "restart", "signal", "reload", "add-owner", "remove-owner", "shutdown"}

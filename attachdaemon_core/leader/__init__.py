@@ -1,4 +1,4 @@
-"""Leader election for ``leader`` daemons (SPEC §9): lock backends and the lock-holder process.
+"""Leader election for ``leader`` daemons (docs/events.md): lock backends and the lock-holder process.
 
 Backends (:func:`open_lock`): ``file`` (flock, one host), PostgreSQL (session advisory lock with
 ``idle_session_timeout``), Redis (``SET NX PX`` with Lua-checked renew/release and a fencing

@@ -1,4 +1,4 @@
-"""The lock-backend interface of SPEC §9 and research/distributed.md §5, and the lease arithmetic.
+"""The lock-backend interface and the lease arithmetic (docs/declarations.md, "leader").
 
 Everything here is synchronous and used only inside the lock-holder process
 (:mod:`attachdaemon_core.leader.holder`); the holder owns all timing, never a client library.

@@ -1,4 +1,4 @@
-"""load_toml: [daemons.NAME] tables and uwsgi lines from a TOML file (SPEC §4, §7)."""
+"""load_toml: [daemons.NAME] tables and uwsgi lines from a TOML file (docs/declarations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""parse_declarations: every input parses or raises one ConfigError naming every problem (SPEC §4)."""
+"""parse_declarations: every input parses or raises one ConfigError naming every problem
+(docs/declarations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""uWSGI option lines -> native declaration dicts, with uWSGI's meaning (SPEC §4)."""
+"""uWSGI option lines -> native declaration dicts, with uWSGI's meaning (docs/declarations.md)."""
 
 from __future__ import annotations
 
@@ -341,7 +341,7 @@ def test_shell_syntax_classification(cmd: str, refused: list[str], needs_sh: lis
 
 
 def test_shell_wrapped_command_really_execs_in_place(tmp_path: Path) -> None:
-    """The tracked pid must be the program itself: `exec` replaces /bin/sh (SPEC §5)."""
+    """The tracked pid must be the program itself: `exec` replaces /bin/sh (docs/process-model.md)."""
     out = tmp_path / "out"
     script = 'import os; print(os.getpid(), os.environ["GREETING"])'
     decl = parsed(f"attach-daemon = GREETING=hi python3 -c '{script}' > {out}")
