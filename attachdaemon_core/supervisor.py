@@ -27,6 +27,7 @@ from typing import Any
 
 from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
+from .control.verbs import VERBS
 from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, private_file, rotate_if_needed
@@ -911,43 +912,69 @@ class Supervisor(SmartDaemons, Stopping):
 
     # ------------------------------------------------------------------ control verbs
     def handle(self, verb: str, args: dict[str, Any], peer: Peer) -> Any:
-        if verb == "ping":
-            return {"pid": os.getpid()}
-        if verb == "status":
-            return self.status()
-        if verb == "add-owner":
-            return self.add_owner(_ident(args), _decl(args))
-        if verb == "reload":
-            return self.reload_owner(_ident(args), _decl(args), bool(args.get("policies", True)))
-        if verb == "remove-owner":
-            return self.remove_owner(int(_ident(args)["pid"]), why="released ownership")
-        if verb == "shutdown":
-            self.begin_final_stop()
-            return {"final": True}
-        if verb == "logs":
-            return self.logs(str(args.get("name")), int(args.get("lines", 50)), args.get("since"))
+        """Answer a control verb through the method the registry names (``verb_<name>``,
+        :mod:`attachdaemon_core.control.verbs`); the protocol has checked its arguments."""
+        answer: Callable[[dict[str, Any]], Any] | None = getattr(self, VERBS[verb].method, None)
+        if answer is None:
+            raise CommandError(f"verb {verb!r} is not answered by the supervisor")
+        return answer(args)
+
+    def verb_ping(self, _args: dict[str, Any]) -> Any:
+        return {"pid": os.getpid()}
+
+    def verb_status(self, _args: dict[str, Any]) -> Any:
+        return self.status()
+
+    def verb_add_owner(self, args: dict[str, Any]) -> Any:
+        return self.add_owner(_ident(args), _decl(args))
+
+    def verb_reload(self, args: dict[str, Any]) -> Any:
+        return self.reload_owner(_ident(args), _decl(args), bool(args.get("policies", True)))
+
+    def verb_remove_owner(self, args: dict[str, Any]) -> Any:
+        return self.remove_owner(int(_ident(args)["pid"]), why="released ownership")
+
+    def verb_shutdown(self, _args: dict[str, Any]) -> Any:
+        self.begin_final_stop()
+        return {"final": True}
+
+    def verb_logs(self, args: dict[str, Any]) -> Any:
+        return self.logs(str(args.get("name")), int(args.get("lines", 50)), args.get("since"))
+
+    def verb_start(self, args: dict[str, Any]) -> Any:
         names = self._names(args)
-        if verb == "start":
-            for d in names:
-                self.held.discard(d.name)
-                if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
-                    d.quick_deaths = 0
-                    if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
-                        d.set_state(State.STARTING, "started by command")
-                    self.start(d)
-        elif verb == "stop":
-            for d in names:
-                self.held.add(d.name)
-                self.stop(d, then=functools.partial(self.leadership.drop, d.name, release=True))
-        elif verb == "restart":
-            for d in names:
-                self.held.discard(d.name)
-                self.restart(d)
-        elif verb == "signal":
-            sig = int(args.get("signal", 0))
-            for d in names:
-                if not self.send_signal(d, sig):
-                    raise CommandError(f"daemon {d.name!r} is not running")
+        for d in names:
+            self.held.discard(d.name)
+            if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
+                d.quick_deaths = 0
+                if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
+                    d.set_state(State.STARTING, "started by command")
+                self.start(d)
+        return self._commanded(names)
+
+    def verb_stop(self, args: dict[str, Any]) -> Any:
+        names = self._names(args)
+        for d in names:
+            self.held.add(d.name)
+            self.stop(d, then=functools.partial(self.leadership.drop, d.name, release=True))
+        return self._commanded(names)
+
+    def verb_restart(self, args: dict[str, Any]) -> Any:
+        names = self._names(args)
+        for d in names:
+            self.held.discard(d.name)
+            self.restart(d)
+        return self._commanded(names)
+
+    def verb_signal(self, args: dict[str, Any]) -> Any:
+        names = self._names(args)
+        sig = int(args.get("signal", 0))
+        for d in names:
+            if not self.send_signal(d, sig):
+                raise CommandError(f"daemon {d.name!r} is not running")
+        return self._commanded(names)
+
+    def _commanded(self, names: list[Daemon]) -> dict[str, Any]:
         self.save_state()
         return {"daemons": [d.name for d in names]}
 

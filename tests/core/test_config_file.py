@@ -9,6 +9,8 @@ import pytest
 from attachdaemon_core.config_file import FileConfig, load_toml, read_runtime_dir
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, ReadyProbe
 
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+
 
 def write(tmp_path: Path, text: str, name: str = "daemons.toml") -> str:
     path = tmp_path / name

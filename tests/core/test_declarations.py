@@ -21,6 +21,8 @@ from attachdaemon_core.declarations import (
 )
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+
 HEADER = "invalid daemon declarations in ATTACH_DAEMONS:"
 
 

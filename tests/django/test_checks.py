@@ -12,6 +12,8 @@ from django.test.utils import override_settings
 from attachdaemon_django import conf
 from attachdaemon_django.checks import check_declarations
 
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+
 
 def test_checks__bad_declarations__every_problem_with_its_id_and_exact_message() -> None:
     bad = {"x": {"comand": "sleep 1"}, "y": {"command": "sleep 1", "stop_signal": "SIGNOPE"}}
