@@ -81,9 +81,12 @@ class AttachDaemonRun(Instance):
 def role(system: str, pid: int, top: bool) -> str:
     c = cmdline(pid)
     if system == "attachdaemon":
-        for r in ("supervise", "guard"):  # the supervisor's argv also has --guard-fd
-            if f"attachdaemon_core {r}" in c:
-                return r
+        # The supervisor is a fork of the guard (same cmdline): their /proc/PID/comm tells them apart.
+        comm = ""
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+        if comm in ("ad-guard", "ad-supervisor"):
+            return comm[3:]
         return "run" if " run" in c else c[:40]
     if system == "uwsgi":
         return "uwsgi master" if top else "uwsgi worker"
