@@ -373,7 +373,7 @@ def _choice(*options: str) -> Converter:
 
 def _signal(value: object, ctx: _Context) -> int:
     """A signal name (``SIGINT``, ``INT``, ``int``) or number, checked against signal.Signals."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise _Invalid(f"must be a signal name or number, not {_show(value)}")
@@ -834,8 +834,8 @@ def _check_privileges(spec: DaemonSpec) -> list[Problem]:
 
 
 def _uid(user: str) -> int | None:
-    if user.isdigit() or sys.platform == "win32":
-        return int(user) if user.isdigit() else None
+    if (user.isascii() and user.isdigit()) or sys.platform == "win32":
+        return int(user) if user.isascii() and user.isdigit() else None
     try:
         return pwd.getpwnam(user).pw_uid
     except KeyError:
@@ -843,8 +843,8 @@ def _uid(user: str) -> int | None:
 
 
 def _gid(group: str) -> int | None:
-    if group.isdigit() or sys.platform == "win32":
-        return int(group) if group.isdigit() else None
+    if (group.isascii() and group.isdigit()) or sys.platform == "win32":
+        return int(group) if group.isascii() and group.isdigit() else None
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:

@@ -415,7 +415,7 @@ def _looks_like_pidfile(token: str) -> bool:
 
 def _set_pidfile(token: str, state: _Line) -> None:
     path, comma, freq = token.rpartition(",") if "," in token else (token, "", "")
-    if comma and not freq.isdigit():
+    if comma and not _digits(freq):
         raise _LineError(f"the pidfile check count {freq!r} after ',' must be a whole number")
     state.decl["pidfile"] = path
     if comma:
@@ -556,9 +556,9 @@ def _kv_id(field: str) -> Callable[[str, _Line], None]:
 
     def handle(val: str, state: _Line) -> None:
         text = _text(field, val).strip()
-        if text.isdigit() and int(text) == 0:
+        if _digits(text) and int(text) == 0:
             return
-        state.decl["user" if field == "uid" else "group"] = int(text) if text.isdigit() else text
+        state.decl["user" if field == "uid" else "group"] = int(text) if _digits(text) else text
 
     return handle
 
@@ -601,8 +601,13 @@ def _text(field: str, val: str) -> str:
     return val
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _whole(field: str, text: str) -> int:
-    if not text.strip().isdigit():
+    if not _digits(text.strip()):
         raise _LineError(f"{field} must be a whole number, not {text!r}")
     return int(text)
 
@@ -610,7 +615,7 @@ def _whole(field: str, text: str) -> int:
 def _signal_value(field: str, text: str) -> int | str:
     """A number stays a number (0 = unset, as in uWSGI); a name is checked with the declaration."""
     text = text.strip()
-    return int(text) if text.isdigit() else text
+    return int(text) if _digits(text) else text
 
 
 _PARSERS: dict[str, Callable[[str, _Line], None]] = {
