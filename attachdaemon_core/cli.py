@@ -35,14 +35,14 @@ def _context(args: argparse.Namespace) -> Context:
         return load_toml(path).specs
 
     wait = 0.0
-    if args.verb == "run":
+    if args.verb == "run":  # ATTACH_DAEMONS_WAIT_READY in the environment: commands.run
         wait = load_toml(path).wait_ready if os.path.exists(path) else 0.0
     return Context(
         runtime_dir=runtime.runtime_dir_for(path, override=override),
         load=load,
         source=path,
         warnings=check_specs,
-        wait_ready=float(os.environ.get("ATTACH_DAEMONS_WAIT_READY", wait)),
+        wait_ready=wait,
     )
 
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from . import runtime
-from .control import client
+from .control import client, verbs
 from .spec import ConfigError, DaemonSpec, Problem
+from .status import STATUS_TIMEOUT, format_table, healthy, no_supervisor_status, public_status
 
 EXIT_OK = 0
 EXIT_BAD = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_NO_SUPERVISOR = 4
-STATUS_TIMEOUT = 2.0
 RESPAWN_WAIT = 5.0  # a supervisor's guard starts it again within a second
 
 
@@ -43,44 +43,27 @@ class Context:
 
 
 def add_verbs(parser: argparse.ArgumentParser, options: argparse.ArgumentParser | None = None) -> None:
-    """The verbs as subcommands of ``parser``. ``options``: a parent parser (``add_help=False``)
-    holding the global options again, with ``default=argparse.SUPPRESS``, so they are accepted
-    after the verb too; an option given only before the verb keeps its value."""
-    parents = [options] if options is not None else []
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    sub.required = True
-
-    def verb(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, parents=parents)
-
-    p = verb("status", "show the daemons (exit 0 healthy, 3 not, 4 no supervisor)")
-    p.add_argument("--json", action="store_true", help="the stable JSON of docs/status-json.md")
-    for name in ("start", "stop", "restart"):
-        p = verb(name, f"{name} daemons by name")
-        p.add_argument("names", nargs="*", metavar="NAME")
-        p.add_argument("--all", action="store_true")
-    p = verb("logs", "show a daemon's last output lines")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-n", "--lines", type=int, default=50)
-    p.add_argument("-f", "--follow", action="store_true")
-    verb("check", "validate the declarations; no supervisor needed")
-    p = verb("run", "own the supervisor in the foreground [-- CMD…]")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD")
+    """The verbs of :mod:`attachdaemon_core.control.verbs` as subcommands of ``parser``.
+    ``options``: a parent parser (``add_help=False``) holding the global options again, with
+    ``default=argparse.SUPPRESS``, so they are accepted after the verb too; an option given
+    only before the verb keeps its value."""
+    verbs.add_cli_verbs(parser, [options] if options is not None else [])
 
 
 def dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
+    return _COMMANDS[args.verb](args, ctx, out, err)
+
+
+def _run(args: argparse.Namespace, ctx: Context, _out: TextIO, err: TextIO) -> int:
+    cmd = list(args.command or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    return run(ctx, cmd, err)
+
+
+def _by_name(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
+    """start, stop, restart."""
     verb = args.verb
-    if verb == "check":
-        return check(ctx, out, err)
-    if verb == "run":
-        cmd = list(args.command or [])
-        if cmd and cmd[0] == "--":
-            cmd = cmd[1:]
-        return run(ctx, cmd, err)
-    if verb == "status":
-        return status(ctx, out, err, as_json=args.json)
-    if verb == "logs":
-        return logs(ctx, args.name, args.lines, args.follow, out, err)
     if not args.names and not args.all:
         err.write(f"{verb}: name at least one daemon, or --all\n")
         return EXIT_USAGE
@@ -94,6 +77,17 @@ def dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -
         return EXIT_BAD
     out.write(f"{verb}: {', '.join(result['daemons'])}\n")
     return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Context, TextIO, TextIO], int]] = {
+    "check": lambda _args, ctx, out, err: check(ctx, out, err),
+    "run": _run,
+    "status": lambda args, ctx, out, err: status(ctx, out, err, as_json=args.json),
+    "logs": lambda args, ctx, out, err: logs(ctx, args.name, args.lines, args.follow, out, err),
+    "start": _by_name,
+    "stop": _by_name,
+    "restart": _by_name,
+}
 
 
 # ---------------------------------------------------------------------- check
@@ -112,16 +106,6 @@ def check(ctx: Context, out: TextIO, err: TextIO) -> int:
 
 
 # ---------------------------------------------------------------------- status
-def healthy(d: dict[str, Any]) -> bool:
-    state = d["state"]
-    if state in ("running", "standby"):
-        return True
-    if state == "stopped" and (d.get("held") or not d.get("autostart", True)):
-        return True
-    last = d.get("last_exit") or {}
-    return state == "exited" and last.get("code") == 0 and last.get("signal") is None
-
-
 def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
     try:
         result = client.call(ctx.runtime_dir, "status", timeout=STATUS_TIMEOUT)
@@ -144,64 +128,6 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
     # nothing running for anyone: that is not healthy.
     ok = bool(result["supervisor"]["owners"]) and all(healthy(d) for d in result["daemons"])
     return EXIT_OK if ok else EXIT_NOT_RUNNING
-
-
-def no_supervisor_status(runtime_dir: str, reason: str, others: list[dict[str, Any]]) -> dict[str, Any]:
-    """``status --json`` when no supervisor answers (exit 4): why, and the supervisors that run."""
-    return {
-        "supervisor": None,
-        "error": reason,
-        "runtime_dir": runtime_dir,
-        "other_supervisors": [{"pid": e.get("pid"), "runtime_dir": e.get("runtime_dir")} for e in others],
-    }
-
-
-def public_status(result: dict[str, Any]) -> dict[str, Any]:
-    """The supervisor's status answer reduced to the stable JSON of docs/status-json.md."""
-    return {
-        "supervisor": result["supervisor"],
-        "daemons": [
-            {k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]
-        ],
-    }
-
-
-def _uptime(started: float | None) -> str:
-    if started is None:
-        return "-"
-    secs = int(max(0, time.time() - started))
-    h, rem = divmod(secs, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
-def format_table(result: dict[str, Any]) -> str:
-    sup = result["supervisor"]
-    rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
-    notes = []
-    for d in result["daemons"]:
-        ready = "-" if d["ready"] is None else ("yes" if d["ready"] else "no")
-        state = d["state"] + (" (by command)" if d.get("held") and d["state"] == "stopped" else "")
-        rows.append(
-            (
-                d["name"],
-                d["kind"] + ("+control" if d["control"] else ""),
-                state,
-                str(d["pid"] or "-"),
-                _uptime(d["started_at"]),
-                str(d["restarts"]),
-                ready,
-            )
-        )
-        if d["error"]:
-            notes.append(f"  {d['name']}: {d['error']}")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "
-        f"up {_uptime(sup['started_at'])}, respawns {sup['respawns']}, {sup['runtime_dir']}"
-    ]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines + notes) + "\n"
 
 
 # ---------------------------------------------------------------------- logs
@@ -261,8 +187,11 @@ def _follow(ctx: Context, name: str, result: dict[str, Any], out: TextIO) -> int
 # ---------------------------------------------------------------------- run
 def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     """Own the supervisor until INT/TERM (graceful stop) or, with a command, until it exits."""
+    from .host_settings import HostSettings, with_environment
+
     try:
         specs = ctx.load()
+        wait = with_environment(HostSettings(wait_ready=ctx.wait_ready)).wait_ready
     except ConfigError as exc:
         err.write(f"{exc}\n")
         return EXIT_BAD
@@ -273,11 +202,10 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
         err.write(f"attachdaemon: {exc}\n")
         return EXIT_BAD
-    code = EXIT_OK
-    stop_wait = _longest_stop(specs)
+    stop_wait = [_longest_stop(specs)]  # the longest stop_timeout declared, reloads included
     try:  # whatever happens from here on, we release: the supervisor must not keep us as owner
-        if ctx.wait_ready > 0:
-            wait_ready(ctx.runtime_dir, ctx.wait_ready, err, specs)
+        if wait > 0:
+            wait_ready(ctx.runtime_dir, wait, err, specs)
         child: subprocess.Popen[bytes] | None = None
         if command:
             try:
@@ -286,33 +214,46 @@ def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
             except OSError as exc:
                 err.write(f"attachdaemon run: cannot start {command[0]!r}: {exc.strerror}\n")
                 return 127
-        # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
-        sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
-        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-        while True:
-            if child is not None and child.poll() is not None:
-                code = child.returncode if child.returncode >= 0 else 128 - child.returncode
-                break
-            if me == 1:
-                _reap_orphans(child)
-            info = signal.sigwaitinfo(sigs)
-            if info.si_signo == signal.SIGCHLD:
-                continue
-            if info.si_signo == signal.SIGHUP:
-                try:
-                    new = ctx.load()
-                except ConfigError as exc:
-                    err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
-                    continue
-                stop_wait = max(stop_wait, _longest_stop(new))
-                _send_reload(ctx, me, new, err)
-            elif child is None:
-                break
-            else:
-                child.send_signal(info.si_signo)
+        return _until_the_end(ctx, child, err, stop_wait)
     finally:
-        _release(ctx, stop_wait)
-    return code
+        _release(ctx, stop_wait[0])
+
+
+def _until_the_end(
+    ctx: Context, child: subprocess.Popen[bytes] | None, err: TextIO, stop_wait: list[float]
+) -> int:
+    """Serve signals until INT/TERM (no command) or the command's exit; HUP reloads. The exit
+    status: 0, or the command's (128 + N when a signal N ended it)."""
+    me = os.getpid()
+    # Signals are taken synchronously (blocked, then waited for): no handler runs mid-call.
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    while True:
+        if child is not None and child.poll() is not None:
+            return child.returncode if child.returncode >= 0 else 128 - child.returncode
+        if me == 1:
+            _reap_orphans(child)
+        info = signal.sigwaitinfo(sigs)
+        if info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_signo == signal.SIGHUP:
+            stop_wait[0] = max(stop_wait[0], _reload_on_sighup(ctx, me, err))
+        elif child is None:
+            return EXIT_OK
+        else:
+            child.send_signal(info.si_signo)
+
+
+def _reload_on_sighup(ctx: Context, me: int, err: TextIO) -> float:
+    """Load the declarations again and send them as a reload; the longest stop time among them
+    (0 when they are invalid: the reload is refused, nothing is sent)."""
+    try:
+        specs = ctx.load()
+    except ConfigError as exc:
+        err.write(f"attachdaemon: reload refused, the declarations are invalid:\n{exc}\n")
+        return 0.0
+    _send_reload(ctx, me, specs, err)
+    return _longest_stop(specs)
 
 
 def _send_reload(ctx: Context, me: int, specs: Sequence[DaemonSpec], err: TextIO) -> bool:
@@ -423,7 +364,7 @@ def main_for(
     try:
         ctx = ctx_factory(args)
     except ConfigError as exc:
-        if args.verb in ("status", "logs", "start", "stop", "restart"):
+        if verbs.VERBS[args.verb].control:  # status, logs, start…: they need only the runtime dir
             raise
         sys.stderr.write(f"{exc}\n")
         return EXIT_BAD

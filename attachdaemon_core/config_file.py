@@ -1,9 +1,10 @@
 """A TOML file of declarations (``attachdaemon --config FILE.toml``), validated like settings.
 
 ``[daemons.NAME]`` tables and a top-level ``uwsgi = [...]`` list of uWSGI lines are merged; plain
-top-level keys carry the settings (SPEC §7): ``runtime_dir``, ``wait_ready``, ``leader_backend``,
-``autostart``. Relative paths are taken against the file's directory. Every problem, including a
-TOML syntax error, comes back as one ConfigError naming the file.
+top-level keys carry the settings (docs/declarations.md, "Host settings"): ``runtime_dir``,
+``wait_ready``, ``leader_backend``, ``autostart``. Relative paths are taken against the file's
+directory. Every problem, including a TOML syntax error, comes back as one ConfigError naming the
+file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from attachdaemon_core.declarations import did_you_mean, leader_backend_problem, parse_declarations
+from attachdaemon_core import host_settings
+from attachdaemon_core.declarations import parse_declarations
+from attachdaemon_core.hints import did_you_mean
 from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
 
 if sys.version_info >= (3, 11):
@@ -25,7 +28,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["TOP_LEVEL_KEYS", "FileConfig", "load_toml", "read_runtime_dir"]
 
-TOP_LEVEL_KEYS = ("daemons", "uwsgi", "runtime_dir", "wait_ready", "leader_backend", "autostart")
+TOP_LEVEL_KEYS = ("daemons", "uwsgi", *host_settings.TOML.keys.values())
 
 
 @dataclass(frozen=True)
@@ -45,19 +48,28 @@ def load_toml(path: str) -> FileConfig:
     path = os.path.abspath(path)
     data = _read(path)
     base = os.path.dirname(path)
-    problems: list[Problem] = []
-    settings = _settings(data, base, problems)
+    problems = _unknown_keys(data)
+    settings = host_settings.HostSettings()
+    try:
+        settings = host_settings.read(data, spelling=host_settings.TOML, base_dir=base, source=path)
+    except ConfigError as exc:
+        problems += exc.problems
     items = _items(data, problems)
     specs: tuple[DaemonSpec, ...] = ()
     try:
-        specs = parse_declarations(
-            items, base_dir=base, source=path, leader_backend=settings["leader_backend"]
-        )
+        specs = parse_declarations(items, base_dir=base, source=path, leader_backend=settings.leader_backend)
     except ConfigError as exc:
         problems += exc.problems
     if problems:
         raise ConfigError(problems, path)
-    return FileConfig(path=path, specs=specs, **settings)
+    return FileConfig(
+        path=path,
+        specs=specs,
+        runtime_dir=settings.runtime_dir,
+        wait_ready=settings.wait_ready,
+        leader_backend=settings.leader_backend,
+        autostart=settings.autostart,
+    )
 
 
 def read_runtime_dir(path: str) -> str | None:
@@ -68,10 +80,12 @@ def read_runtime_dir(path: str) -> str | None:
     """
     path = os.path.abspath(path)
     try:
-        value = _read(path).get("runtime_dir")
+        data = _read(path)
+        raw = {"runtime_dir": data.get("runtime_dir")}
+        spelling, base = host_settings.TOML, os.path.dirname(path)
+        return host_settings.read(raw, spelling=spelling, base_dir=base, source=path).runtime_dir
     except ConfigError:
         return None
-    return _runtime_dir(value, os.path.dirname(path), []) if value is not None else None
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -95,50 +109,15 @@ def _syntax_message(exc: ValueError) -> str:
     return f"TOML syntax error at line {match[1]}, column {match[2]}: {text[: match.start()]}"
 
 
-def _settings(data: Mapping[str, Any], base: str, problems: list[Problem]) -> dict[str, Any]:
-    """The top-level settings, checked; unknown top-level keys are problems too."""
+def _unknown_keys(data: Mapping[str, Any]) -> list[Problem]:
+    """A problem for each top-level key that is neither a table we read nor a setting."""
+    problems = []
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             spelled = key.lower().removeprefix("attach_daemons_")
             hint = did_you_mean(spelled, TOP_LEVEL_KEYS)
             problems.append(Problem("unknown top-level key", key=key, hint=hint))
-    settings: dict[str, Any] = {"leader_backend": "file"}
-    if "runtime_dir" in data:
-        settings["runtime_dir"] = _runtime_dir(data["runtime_dir"], base, problems)
-    if "wait_ready" in data:
-        settings["wait_ready"] = _wait_ready(data["wait_ready"], problems)
-    if "autostart" in data:
-        settings["autostart"] = _autostart(data["autostart"], problems)
-    if "leader_backend" in data:
-        backend = data["leader_backend"]
-        problem = leader_backend_problem(backend)
-        if problem:
-            problems.append(Problem(problem, key="leader_backend"))
-        else:
-            settings["leader_backend"] = backend
-    return settings
-
-
-def _runtime_dir(value: object, base: str, problems: list[Problem]) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
-    problems.append(Problem(f"must be a directory path, not {value!r}", key="runtime_dir"))
-    return None
-
-
-def _wait_ready(value: object, problems: list[Problem]) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10**9:
-        message = f"must be a number of seconds >= 0, not {value!r}"
-        problems.append(Problem(message, key="wait_ready"))
-        return 0.0
-    return float(value)
-
-
-def _autostart(value: object, problems: list[Problem]) -> bool:
-    if isinstance(value, bool):
-        return value
-    problems.append(Problem(f"must be true or false, not {value!r}", key="autostart"))
-    return False
+    return problems
 
 
 def _items(data: Mapping[str, Any], problems: list[Problem]) -> list[object]:

@@ -52,7 +52,7 @@ class Decision:
 
 
 def backoff_delay(n: int, spec: DaemonSpec, rand: Callable[[], float] = random.random) -> float:
-    """Delay before the restart following the n-th quick death in a row (SPEC §4)."""
+    """Delay before the restart following the n-th quick death in a row (docs/declarations.md, backoff)."""
     if n <= 1:
         return 0.0
     base = 0.1 * 2 ** (n - 2)

@@ -1,7 +1,7 @@
 """Declarations (settings, uWSGI lines) turned into validated DaemonSpecs, all problems at once.
 
 Every host calls :func:`parse_declarations` before anything starts; it either returns specs or
-raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (SPEC §4). Nothing
+raises one :class:`~attachdaemon_core.spec.ConfigError` listing every problem (docs/declarations.md). Nothing
 here runs a process; a leader backend's client package (psycopg, redis-py) is imported to be sure
 the lock holder can run (E003), and no message shows a password (see ``redaction``).
 :func:`check_specs` adds the warnings a ``check`` command shows.
@@ -13,7 +13,6 @@ the rules tying keys together, dependencies, and the ``check`` warnings.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import pwd
 import re
@@ -25,6 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from attachdaemon_core.hints import did_you_mean
+from attachdaemon_core.leader.rules import BACKEND_HINT, check_arithmetic, client_kind, client_problem
+from attachdaemon_core.leader.rules import backend_problem as leader_backend_problem
 from attachdaemon_core.redaction import redact
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 from attachdaemon_core.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, show_constructs
@@ -45,10 +47,6 @@ NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
 LOCK_RE = re.compile(r"[A-Za-z0-9_.:@-]+\Z")
 ENV_NAME_RE = re.compile(r"[^=\0]+\Z")
 POSTGRES_PROGRAMS = frozenset({"postgres", "postmaster", "pg_ctl"})
-BACKEND_SCHEMES = frozenset({"postgresql", "postgres", "redis", "rediss"})
-BACKEND_HINT = "use 'file', 'postgresql://…', 'redis://…' or 'django:ALIAS'"
-NOT_SHOWN = "unsupported leader backend (not shown, it may hold a password)"
-SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 LEADER_STOP_TIMEOUT = 4.0
 MAX_SECONDS = 10**9  # about 31 years: larger durations are typos (and may not fit a float)
 
@@ -304,20 +302,14 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:
-    """SPEC §9: the lease must outlast three renew periods plus a full stop plus a margin."""
-    need = 3 * leader.renew + stop + 2
-    if leader.lease >= need:
-        return []
-    lease, renew = _secs(leader.lease), _secs(leader.renew)
-    message = (
-        f"lease {lease} is too short: it must be at least 3*renew + stop_timeout + 2s"
-        f" = 3*{renew} + {_secs(stop)} + 2s = {_secs(need)}"
-    )
-    return [("leader", message, "raise lease, or lower renew or stop_timeout")]
+    """The lease must outlast three renew periods plus a full stop plus a margin (docs/declarations.md;
+    the rule the lock holder enforces too: :func:`attachdaemon_core.leader.rules.check_arithmetic`)."""
+    problem = check_arithmetic(leader.lease, leader.renew, stop)
+    return [("leader", problem, "raise lease, or lower renew or stop_timeout")] if problem else []
 
 
 def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill the defaults that depend on the kind (SPEC §4): smart, control, leader."""
+    """Fill the defaults that depend on the kind (docs/declarations.md): smart, control, leader."""
     smart = fields.get("pidfile") is not None
     defaults = {
         "on_reload": "keep" if smart else "restart",
@@ -616,7 +608,7 @@ def _leader(value: object, ctx: _Context) -> LeaderSpec:
     lease = _positive("lease", value.get("lease", 15.0))
     renew = _positive("renew", value.get("renew", 3.0))
     hooks = {k: _argv(value[k], ctx) for k in ("on_lead", "on_unlead") if value.get(k) is not None}
-    missing = _leader_client_problem(str(backend))
+    missing = client_problem(client_kind(str(backend)))  # the lock holder would die at once
     if missing:
         raise _Invalid(*missing, code="E003")
     return LeaderSpec(lock=lock, backend=str(backend), lease=lease, renew=renew, **hooks)
@@ -626,37 +618,6 @@ def _positive(what: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SECONDS:
         raise _Invalid(f"{what} must be a number of seconds > 0, not {_show(value)}")
     return float(value)
-
-
-def leader_backend_problem(backend: object) -> str | None:
-    """Why ``backend`` is not a lock backend, or None; never repeats a password (SPEC §9)."""
-    if not isinstance(backend, str):
-        return f"the leader backend must be a string, not {_type(backend)}"
-    scheme, sep, _ = backend.partition("://")
-    if sep:
-        if scheme.lower() in BACKEND_SCHEMES:
-            return None
-        return f"unsupported leader backend scheme {scheme!r}" if SCHEME_RE.match(scheme) else NOT_SHOWN
-    if backend == "file" or re.match(r"django:\S+\Z", backend):
-        return None
-    if ":" in backend or "@" in backend:
-        return NOT_SHOWN
-    return f"unsupported leader backend {_show(backend)}"  # key=value: password values masked
-
-
-def _leader_client_problem(backend: str) -> tuple[str, str] | None:
-    """(message, the pip command) when the client package ``backend`` needs cannot be imported
-    in this Python — the lock holder would die at once — else None."""
-    scheme = backend.partition("://")[0].lower() if "://" in backend else ""
-    if scheme in ("postgresql", "postgres") or backend.startswith("django:"):
-        kind = "postgres"
-    elif scheme in ("redis", "rediss"):
-        kind = "redis"
-    else:
-        return None
-    from attachdaemon_core.leader.backends import client_problem
-
-    return client_problem(kind)
 
 
 _CONVERTERS: dict[str, Converter] = {
@@ -696,18 +657,6 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 DECLARATION_KEYS = tuple(k for k in _CONVERTERS if k != "shell")
-
-
-def did_you_mean(word: object, choices: Sequence[str] | Mapping[str, object]) -> str | None:
-    """``did you mean 'x'?`` for the closest choice, or None."""
-    if not isinstance(word, str):
-        return None
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-def _secs(value: float) -> str:
-    return f"{value:g}s"
 
 
 def _show(value: object) -> str:

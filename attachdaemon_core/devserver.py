@@ -4,7 +4,7 @@ Runs in the host: Django's runserver, ``flask run``, ``app.run()``, or any proce
 ``ATTACH_DAEMONS_AUTOSTART``. A reloader's parent lives as long as the dev server, so it is the
 owner; each reloader child announces the declarations it has just read. The first child's
 announcement only diffs them (the parent has just applied the same); every later child's is a
-server reload (SPEC §7). When the parent could not join (its code was broken at start), the first
+server reload (docs/events.md). When the parent could not join (its code was broken at start), the first
 child registers the parent as the owner.
 """
 

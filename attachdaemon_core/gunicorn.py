@@ -28,25 +28,23 @@ short-lived child process that reads the declarations (:mod:`attachdaemon_core.r
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import math
 import os
 import sys
-import types
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, NamedTuple, TextIO, cast
 
-from . import commands, runtime
+from . import commands, host_settings, runtime
 from .control import client
 from .declarations import parse_declarations
+from .host_settings import HostSettings
 from .reader import Declared, ReaderFailed
+from .replaced_hooks import HOOK_MARK, replaced_hooks
 from .spec import ConfigError, Problem
 
 __all__ = ["nworkers_changed", "on_exit", "on_reload", "on_starting"]
 
-HOOK_NAMES = ("on_starting", "on_reload", "on_exit")
-HOOK_MARK = "_attachdaemon_hook"
 LOG_PREFIX = "attachdaemon: "
 # What a config namespace may set, besides the declarations themselves.
 CONF_DECLARATIONS = "attach_daemons"
@@ -85,28 +83,27 @@ def config_namespace(server: Any) -> tuple[dict[str, Any], str]:
     return vars(module), key
 
 
-def settings_from(ns: dict[str, Any], source: str) -> dict[str, Any]:
-    """``attach_daemons_runtime_dir``/``_wait_ready``/``_leader_backend`` from a config, checked."""
-    problems: list[Problem] = []
-    out: dict[str, Any] = {}
-    rd = ns.get(CONF_RUNTIME_DIR)
-    if rd is not None:
-        if isinstance(rd, str) and rd.strip():
-            out["runtime_dir"] = rd
-        else:
-            problems.append(Problem(f"must be a directory path, not {rd!r}", key=CONF_RUNTIME_DIR))
-    wr = ns.get(CONF_WAIT_READY)
-    if wr is not None:
-        if isinstance(wr, bool) or not isinstance(wr, (int, float)) or not 0 <= wr < math.inf:
-            problems.append(Problem(f"must be a number of seconds >= 0, not {wr!r}", key=CONF_WAIT_READY))
-        else:
-            out["wait_ready"] = float(wr)
-    lb = ns.get(CONF_LEADER_BACKEND)
-    if lb is not None:
-        out["leader_backend"] = lb
-    if problems:
-        raise ConfigError(problems, source)
-    return out
+def settings_from(ns: dict[str, Any], source: str, base_dir: str | None = None) -> HostSettings:
+    """``attach_daemons_runtime_dir``/``_wait_ready``/``_leader_backend`` from a config, checked
+    by the rule every host shares (:mod:`attachdaemon_core.host_settings`); relative paths
+    against ``base_dir``, by default gunicorn's directory (the cwd)."""
+    base = os.getcwd() if base_dir is None else base_dir
+    return host_settings.read(ns, spelling=host_settings.GUNICORN, base_dir=base, source=source)
+
+
+def with_config_overrides(d: Declared, server: Any) -> Declared:
+    """What a framework declared (read in a child), with the settings gunicorn.conf.py sets
+    overriding it; hooks set without a config file leave it as it is."""
+    try:
+        ns, key = config_namespace(server)
+    except ConfigError:
+        return d
+    over = settings_from(ns, key)
+    return dataclasses.replace(
+        d,
+        runtime_dir=over.runtime_dir if ns.get(CONF_RUNTIME_DIR) is not None else d.runtime_dir,
+        wait_ready=over.wait_ready if ns.get(CONF_WAIT_READY) is not None else d.wait_ready,
+    )
 
 
 def read_config_file(server: Any) -> Declared:
@@ -124,17 +121,17 @@ def read_config_file(server: Any) -> Declared:
             key,
         )
     problems: list[Problem] = []
+    settings = HostSettings()
     try:
         settings = settings_from(ns, key)
     except ConfigError as exc:
         problems += exc.problems
-        settings = {}
     try:
         specs = parse_declarations(
             ns[CONF_DECLARATIONS],
             base_dir=os.getcwd(),
             source=source,
-            leader_backend=settings.get("leader_backend", "file"),
+            leader_backend=settings.leader_backend,
         )
     except ConfigError as exc:
         problems += exc.problems
@@ -144,90 +141,9 @@ def read_config_file(server: Any) -> Declared:
         specs=specs,
         key=key,
         source=source,
-        runtime_dir=settings.get("runtime_dir"),
-        wait_ready=settings.get("wait_ready", 0.0),
+        runtime_dir=settings.runtime_dir,
+        wait_ready=settings.wait_ready,
     )
-
-
-# ---------------------------------------------------------------------- replaced hooks
-def replaced_hooks(cfg: Any, module: str) -> list[str]:
-    """The hooks in ``cfg`` that are neither ours nor a function that refers to ours, explained."""
-    problems = []
-    for name in HOOK_NAMES:
-        fn = getattr(cfg, name, None)
-        if fn is None or _refers_to_hook(fn, name, depth=3):
-            continue
-        where = _where(fn)
-        problems.append(
-            f"the {name} hook in the gunicorn configuration is {where}, which never calls "
-            f"attachdaemon's {name}; call it from yours: `import {module}` at the top, then "
-            f"`{module}.{name}(server)` in your {name}"
-        )
-    return problems
-
-
-def _where(fn: Any) -> str:
-    target = getattr(fn, "__func__", fn)
-    code = getattr(target, "__code__", None)
-    name = getattr(target, "__qualname__", repr(target))
-    if code is None:
-        return f"{name}()"
-    return f"{name}() at {code.co_filename}:{code.co_firstlineno}"
-
-
-def _refers_to_hook(fn: Any, name: str, depth: int) -> bool:
-    """Does ``fn`` (or a function of the config it calls) refer to our hook ``name``?
-
-    A static look at the names its code uses: our hook itself under any alias, or our module with
-    the hook's name read from it. A hook that forgot to call ours refers to neither.
-    """
-    seen = fn
-    while seen is not None:
-        if getattr(seen, HOOK_MARK, None) == name:
-            return True
-        seen = getattr(seen, "__wrapped__", None)
-    target = getattr(fn, "__func__", fn)
-    if not isinstance(target, types.FunctionType):
-        target = getattr(getattr(target, "__call__", None), "__func__", None)  # noqa: B004
-        if not isinstance(target, types.FunctionType):
-            return False
-    code_names = set(_names(target.__code__))
-    values = [target.__globals__.get(n) for n in code_names]
-    values += [c.cell_contents for c in target.__closure__ or () if _filled(c)]
-    for value in values:
-        if getattr(value, HOOK_MARK, None) == name:
-            return True
-        if (
-            isinstance(value, types.ModuleType)
-            and value.__name__.startswith("attachdaemon_")
-            and name in code_names
-        ):
-            return True
-        if (
-            depth > 0
-            and isinstance(value, types.FunctionType)
-            and value is not target
-            and value.__globals__ is target.__globals__
-            and _refers_to_hook(value, name, depth - 1)
-        ):
-            return True
-    return False
-
-
-def _filled(cell: types.CellType) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:
-        return False
-    return True
-
-
-def _names(code: types.CodeType) -> Iterator[str]:
-    yield from code.co_names
-    yield from code.co_freevars
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _names(const)
 
 
 # ---------------------------------------------------------------------- the hooks
@@ -236,15 +152,6 @@ class Hooks(NamedTuple):
     on_reload: Callable[[Any], None]
     on_exit: Callable[[Any], None]
     nworkers_changed: Callable[[Any, Any, Any], None]
-
-
-@dataclass
-class _Master:
-    """What this master joined with; it survives HUP (gunicorn re-executes only the config)."""
-
-    owner: int = 0
-    runtime_dir: str = ""
-    stop_wait: float = 1.0
 
 
 class _LogStream(io.TextIOBase):
@@ -261,35 +168,44 @@ class _LogStream(io.TextIOBase):
 
 
 def _with_worker_user(decl: dict[str, Any], server: Any) -> dict[str, Any]:
-    """Under a root master whose ``user``/``group`` is set, daemons default to that user (SPEC
-    §5; ``user: "root"`` opts out), and that uid may read status (workers serve the page)."""
+    """Under a root master whose ``user``/``group`` is set, daemons default to that user
+    (docs/declarations.md, ``user``; ``user: "root"`` opts out), and that uid may read status
+    (workers serve the page)."""
     uid, gid = getattr(server.cfg, "uid", 0), getattr(server.cfg, "gid", 0)
     if os.geteuid() == 0 and isinstance(uid, int) and uid != 0:
         decl = {**decl, "default_user": {"uid": uid, "gid": gid}, "read_only_uids": [uid]}
     return decl
 
 
-def make_hooks(module: str, read: Reader) -> Hooks:
-    """The three hooks (and the check) for a config that takes declarations from ``read(server)``."""
-    master = _Master()
+class GunicornHooks:
+    """The hooks of one config module, as methods of one object that holds what the master
+    joined with; it survives HUP (gunicorn re-executes only the config, not this module)."""
 
-    def declared(server: Any) -> Declared:
+    def __init__(self, module: str, read: Reader) -> None:
+        self.module = module  # where the hooks are imported from, named in messages
+        self.read = read
+        self.owner = 0  # the pid of the master that joined, 0 before on_starting and after on_exit
+        self.runtime_dir = ""
+        self.stop_wait = 1.0
+
+    def declared(self, server: Any) -> Declared:
         try:
-            d = read(server)
+            d = self.read(server)
         except ReaderFailed as exc:
             raise ConfigError([Problem(str(exc))], "the declarations") from None
         for p in d.warnings:
             server.log.warning("%s%s: %s", LOG_PREFIX, p.code, p)
         return d
 
-    def on_starting(server: Any) -> None:
-        if master.owner == os.getpid():
+    def on_starting(self, server: Any) -> None:
+        if self.owner == os.getpid():
             return  # called twice (ours and a user's wrapper calling ours)
-        problems = replaced_hooks(server.cfg, module)
+        problems = replaced_hooks(server.cfg, self.module)
         if problems:
             raise RefusedToStart(LOG_PREFIX + "\n".join(problems))
         try:
-            d = declared(server)
+            d = self.declared(server)
+            wait = _wait_ready(d)
         except ConfigError as exc:
             raise RefusedToStart(f"{LOG_PREFIX}refusing to start: {exc}") from None
         rd = runtime.runtime_dir_for(d.key, override=d.runtime_dir)
@@ -300,9 +216,7 @@ def make_hooks(module: str, read: Reader) -> Hooks:
             result = runtime.join(rd, os.getpid(), decl)
         except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
             raise RefusedToStart(f"{LOG_PREFIX}refusing to start: {exc}") from None
-        master.owner = os.getpid()
-        master.runtime_dir = rd
-        master.stop_wait = _stop_wait(d)
+        self.owner, self.runtime_dir, self.stop_wait = os.getpid(), rd, _stop_wait(d)
         how = "started" if result.get("first") else "joined"
         server.log.info(
             "%s%s supervisor pid %s for %d daemon(s) of %s (runtime dir %s)",
@@ -313,81 +227,101 @@ def make_hooks(module: str, read: Reader) -> Hooks:
             d.source,
             rd,
         )
-        wait = _wait_ready(d)
         if wait > 0:
             commands.wait_ready(rd, wait, cast(TextIO, _LogStream(server.log)), d.specs)
 
-    def on_reload(server: Any) -> None:
+    def on_reload(self, server: Any) -> None:
         # Runs in gunicorn's main loop: an exception here would kill the master. Log, never raise.
-        for problem in replaced_hooks(server.cfg, module):
+        for problem in replaced_hooks(server.cfg, self.module):
             server.log.error("%s%s", LOG_PREFIX, problem)
-        if master.owner != os.getpid():
+        if self.owner != os.getpid():
             server.log.error("%sthe master never joined (on_starting did not run); no daemons", LOG_PREFIX)
             return
         try:
-            d = declared(server)
+            d = self.declared(server)
         except ConfigError as exc:
             server.log.error("%sreload refused, the daemons keep their declarations: %s", LOG_PREFIX, exc)
             return
         new_rd = runtime.runtime_dir_for(d.key, override=d.runtime_dir)
-        if new_rd != master.runtime_dir:
+        if new_rd != self.runtime_dir:
             server.log.warning(
                 "%sthe runtime directory would change to %s; that takes a restart, keeping %s",
                 LOG_PREFIX,
                 new_rd,
-                master.runtime_dir,
+                self.runtime_dir,
             )
         decl = _with_worker_user(runtime.payload(d.specs, source=d.source, env=d.env), server)
-        master.stop_wait = max(master.stop_wait, _stop_wait(d))
+        self.stop_wait = max(self.stop_wait, _stop_wait(d))
+        if self._send_reload(server, decl):
+            server.log.info("%sreload sent (%d daemon(s))", LOG_PREFIX, len(d.specs))
+
+    def _send_reload(self, server: Any, decl: dict[str, Any]) -> bool:
+        """Send the reload; a supervisor that does not answer is joined again (its guard brings
+        a dead one back within a second, or a new one starts). False, logged, when neither."""
         try:
             client.call(
-                master.runtime_dir,
+                self.runtime_dir,
                 "reload",
-                owner=runtime.owner_identity(master.owner),
+                owner=runtime.owner_identity(self.owner),
                 declarations=decl,
                 policies=True,
             )
         except client.NoSupervisor:
-            # The guard brings a dead supervisor back within a second; join it (or a new one).
             try:
-                runtime.join(master.runtime_dir, master.owner, decl, announce="reload")
+                runtime.join(self.runtime_dir, self.owner, decl, announce="reload")
             except (runtime.SupervisorUnavailable, runtime.RuntimeDirError, client.ControlError) as exc:
                 server.log.error("%sreload not sent: %s", LOG_PREFIX, exc)
-                return
+                return False
         except client.ControlError as exc:
             server.log.error("%sreload not sent: %s", LOG_PREFIX, exc)
-            return
-        server.log.info("%sreload sent (%d daemon(s))", LOG_PREFIX, len(d.specs))
+            return False
+        return True
 
-    def on_exit(server: Any) -> None:
-        if master.owner != os.getpid():
+    def on_exit(self, server: Any) -> None:
+        if self.owner != os.getpid():
             return
-        master.owner = 0
-        if not runtime.release(master.runtime_dir, os.getpid(), wait=master.stop_wait):
+        self.owner = 0
+        if not runtime.release(self.runtime_dir, os.getpid(), wait=self.stop_wait):
             server.log.warning(
                 "%sthe supervisor did not finish stopping the daemons within %gs",
                 LOG_PREFIX,
-                master.stop_wait,
+                self.stop_wait,
             )
 
-    def nworkers_changed(server: Any, new_value: Any, old_value: Any) -> None:
+    def nworkers_changed(self, server: Any, _new_value: Any, old_value: Any) -> None:
         # gunicorn calls this while it sets up its configuration: at start before on_starting
         # (a refusal here exits before anything starts), then on each HUP and TTIN/TTOU.
-        problems = replaced_hooks(server.cfg, module)
-        if problems and old_value is None and master.owner == 0:
+        problems = replaced_hooks(server.cfg, self.module)
+        if problems and old_value is None and self.owner == 0:
             raise RefusedToStart(LOG_PREFIX + "\n".join(problems))
         for problem in problems:
             server.log.error("%s%s", LOG_PREFIX, problem)
 
-    for fn, name in (
-        (on_starting, "on_starting"),
-        (on_reload, "on_reload"),
-        (on_exit, "on_exit"),
-        (nworkers_changed, "nworkers_changed"),
-    ):
+
+def make_hooks(module: str, read: Reader) -> Hooks:
+    """The three hooks (and the check) for a config that takes declarations from ``read(server)``.
+
+    Plain functions with gunicorn's signatures (gunicorn checks each hook's arity), marked as
+    ours so :func:`replaced_hooks` recognises them, and named after ``module``."""
+    hooks = GunicornHooks(module, read)
+
+    def on_starting(server: Any) -> None:
+        hooks.on_starting(server)
+
+    def on_reload(server: Any) -> None:
+        hooks.on_reload(server)
+
+    def on_exit(server: Any) -> None:
+        hooks.on_exit(server)
+
+    def nworkers_changed(server: Any, new_value: Any, old_value: Any) -> None:
+        hooks.nworkers_changed(server, new_value, old_value)
+
+    made = Hooks(on_starting, on_reload, on_exit, nworkers_changed)
+    for name, fn in zip(Hooks._fields, made, strict=True):
         setattr(fn, HOOK_MARK, name)
         fn.__module__ = module
-    return Hooks(on_starting, on_reload, on_exit, nworkers_changed)
+    return made
 
 
 def _stop_wait(d: Declared) -> float:
@@ -395,13 +329,10 @@ def _stop_wait(d: Declared) -> float:
 
 
 def _wait_ready(d: Declared) -> float:
-    env = os.environ.get("ATTACH_DAEMONS_WAIT_READY")
-    if env:
-        try:
-            return max(0.0, float(env))
-        except ValueError:
-            return d.wait_ready
-    return d.wait_ready
+    """The declared wait, or ``ATTACH_DAEMONS_WAIT_READY`` from the environment (checked the way
+    the CLI checks it: a bad value refuses the start, naming the variable)."""
+    settings = host_settings.with_environment(HostSettings(wait_ready=d.wait_ready))
+    return settings.wait_ready
 
 
 on_starting, on_reload, on_exit, nworkers_changed = make_hooks(__name__, read_config_file)

@@ -1,4 +1,4 @@
-"""The supervisor's side of leader election (SPEC §9): one lock-holder process per ``leader``
+"""The supervisor's side of leader election (docs/events.md): one lock-holder process per ``leader``
 daemon, spoken to in JSON lines (see :mod:`attachdaemon_core.leader` for the protocol).
 
 Runs in the supervisor's loop. The holder owns the lease and the daemon's deadline; this side

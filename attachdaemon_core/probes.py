@@ -1,4 +1,4 @@
-"""Readiness probes (SPEC §11), run by the supervisor without blocking its loop.
+"""Readiness probes (docs/declarations.md), run by the supervisor without blocking its loop.
 
 TCP probes connect non-blockingly inside the loop; HTTP and command probes are child processes
 (reaped by the supervisor's SIGCHLD handling) with a 2-second timeout; the postgres probe reads

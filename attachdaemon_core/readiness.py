@@ -1,4 +1,4 @@
-"""Readiness probing inside the supervisor's loop (SPEC §11): one probe run per daemon start,
+"""Readiness probing inside the supervisor's loop (docs/declarations.md): one probe run per daemon start,
 every 0.1 s backing off to 1 s until its first success, then it stops. It never restarts a
 daemon; after ``ready_timeout`` the daemon's error says so and dependents keep waiting."""
 

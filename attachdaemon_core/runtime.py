@@ -24,7 +24,7 @@ from .proc import cmdline as proc_cmdline
 from .proc import stat as proc_stat
 from .spec import DaemonSpec
 
-# Variables of the web server that must not reach a daemon (SPEC §4).
+# Variables of the web server that must not reach a daemon (docs/process-model.md, "What a daemon inherits").
 SERVER_VARIABLES = ("RUN_MAIN", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")
 SERVER_PREFIXES = ("WERKZEUG_", "FLASK_RUN_", "GUNICORN_", "ATTACHDAEMON_INTERNAL_")
 START_DEADLINE = 10.0
@@ -32,6 +32,7 @@ START_DEADLINE = 10.0
 __all__ = [
     "RuntimeDirError",
     "SupervisorUnavailable",
+    "autostart_override",
     "base_root",
     "daemon_environment",
     "ensure_dir",
@@ -52,7 +53,7 @@ class SupervisorUnavailable(Exception):
 
 
 def runtime_dir_for(key: str, *, override: str | None = None) -> str:
-    """The runtime directory for a declaration source ``key`` (SPEC §6)."""
+    """The runtime directory for a declaration source ``key`` (docs/process-model.md)."""
     env = os.environ.get("ATTACH_DAEMONS_RUNTIME_DIR")
     if env:
         return os.path.abspath(env)
@@ -92,7 +93,7 @@ def owner_identity(pid: int) -> dict[str, int]:
 
 
 def start_warnings(specs: Sequence[DaemonSpec], owner_pid: int) -> list[str]:
-    """What the start log should tell the operator about this environment (SPEC §3, §7)."""
+    """What the start log should tell the operator about this environment (docs/process-model.md)."""
     notes = []
     smart = [s.name for s in specs if s.kind != "attached"]
     if owner_pid == 1:
@@ -212,3 +213,22 @@ def read_index() -> list[dict[str, Any]]:
             continue  # that supervisor has exited
         entries.append(entry)
     return entries
+
+
+AUTOSTART_VARIABLE = "ATTACH_DAEMONS_AUTOSTART"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def autostart_override(environ: Mapping[str, str] | None = None) -> bool | None:
+    """The ``ATTACH_DAEMONS_AUTOSTART`` environment variable, which wins over the setting of the
+    same name (docs/declarations.md, "Host settings"): True or False, None when it is unset or
+    empty. Any other value is an error, raised as ValueError naming it."""
+    raw = (os.environ if environ is None else environ).get(AUTOSTART_VARIABLE, "").strip()
+    if not raw:
+        return None
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError(f"{AUTOSTART_VARIABLE}={raw!r} is not one of 1, 0, true, false, yes, no, on, off")

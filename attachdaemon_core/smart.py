@@ -1,6 +1,6 @@
 """Smart and smart2 daemons: pidfiles adopted only after identity checks, launched commands followed
 until their pidfile names the daemon, deaths seen through pidfds, a re-executed daemon followed
-rather than restarted, and a per-user lock on each pidfile path (SPEC §2, §3, §5).
+rather than restarted, and a per-user lock on each pidfile path (docs/events.md, docs/process-model.md).
 
 Part of the supervisor (:class:`~attachdaemon_core.supervisor.Supervisor` inherits it); runs in
 its loop and shares its state.

@@ -90,7 +90,7 @@ class ReadyProbe:
 
 @dataclass(frozen=True, kw_only=True)
 class LeaderSpec:
-    """Run only on the host holding ``lock`` in ``backend`` (SPEC §9)."""
+    """Run only on the host holding ``lock`` in ``backend`` (docs/declarations.md, "leader")."""
 
     lock: str
     backend: str = "file"

@@ -1,4 +1,4 @@
-"""Daemon states and the transitions allowed between them (SPEC §8). Stdlib only."""
+"""Daemon states and the transitions allowed between them (docs/status-json.md, "state"). Stdlib only."""
 
 from __future__ import annotations
 

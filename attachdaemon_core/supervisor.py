@@ -27,6 +27,7 @@ from typing import Any
 
 from . import __version__, pidfile, proc, report, watch
 from .control.server import CommandError, ControlServer, Peer
+from .control.verbs import VERBS
 from .daemon import Daemon, ExitStatus
 from .leadership import Leadership
 from .logs import Capture, Output, open_log_file, private_file, rotate_if_needed
@@ -137,7 +138,7 @@ class Supervisor(SmartDaemons, Stopping):
         self.pid_locks: dict[str, int] = {}
         # realpath of a smart pidfile -> (pid, /proc start time) of the daemon our launch produced
         # (kept in the state file, 0600 in our 0700 runtime directory, so the next supervisor
-        # knows it whatever uid it switched to: SPEC §5's "known by boot id, pid, start time").
+        # knows it whatever uid it switched to: docs/process-model.md, "How a pidfile is trusted").
         self.smart_known: dict[str, tuple[int, int]] = {}
         self._pending_signals: list[int] = []
         self._state_dirty = False
@@ -542,7 +543,7 @@ class Supervisor(SmartDaemons, Stopping):
         env = environment_for(self.env, spec, creds)
         token = self.leadership.token(d.name)
         if token is not None:
-            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (SPEC §9)
+            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (docs/events.md)
         if spec.pidfile is not None:  # tells this daemon's processes, whatever they run, from others
             env[pidfile.MARKER_VAR] = os.path.realpath(spec.pidfile)
         to_close: list[int] = []
@@ -574,7 +575,7 @@ class Supervisor(SmartDaemons, Stopping):
         return req, to_close
 
     def _credentials(self, spec: DaemonSpec) -> Credentials | None:
-        """Who the daemon runs as: its user/group, else the gunicorn user (SPEC §5), else us."""
+        """Who the daemon runs as: its user/group, else the gunicorn user (docs/declarations.md), else us."""
         user, group = spec.user, spec.group
         if user is None and group is None and self.default_user is not None:
             user, group = map(str, self.default_user)
@@ -918,43 +919,69 @@ class Supervisor(SmartDaemons, Stopping):
 
     # ------------------------------------------------------------------ control verbs
     def handle(self, verb: str, args: dict[str, Any], peer: Peer) -> Any:
-        if verb == "ping":
-            return {"pid": os.getpid()}
-        if verb == "status":
-            return self.status()
-        if verb == "add-owner":
-            return self.add_owner(_ident(args), _decl(args))
-        if verb == "reload":
-            return self.reload_owner(_ident(args), _decl(args), bool(args.get("policies", True)))
-        if verb == "remove-owner":
-            return self.remove_owner(int(_ident(args)["pid"]), why="released ownership")
-        if verb == "shutdown":
-            self.begin_final_stop()
-            return {"final": True}
-        if verb == "logs":
-            return self.logs(str(args.get("name")), int(args.get("lines", 50)), args.get("since"))
+        """Answer a control verb through the method the registry names (``verb_<name>``,
+        :mod:`attachdaemon_core.control.verbs`); the protocol has checked its arguments."""
+        answer: Callable[[dict[str, Any]], Any] | None = getattr(self, VERBS[verb].method, None)
+        if answer is None:
+            raise CommandError(f"verb {verb!r} is not answered by the supervisor")
+        return answer(args)
+
+    def verb_ping(self, _args: dict[str, Any]) -> Any:
+        return {"pid": os.getpid()}
+
+    def verb_status(self, _args: dict[str, Any]) -> Any:
+        return self.status()
+
+    def verb_add_owner(self, args: dict[str, Any]) -> Any:
+        return self.add_owner(_ident(args), _decl(args))
+
+    def verb_reload(self, args: dict[str, Any]) -> Any:
+        return self.reload_owner(_ident(args), _decl(args), bool(args.get("policies", True)))
+
+    def verb_remove_owner(self, args: dict[str, Any]) -> Any:
+        return self.remove_owner(int(_ident(args)["pid"]), why="released ownership")
+
+    def verb_shutdown(self, _args: dict[str, Any]) -> Any:
+        self.begin_final_stop()
+        return {"final": True}
+
+    def verb_logs(self, args: dict[str, Any]) -> Any:
+        return self.logs(str(args.get("name")), int(args.get("lines", 50)), args.get("since"))
+
+    def verb_start(self, args: dict[str, Any]) -> Any:
         names = self._names(args)
-        if verb == "start":
-            for d in names:
-                self.held.discard(d.name)
-                if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
-                    d.quick_deaths = 0
-                    if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
-                        d.set_state(State.STARTING, "started by command")
-                    self.start(d)
-        elif verb == "stop":
-            for d in names:
-                self.held.add(d.name)
-                self.stop(d, then=functools.partial(self.leadership.drop, d.name, release=True))
-        elif verb == "restart":
-            for d in names:
-                self.held.discard(d.name)
-                self.restart(d)
-        elif verb == "signal":
-            sig = int(args.get("signal", 0))
-            for d in names:
-                if not self.send_signal(d, sig):
-                    raise CommandError(f"daemon {d.name!r} is not running")
+        for d in names:
+            self.held.discard(d.name)
+            if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
+                d.quick_deaths = 0
+                if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
+                    d.set_state(State.STARTING, "started by command")
+                self.start(d)
+        return self._commanded(names)
+
+    def verb_stop(self, args: dict[str, Any]) -> Any:
+        names = self._names(args)
+        for d in names:
+            self.held.add(d.name)
+            self.stop(d, then=functools.partial(self.leadership.drop, d.name, release=True))
+        return self._commanded(names)
+
+    def verb_restart(self, args: dict[str, Any]) -> Any:
+        names = self._names(args)
+        for d in names:
+            self.held.discard(d.name)
+            self.restart(d)
+        return self._commanded(names)
+
+    def verb_signal(self, args: dict[str, Any]) -> Any:
+        names = self._names(args)
+        sig = int(args.get("signal", 0))
+        for d in names:
+            if not self.send_signal(d, sig):
+                raise CommandError(f"daemon {d.name!r} is not running")
+        return self._commanded(names)
+
+    def _commanded(self, names: list[Daemon]) -> dict[str, Any]:
         self.save_state()
         return {"daemons": [d.name for d in names]}
 

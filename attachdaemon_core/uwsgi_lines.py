@@ -1,4 +1,4 @@
-"""uWSGI daemon option lines turned into native declaration dicts (SPEC §4, "uWSGI lines").
+"""uWSGI daemon option lines turned into native declaration dicts (docs/declarations.md, "uWSGI lines").
 
 ``parse_uwsgi_line("smart-attach-daemon = /tmp/mc.pid memcached -d -P /tmp/mc.pid")`` gives
 ``{"name": "memcached", "pidfile": "/tmp/mc.pid", "command": [...]}``; the dict is then validated
@@ -8,7 +8,6 @@ the only caller that sees the private ``shell`` key. Runs in whichever process r
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ import shlex
 import shutil
 from collections.abc import Callable, Collection, Sequence
 
+from attachdaemon_core.hints import did_you_mean
 from attachdaemon_core.spec import Problem
 
 __all__ = ["OPTIONS", "derive_names", "parse_uwsgi_line", "shell_syntax", "show_constructs"]
@@ -164,7 +164,7 @@ def split_option(line: str) -> tuple[str, str]:
     if not _OPTION_NAME.match(option):
         raise _LineError("not a uWSGI option line", hint="write 'attach-daemon = CMD'")
     if option not in OPTIONS:
-        raise _LineError(f"unknown option {option!r}", hint=_did_you_mean(option, OPTIONS))
+        raise _LineError(f"unknown option {option!r}", hint=did_you_mean(option, OPTIONS))
     value = value.strip()
     if not value:
         raise _LineError(f"{option} needs a value")
@@ -526,7 +526,7 @@ def _unknown_key_hint(key: str) -> str | None:
         return f"attach-daemon2 keys are lower-case: write {name.lower()!r}"
     if any(c.isspace() for c in name):  # no key has a space: a piece of the command
         return "if it is part of the command, write the ',' before it as '\\,'"
-    return _did_you_mean(name, KV_KEYS)
+    return did_you_mean(name, KV_KEYS)
 
 
 def _kv_command(val: str, state: _Line) -> None:
@@ -582,7 +582,7 @@ def _kv_ns_pid(val: str, state: _Line) -> None:
 
 
 def _kv_reload(state: _Line) -> None:
-    """Map reloadsignal and notifypid to on_reload (SPEC §4); notifypid acts on smart daemons."""
+    """Map reloadsignal and notifypid to on_reload (docs/declarations.md); notifypid acts on smart daemons."""
     number = state.decl.pop("_reloadsignal", 0)
     notify = state.decl.pop("notifypid", False)
     if "pidfile" in state.decl:
@@ -611,11 +611,6 @@ def _signal_value(field: str, text: str) -> int | str:
     """A number stays a number (0 = unset, as in uWSGI); a name is checked with the declaration."""
     text = text.strip()
     return int(text) if text.isdigit() else text
-
-
-def _did_you_mean(word: str, choices: Collection[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 _PARSERS: dict[str, Callable[[str, _Line], None]] = {

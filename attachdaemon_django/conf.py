@@ -2,19 +2,23 @@
 
 Settings read (all optional):
 
-- ``ATTACH_DAEMONS``: the declarations (SPEC §4); relative paths against ``BASE_DIR``, else the cwd.
+- ``ATTACH_DAEMONS``: the declarations (docs/declarations.md); relative paths against ``BASE_DIR``,
+  else the cwd.
 - ``ATTACH_DAEMONS_RUNTIME_DIR``: where the supervisor lives (the environment variable of the
-  same name wins); default: derived from the settings module and its file path.
+  same name wins); relative to ``BASE_DIR``, else the cwd; default: derived from the settings
+  module and its file path.
 - ``ATTACH_DAEMONS_AUTOSTART``: start from any server process that loads the app (not gunicorn).
 - ``ATTACH_DAEMONS_WAIT_READY``: seconds an owner waits for daemons with a ``ready`` probe.
 - ``ATTACH_DAEMONS_LEADER_BACKEND``: the lock backend of ``legion-*`` uWSGI lines.
+
+All but ``ATTACH_DAEMONS`` are checked by :mod:`attachdaemon_core.host_settings`, the rule the
+Flask extension, the gunicorn hooks and the TOML file share.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -22,8 +26,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from attachdaemon_core import runtime
-from attachdaemon_core.declarations import leader_backend_problem, parse_declarations
+from attachdaemon_core import host_settings, runtime
+from attachdaemon_core.declarations import parse_declarations
 from attachdaemon_core.reader import Declared
 from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
 
@@ -55,35 +59,25 @@ class AttachSettings:
 
 @functools.cache
 def get() -> AttachSettings:
-    problems: list[Problem] = []
+    """The settings, checked by the rule every host shares (:mod:`attachdaemon_core.host_settings`);
+    a relative ``ATTACH_DAEMONS_RUNTIME_DIR`` is taken against ``BASE_DIR``, as the declarations are."""
     s = django_settings
-    rd = getattr(s, "ATTACH_DAEMONS_RUNTIME_DIR", None)
-    if rd is not None and not (isinstance(rd, (str, os.PathLike)) and str(rd).strip()):
-        problems.append(Problem(f"must be a directory path, not {rd!r}", key="ATTACH_DAEMONS_RUNTIME_DIR"))
-        rd = None
-    autostart = getattr(s, "ATTACH_DAEMONS_AUTOSTART", False)
-    if not isinstance(autostart, bool):
-        problems.append(Problem(f"must be True or False, not {autostart!r}", key="ATTACH_DAEMONS_AUTOSTART"))
-        autostart = False
-    wait = getattr(s, "ATTACH_DAEMONS_WAIT_READY", 0)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
-        message = f"must be a number of seconds >= 0, not {wait!r}"
-        problems.append(Problem(message, key="ATTACH_DAEMONS_WAIT_READY"))
-        wait = 0
-    backend = getattr(s, "ATTACH_DAEMONS_LEADER_BACKEND", "file")
-    problem = leader_backend_problem(backend)
-    if problem:
-        problems.append(Problem(problem, key="ATTACH_DAEMONS_LEADER_BACKEND"))
-        backend = "file"
     base = getattr(s, "BASE_DIR", None)
+    base_dir = os.path.abspath(os.fspath(base)) if base is not None else os.getcwd()
+    raw = {key: getattr(s, key, None) for key in host_settings.SETTINGS.keys.values()}
+    problems: tuple[Problem, ...] = ()
+    try:
+        found = host_settings.read(raw, spelling=host_settings.SETTINGS, base_dir=base_dir, source=SOURCE)
+    except ConfigError as exc:
+        problems, found = tuple(exc.problems), host_settings.HostSettings()
     return AttachSettings(
         declarations=getattr(s, "ATTACH_DAEMONS", {}),
-        runtime_dir=os.fspath(rd) if rd is not None else None,
-        autostart=autostart,
-        wait_ready=float(wait),
-        leader_backend=str(backend),
-        base_dir=os.path.abspath(os.fspath(base)) if base is not None else os.getcwd(),
-        problems=tuple(problems),
+        runtime_dir=found.runtime_dir,
+        autostart=found.autostart,
+        wait_ready=found.wait_ready,
+        leader_backend=found.leader_backend,
+        base_dir=base_dir,
+        problems=problems,
     )
 
 
@@ -161,7 +155,7 @@ def runtime_dir() -> str:
 
 
 def environment() -> dict[str, str]:
-    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (SPEC §4).
+    """The daemons' base environment: ours plus DJANGO_SETTINGS_MODULE (docs/process-model.md).
 
     Django sets ``TZ`` to ``TIME_ZONE`` in every process that loads settings; that is Django's
     doing, not the shell's, so it is not passed on (redis or PostgreSQL would log in the site's

@@ -3,8 +3,10 @@
 Runs in ``AppConfig.ready()``, so in every process that calls ``django.setup()``. Dev servers
 (``runserver``, subclasses of its command, ``runserver_plus``) start the supervisor once for
 their whole life, owned by the reloader parent. Every other management command starts nothing.
-With ``ATTACH_DAEMONS_AUTOSTART``, any other process that loads the app (a uWSGI or daphne
-worker…) owns it too, except under gunicorn, whose hooks do that in the master.
+With ``ATTACH_DAEMONS_AUTOSTART`` (the setting, or the environment variable of the same name,
+which wins), any other process that loads the app (a uWSGI or daphne worker, a test runner…) owns
+it too, except under gunicorn, whose hooks do that in the master (docs/declarations.md, "Host
+settings").
 """
 
 from __future__ import annotations
@@ -60,10 +62,16 @@ def should_start() -> bool:
     if command is not None:
         return is_dev_server(*command)
     try:
-        autostart = conf.get().autostart
+        override = runtime.autostart_override()
+    except ValueError as exc:
+        sys.stderr.write(f"attachdaemon: not starting the daemons: {exc}\n")
+        return False
+    if override is not None:
+        return override
+    try:
+        return conf.get().autostart
     except ConfigError:
         return False
-    return autostart and "pytest" not in sys.modules
 
 
 def maybe_start() -> None:

@@ -13,8 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import render
 from django.utils.module_loading import import_string
 
-from attachdaemon_core import commands
-from attachdaemon_core.control import client
+from attachdaemon_core.status import read_status
 
 from . import conf
 
@@ -33,20 +32,10 @@ def allowed(request: HttpRequest) -> bool:
     return bool(check(request))
 
 
-def read_status() -> tuple[dict[str, Any], int]:
-    """The public status JSON and an HTTP status: 200, or 503 when no supervisor answers."""
-    runtime_dir = conf.runtime_dir()
-    try:
-        result = client.call(runtime_dir, "status", timeout=commands.STATUS_TIMEOUT)
-    except (client.NoSupervisor, client.ControlError) as exc:
-        return {"supervisor": None, "daemons": [], "error": str(exc), "runtime_dir": runtime_dir}, 503
-    return commands.public_status(result), 200
-
-
 def status_json(request: HttpRequest) -> HttpResponse:
     if not allowed(request):
         return JsonResponse({"error": "not allowed"}, status=403)
-    data, code = read_status()
+    data, code = read_status(conf.runtime_dir())
     response = JsonResponse(data, status=code)
     response["Cache-Control"] = "no-store"
     return response
@@ -61,5 +50,5 @@ def status_page(request: HttpRequest) -> HttpResponse:
 
             return redirect_to_login(request.get_full_path())
         return HttpResponseForbidden("not allowed")
-    data, _code = read_status()
+    data, _code = read_status(conf.runtime_dir())
     return render(request, "attachdaemon_django/status.html", {"status": data})

@@ -1,4 +1,8 @@
-"""``flask daemons status|start|stop|restart|logs|check|run``: the verbs of the attachdaemon CLI."""
+"""``flask daemons status|start|stop|restart|logs|check|run``: the verbs of the attachdaemon CLI.
+
+The click commands are built from the verb registry (:mod:`attachdaemon_core.control.verbs`),
+the table the ``attachdaemon`` and ``manage.py daemons`` commands are built from too.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from typing import Any
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from attachdaemon_core import commands
+from attachdaemon_core.control.verbs import CLI_VERBS, VERBS, Arg
 from attachdaemon_core.declarations import check_specs
 
 from .extension import read_state, state_of
@@ -33,42 +38,34 @@ def _dispatch(verb: str, **args: Any) -> None:
         sys.exit(code)
 
 
-@daemons.command("status")
-@click.option("--json", "as_json", is_flag=True, help="the stable JSON of docs/status-json.md")
-def status(as_json: bool) -> None:
-    """Show the daemons (exit 0 healthy, 3 not, 4 no supervisor)."""
-    _dispatch("status", json=as_json)
+def _param(arg: Arg) -> click.Parameter:
+    if arg.type is bool:
+        return click.Option([*arg.flags, arg.name], is_flag=True, help=arg.help)
+    if arg.flags:
+        return click.Option([*arg.flags, arg.name], type=arg.type, default=arg.default, help=arg.help)
+    if arg.nargs is None:
+        return click.Argument([arg.name], metavar=arg.metavar)
+    # NAME… or -- CMD…: any number, passed through as they are
+    return click.Argument([arg.name], nargs=-1, type=click.UNPROCESSED, metavar=arg.metavar)
 
 
-def _names_command(verb: str) -> None:
-    @daemons.command(verb, help=f"{verb.capitalize()} daemons by name.")
-    @click.argument("names", nargs=-1)
-    @click.option("--all", "all_", is_flag=True)
-    def command(names: tuple[str, ...], all_: bool) -> None:
-        _dispatch(verb, names=list(names), all=all_)
+def _command(name: str) -> click.Command:
+    verb = VERBS[name]
+    help_text = (verb.help or "").rstrip(".")
+    params = [_param(a) for a in verb.args if a.cli]
+
+    def callback(**values: Any) -> None:
+        _dispatch(name, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+
+    remainder = any(a.nargs == argparse.REMAINDER for a in verb.args)
+    return click.Command(
+        name,
+        callback=with_appcontext(callback),  # as AppGroup.command does
+        params=params,
+        help=help_text[:1].upper() + help_text[1:] + ".",
+        context_settings={"ignore_unknown_options": True} if remainder else None,
+    )
 
 
-for _verb in ("start", "stop", "restart"):
-    _names_command(_verb)
-
-
-@daemons.command("logs")
-@click.argument("name")
-@click.option("-n", "--lines", type=int, default=50)
-@click.option("-f", "--follow", is_flag=True)
-def logs(name: str, lines: int, follow: bool) -> None:
-    """Show a daemon's last output lines."""
-    _dispatch("logs", name=name, lines=lines, follow=follow)
-
-
-@daemons.command("check")
-def check() -> None:
-    """Validate the declarations; no supervisor needed."""
-    _dispatch("check")
-
-
-@daemons.command("run", context_settings={"ignore_unknown_options": True})
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(command: tuple[str, ...]) -> None:
-    """Own the supervisor in the foreground [-- CMD…]."""
-    _dispatch("run", command=list(command))
+for _name in CLI_VERBS:
+    daemons.add_command(_command(_name))

@@ -2,13 +2,18 @@
 
 Config keys read (defaults written back with ``app.config.setdefault``):
 
-- ``ATTACH_DAEMONS`` (``{}``): the declarations (SPEC §4); relative paths against ``app.root_path``.
+- ``ATTACH_DAEMONS`` (``{}``): the declarations (docs/declarations.md); relative paths against
+  ``app.root_path``.
 - ``ATTACH_DAEMONS_RUNTIME_DIR`` (``None``): where the supervisor lives (the environment variable
-  of the same name wins); default: derived from the app's import name and root path.
+  of the same name wins); relative to ``app.root_path``; default: derived from the app's import
+  name and root path.
 - ``ATTACH_DAEMONS_AUTOSTART`` (``False``): start from any server process that loads the app
-  (ignored under gunicorn, whose hooks own the daemons: ``attachdaemon_flask.gunicorn``).
+  (ignored under gunicorn, whose hooks own the daemons: ``attachdaemon_flask.gunicorn``); the
+  environment variable of the same name (``0``/``1``) wins over it.
 - ``ATTACH_DAEMONS_WAIT_READY`` (``0``): seconds an owner waits for daemons with a ``ready`` probe.
 - ``ATTACH_DAEMONS_LEADER_BACKEND`` (``"file"``): the lock backend of ``legion-*`` uWSGI lines.
+
+The settings are checked by :mod:`attachdaemon_core.host_settings` (one rule for every host).
 
 ``flask run`` (with or without the reloader) and ``app.run()`` start the daemons once for their
 whole life, owned by the reloader parent; other ``flask`` commands never do. ``init_app`` raises
@@ -19,7 +24,6 @@ lives in ``app.extensions["attachdaemon"]``: several apps, and app factories, ar
 from __future__ import annotations
 
 import functools
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -28,9 +32,9 @@ from typing import Any
 import click
 from flask import Flask
 
-from attachdaemon_core import commands, devserver, runtime
+from attachdaemon_core import commands, devserver, host_settings, runtime
 from attachdaemon_core.control import client
-from attachdaemon_core.declarations import check_specs, leader_backend_problem, parse_declarations
+from attachdaemon_core.declarations import check_specs, parse_declarations
 from attachdaemon_core.gunicorn import under_gunicorn
 from attachdaemon_core.reader import Declared, in_reader_child
 from attachdaemon_core.spec import ConfigError, Problem
@@ -73,7 +77,7 @@ class AttachDaemons:
         if "daemons" not in app.cli.commands:
             app.cli.add_command(daemons)
         _wrap_run(app)
-        if _in_flask_run() or (state.autostart and _may_autostart()):
+        if _in_flask_run() or _may_autostart(state.autostart):
             start(app)
 
 
@@ -91,28 +95,20 @@ def read_state(app: Flask) -> AttachState:
     """Validate the config keys and the declarations; raise ConfigError with every problem."""
     cfg = app.config
     problems: list[Problem] = []
-    rd = cfg.get("ATTACH_DAEMONS_RUNTIME_DIR")
-    if rd is not None and not (isinstance(rd, (str, os.PathLike)) and str(rd).strip()):
-        problems.append(Problem(f"must be a directory path, not {rd!r}", key="ATTACH_DAEMONS_RUNTIME_DIR"))
-        rd = None
-    autostart = cfg.get("ATTACH_DAEMONS_AUTOSTART", False)
-    if not isinstance(autostart, bool):
-        problems.append(Problem(f"must be True or False, not {autostart!r}", key="ATTACH_DAEMONS_AUTOSTART"))
-    wait = cfg.get("ATTACH_DAEMONS_WAIT_READY", 0)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
-        problems.append(
-            Problem(f"must be a number of seconds >= 0, not {wait!r}", key="ATTACH_DAEMONS_WAIT_READY")
+    settings = host_settings.HostSettings()
+    try:  # a relative ATTACH_DAEMONS_RUNTIME_DIR starts in app.root_path, as the declarations do
+        settings = host_settings.read(
+            cfg, spelling=host_settings.SETTINGS, base_dir=app.root_path, source=SOURCE
         )
-        wait = 0
-    backend = cfg.get("ATTACH_DAEMONS_LEADER_BACKEND", "file")
-    problem = leader_backend_problem(backend)
-    if problem:
-        problems.append(Problem(problem, key="ATTACH_DAEMONS_LEADER_BACKEND"))
-        backend = "file"
+    except ConfigError as exc:
+        problems += exc.problems
     specs: tuple[Any, ...] = ()
     try:
         specs = parse_declarations(
-            cfg.get("ATTACH_DAEMONS", {}), base_dir=app.root_path, source=SOURCE, leader_backend=backend
+            cfg.get("ATTACH_DAEMONS", {}),
+            base_dir=app.root_path,
+            source=SOURCE,
+            leader_backend=settings.leader_backend,
         )
     except ConfigError as exc:
         problems += exc.problems
@@ -123,14 +119,14 @@ def read_state(app: Flask) -> AttachState:
         specs=specs,
         key=key,
         source=SOURCE,
-        runtime_dir=os.fspath(rd) if rd is not None else None,
-        wait_ready=float(wait),
+        runtime_dir=settings.runtime_dir,
+        wait_ready=settings.wait_ready,
         warnings=tuple(check_specs(specs)),
     )
     return AttachState(
         declared=declared,
         runtime_dir=runtime.runtime_dir_for(key, override=declared.runtime_dir),
-        autostart=bool(autostart),
+        autostart=settings.autostart,
     )
 
 
@@ -171,8 +167,17 @@ def _in_flask_run() -> bool:
     return isinstance(ctx.find_root().command, FlaskGroup)
 
 
-def _may_autostart() -> bool:
-    if in_reader_child() or under_gunicorn() or "pytest" in sys.modules:
+def _may_autostart(setting: bool) -> bool:
+    """``ATTACH_DAEMONS_AUTOSTART``: the environment variable of that name wins over the config
+    key (docs/declarations.md, "Host settings")."""
+    try:
+        override = runtime.autostart_override()
+    except ValueError as exc:
+        sys.stderr.write(f"attachdaemon: not starting the daemons: {exc}\n")
+        return False
+    if not (setting if override is None else override):
+        return False
+    if in_reader_child() or under_gunicorn():
         return False
     # Any other flask command (routes, shell, daemons…) loads the app without serving it.
     return click.get_current_context(silent=True) is None

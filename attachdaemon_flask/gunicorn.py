@@ -9,11 +9,10 @@ gunicorn.conf.py override the config keys of the same name. See :mod:`attachdaem
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
-from attachdaemon_core.gunicorn import config_namespace, make_hooks, settings_from
+from attachdaemon_core.gunicorn import config_namespace, make_hooks, with_config_overrides
 from attachdaemon_core.reader import Declared, read_in_child
 from attachdaemon_core.spec import ConfigError
 
@@ -31,14 +30,7 @@ def read_app(server: Any) -> Declared:
     paths = [p for p in (server.cfg.pythonpath or "").split(",") if p]
     paths.append(server.cfg.chdir or os.getcwd())
     d = read_in_child("attachdaemon_flask.read_app", paths=paths, args=[str(target or "")])
-    if not key:
-        return d
-    over = settings_from(ns, key)
-    return dataclasses.replace(
-        d,
-        runtime_dir=over.get("runtime_dir", d.runtime_dir),
-        wait_ready=over.get("wait_ready", d.wait_ready),
-    )
+    return with_config_overrides(d, server) if key else d
 
 
 on_starting, on_reload, on_exit, nworkers_changed = make_hooks(__name__, read_app)

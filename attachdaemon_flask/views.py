@@ -11,8 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template_string
 
-from attachdaemon_core import commands
-from attachdaemon_core.control import client
+from attachdaemon_core.status import read_status
 
 from .extension import state_of
 
@@ -35,13 +34,8 @@ PAGE = """<!doctype html>
 """
 
 
-def read_status() -> tuple[dict[str, Any], int]:
-    runtime_dir = state_of(current_app._get_current_object()).runtime_dir  # type: ignore[attr-defined]
-    try:
-        result = client.call(runtime_dir, "status", timeout=commands.STATUS_TIMEOUT)
-    except (client.NoSupervisor, client.ControlError) as exc:
-        return {"supervisor": None, "daemons": [], "error": str(exc), "runtime_dir": runtime_dir}, 503
-    return commands.public_status(result), 200
+def _runtime_dir() -> str:
+    return state_of(current_app._get_current_object()).runtime_dir  # type: ignore[attr-defined]
 
 
 def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> Blueprint:
@@ -54,7 +48,7 @@ def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> B
 
     @bp.get("/status.json")
     def status_json() -> Any:
-        data, code = read_status()
+        data, code = read_status(_runtime_dir())
         return jsonify(data), code, {"Cache-Control": "no-store"}
 
     @bp.get("/")
@@ -63,7 +57,7 @@ def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> B
 
         from flask import url_for
 
-        data, _ = read_status()
+        data, _ = read_status(_runtime_dir())
         return render_template_string(
             PAGE, text=json.dumps(data, indent=2), url=url_for(f"{name}.status_json")
         )

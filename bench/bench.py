@@ -1197,6 +1197,12 @@ class Bench:
         self.stop_gunicorn(r)
         self.put("reload_4", "attachdaemon", stats(vals))
 
+    # ----------------------------------------------------------------- 7: the exec form
+    def exec_form(self) -> None:
+        from exec_form import ExecForm
+
+        ExecForm(self).run()
+
     # ----------------------------------------------------------------------------------- run
     def meta(self, argv: list[str]) -> None:
         self.results["meta"] = {
@@ -1227,6 +1233,7 @@ class Bench:
             self.scale,
             self.reload,
             self.gunicorn_boot,
+            self.exec_form,
         ]
         skip = set(self.args.skip.split(",")) if self.args.skip else set()
         try:
@@ -1266,9 +1273,13 @@ class Bench:
         md, targets = render(self.results)
         self.results["targets"] = targets
         os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        # latest.* only from a run of every phase with every peer; a partial run gets its own name.
+        name = self.args.out or (
+            "latest" if not skip and not self.args.only else f"partial-{time.strftime('%Y-%m-%d')}"
+        )
+        with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
             json.dump(self.results, f, indent=1)
-        with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
             f.write(md)
         print(md)
         c = self.results["cleanup"]
@@ -1279,7 +1290,7 @@ class Bench:
                 f"cleanup: all {c['processes_seen']} processes ended ({c['killed_by_bench']} of them "
                 "killed by the bench, see the Cleanup section)"
             )
-        print(f"results: {os.path.join(RESULTS, 'latest.md')} and latest.json")
+        print(f"results: {os.path.join(RESULTS, name + '.md')} and {name}.json")
         return 0
 
 
@@ -1302,7 +1313,11 @@ def main() -> int:
     ap.add_argument(
         "--skip",
         help="comma-separated phases to skip (probe_self, crash_and_smart, "
-        "crash_loop, idle_small, scale, reload, gunicorn_boot)",
+        "crash_loop, idle_small, scale, reload, gunicorn_boot, exec_form)",
+    )
+    ap.add_argument(
+        "--out",
+        help="results name under bench/results/ (default: latest for a full run, partial-DATE otherwise)",
     )
     args = ap.parse_args()
     bench = Bench(args)
@@ -1316,4 +1331,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, HERE)
+    sys.modules.setdefault("bench", sys.modules["__main__"])  # exec_form imports this module by name
     sys.exit(main())

@@ -20,6 +20,14 @@ LATENCY_ROWS = [
 ]
 
 
+EXEC_ROWS = [
+    ("x_first_1", "exec → first daemon running, N=1 (ms)", 60.0, "ms"),
+    ("x_all_100", "exec → all running, N=100 (ms)", 300.0, "ms"),
+    ("x_stop_100", "stop signal → every process gone, N=100 (ms)", 100.0, "ms"),
+    ("x_pss_50", "PSS of the whole tree, N=50 (MB)", 12.0, "MB"),
+]
+
+
 def fmt(v: Any, digits: int = 1) -> str:
     if v is None:
         return "-"
@@ -90,6 +98,11 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             "crash→running median ≤ probe exec + 5 ms",
             f"{cm:.2f} ms (probe {probe:.2f} ms, +{cm - probe:.2f})",
             cm - probe <= 5,
+        )
+        add(
+            "crash→running median ≤ probe exec + 2 ms (issue 11)",
+            f"+{cm - probe:.2f} ms beyond the probe's {probe:.2f} ms",
+            cm - probe <= 2,
         )
         add("crash→running p95 ≤ 20 ms", f"{crash['p95']:.2f} ms", crash["p95"] <= 20)
         for peer in PEERS:
@@ -176,6 +189,15 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         + (f"; client.call {scall:.1f} ms" if scall is not None else ""),
         None if sc is None else sc <= 100,
     )
+    add(
+        "status --json CLI ≤ 30 ms (N=200, issue 11)",
+        f"{sc:.0f} ms" if sc is not None else "not measured",
+        None if sc is None else sc <= 30,
+    )
+    for key, title, limit, unit in EXEC_ROWS:
+        v = median(m.get(key, {}).get("attachdaemon"))
+        name = f"exec form: {title.rsplit(' (', 1)[0]} ≤ {limit:g} {unit}"
+        add(name, f"{v:.1f} {unit}" if v is not None else "not measured", None if v is None else v <= limit)
     gb = m.get("gunicorn_boot", {}).get("attachdaemon")
     if isinstance(gb, dict) and gb.get("none") and gb.get("with_10"):
         delta = gb["with_10"]["median"] - gb["none"]["median"]
@@ -184,6 +206,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             f"+{delta:.0f} ms ({gb['with_10']['median']:.0f} vs {gb['none']['median']:.0f} ms)",
             delta <= 150,
         )
+        add("gunicorn boot with 10 daemons ≤ +50 ms (issue 11)", f"+{delta:.0f} ms", delta <= 50)
     else:
         add("gunicorn boot with 10 daemons ≤ +150 ms", str(gb or "not measured"), None)
     return out
@@ -291,6 +314,8 @@ def render(res: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                     f"{v['pss_total_mb']:.1f} | {v['threads']} |"
                 )
         L.append("")
+    if any(k in m for k, _, _, _ in EXEC_ROWS):
+        L.extend(exec_section(res))
     tg = targets(res)
     L.append("## Targets (attachdaemon)")
     L.append("")
@@ -329,3 +354,43 @@ def render(res: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         )
     L.append("")
     return "\n".join(L), tg
+
+
+def exec_section(res: dict[str, Any]) -> list[str]:
+    """The exec form: every system timed from the exec of the command a user types."""
+    m = res["metrics"]
+    how = res.get("exec_form", {}).get("how", "")
+    L = ["## 7. Exec form (from the exec of the command a user types)", ""]
+    L.append(
+        "`attachdaemon --config f.toml run`, `uwsgi --ini u.ini`, `supervisord -n -c s.conf`, "
+        "`circusd c.ini`; "
+        + how
+        + ". PSS: every process of the tree that is not a daemon (uWSGI: master and its one worker)."
+    )
+    L.append("")
+    L.append("| metric | system | n | min | median | p95 | max | ad ÷ peer (median) | target |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for key, title, limit, unit in EXEC_ROWS:
+        row = m.get(key)
+        if not row:
+            continue
+        ad = row.get("attachdaemon")
+        for s in SYSTEMS:
+            if s not in row:
+                continue
+            r = ratio(ad, row[s]) if s != "attachdaemon" else ""
+            t = f"≤ {limit:g} {unit}" if s == "attachdaemon" else ""
+            L.append(f"| {title} | {s} | " + " | ".join(row_cells(row[s])) + f" | {r} | {t} |")
+    pss = m.get("x_pss_50", {})
+    if pss:
+        L.append("")
+        L.append(
+            "PSS split (MB, the median run): "
+            + "; ".join(
+                f"{s}: " + ", ".join(f"{r} {mb:.1f}" for r, mb in v.get("processes", []))
+                for s, v in pss.items()
+                if isinstance(v, dict)
+            )
+        )
+    L.append("")
+    return L

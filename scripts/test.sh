@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Set up a virtualenv in .venv (first run only), then run the linters, the type checker and the tests.
-# Usage: bash scripts/test.sh [pytest arguments]
+# Set up a virtualenv in .venv (first run only), then run the linters, the type checker, the
+# guard-rails (module size, import contracts) and the tests.
+# Usage: bash scripts/test.sh [pytest arguments]     e.g. -m unit: the pure tests, in seconds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+VENV=${VENV:-.venv}  # noxfile.py passes each session's own
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
-echo "== ruff check"; .venv/bin/ruff check .
-echo "== ruff format --check"; .venv/bin/ruff format --check .
-echo "== mypy --strict"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/python -m pytest "$@"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -e '.[dev]'
+echo "== ruff check"; "$VENV/bin/ruff" check .
+echo "== ruff format --check"; "$VENV/bin/ruff" format --check .
+echo "== mypy --strict"; "$VENV/bin/mypy"
+echo "== module size"; "$VENV/bin/python" scripts/check_module_size.py
+echo "== import contracts"; "$VENV/bin/lint-imports" --no-cache --no-logo
+echo "== pytest"; "$VENV/bin/python" -m pytest "$@"

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,10 +16,80 @@ from tests.helpers import leftovers
 from tests.helpers.harness import Sandbox, wait_for
 
 _LEFT: list[tuple[int, str]] = []
+TESTS = Path(__file__).resolve().parent
+
+# Markers (registered in pyproject.toml) given by directory; see pytest_collection_modifyitems.
+_MARK_BY_DIR = {"e2e": "e2e", "leader": "leader", "chaos": "chaos"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """e2e, leader and chaos by directory; ``unit`` only where a test module or test says so
+    (``pytestmark = pytest.mark.unit``: a pure test, see _no_processes); ``process`` for every
+    other test, the default, so that a new test is treated as heavy until it is shown pure."""
+    for item in items:
+        try:
+            top = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            top = ""
+        if top in _MARK_BY_DIR:
+            item.add_marker(_MARK_BY_DIR[top])
+        unit = item.get_closest_marker("unit") is not None
+        if unit and item.get_closest_marker("process") is not None:
+            raise pytest.UsageError(f"{item.nodeid}: marked both unit and process")
+        if not unit:
+            item.add_marker("process")
+
+
+def _refuse(what: str) -> Any:
+    def refuse(*args: object, **kwargs: object) -> Any:
+        raise AssertionError(
+            f"a test marked unit started a process ({what}): make it pure, or drop the unit mark"
+        )
+
+    return refuse
+
+
+@contextlib.contextmanager
+def _no_processes() -> Iterator[None]:
+    """While a ``unit`` test sets up and runs, starting a process fails it: the mark is checked,
+    not trusted. (os.fork, posix_spawn and subprocess's fork_exec: every way the code base and
+    the tests start one.)"""
+    targets: list[tuple[Any, str]] = [(os, n) for n in ("fork", "forkpty", "posix_spawn", "posix_spawnp")]
+    if hasattr(subprocess, "_fork_exec"):  # Python >= 3.11
+        targets.append((subprocess, "_fork_exec"))
+    else:
+        import _posixsubprocess
+
+        targets.append((_posixsubprocess, "fork_exec"))
+    with pytest.MonkeyPatch.context() as mp:
+        for obj, name in targets:
+            if hasattr(obj, name):
+                mp.setattr(obj, name, _refuse(name))
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    with _no_processes():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    with _no_processes():
+        return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     leftovers.mark_run()
+    # An app that opts in with ATTACH_DAEMONS_AUTOSTART starts its daemons in any process that
+    # loads it, a test run included; the suite's in-process apps must not (docs/declarations.md,
+    # "Host settings"). Server processes the tests start get an environment of their own.
+    os.environ["ATTACH_DAEMONS_AUTOSTART"] = "0"
 
 
 @pytest.hookimpl(tryfirst=True)

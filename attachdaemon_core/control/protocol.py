@@ -2,6 +2,8 @@
 
 Request:  ``{"v": 1, "verb": "status", "args": {...}}``
 Answer:   ``{"v": 1, "ok": true, "result": ...}`` or ``{"v": 1, "ok": false, "error": "..."}``
+
+The verbs and their arguments are those of :mod:`attachdaemon_core.control.verbs`.
 """
 
 from __future__ import annotations
@@ -9,14 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .verbs import CONTROL_VERBS, READ_ONLY_VERBS, BadArguments, check_args
+
+__all__ = ["READ_ONLY_VERBS", "VERBS", "ProtocolError", "decode_request", "encode", "error", "ok"]
+
 VERSION = 1
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # declarations of a few hundred daemons fit easily
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-# Verbs that only read; answered for the daemons' default user too (SPEC §5).
-READ_ONLY_VERBS = frozenset({"status", "logs", "ping"})
-VERBS = READ_ONLY_VERBS | frozenset(
-    {"start", "stop", "restart", "signal", "reload", "add-owner", "remove-owner", "shutdown"}
-)
+VERBS = CONTROL_VERBS  # READ_ONLY_VERBS: answered for the daemons' default user too
 
 
 class ProtocolError(Exception):
@@ -44,7 +46,10 @@ def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
     args = obj.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError("args must be a JSON object")
-    return verb, args
+    try:
+        return verb, check_args(verb, args)
+    except BadArguments as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def ok(result: Any) -> bytes:

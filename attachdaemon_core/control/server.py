@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import MAX_REQUEST_BYTES, READ_ONLY_VERBS, ProtocolError, decode_request, error, ok
+from .protocol import MAX_REQUEST_BYTES, ProtocolError, decode_request, error, ok
+from .verbs import READ_ONLY_VERBS
 
 log = logging.getLogger("attachdaemon")
 

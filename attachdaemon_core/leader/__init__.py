@@ -1,10 +1,16 @@
-"""Leader election for ``leader`` daemons (SPEC §9): lock backends and the lock-holder process.
+"""Leader election for ``leader`` daemons (docs/events.md): lock backends and the lock-holder process.
 
 Backends (:func:`open_lock`): ``file`` (flock, one host), PostgreSQL (session advisory lock with
 ``idle_session_timeout``), Redis (``SET NX PX`` with Lua-checked renew/release and a fencing
 epoch). They are used only inside the holder process, ``python -m attachdaemon_core.leader
 hold --name N --lease L --renew R --stop-timeout S [--margin M] --info JSON`` with the backend in
 ``$ATTACHDAEMON_INTERNAL_LEADER_BACKEND`` (never on the command line: it may hold a password).
+
+Modules: ``rules`` (the lease arithmetic and what a backend string means; pure, shared with the
+declarations), ``roles`` and ``role_types`` (the holder's decisions: a pure role machine),
+``holder`` (the holder process: carries the machine's actions out), ``wire`` (its pipes to the
+parent), ``worker`` (the thread making the engine's blocking calls), ``watchdog`` (its second
+line of defence), ``backends``, ``pg_backend`` and ``redis_backend`` (the engines).
 
 Wire protocol: JSON objects, one per line; parent -> holder on the holder's fd 0, holder ->
 parent on its fd 1.
@@ -47,16 +53,28 @@ parent -> holder::
 
 from __future__ import annotations
 
-from .backends import backend_kind, file_lock_path, open_lock
-from .base import (
-    BackendUnavailable,
-    LeaderLock,
-    Lease,
-    LeaseLost,
-    LeaseUnknown,
-    check_arithmetic,
-    lock_key63,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends import file_lock_path, open_lock
+    from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost, LeaseUnknown, lock_key63
+    from .rules import backend_kind, check_arithmetic
+
+# Imported on first use, so that importing one submodule (the declarations import ``rules``)
+# loads no more than it needs.
+_WHERE = {
+    "BackendUnavailable": "base",
+    "LeaderLock": "base",
+    "Lease": "base",
+    "LeaseLost": "base",
+    "LeaseUnknown": "base",
+    "lock_key63": "base",
+    "backend_kind": "rules",
+    "check_arithmetic": "rules",
+    "file_lock_path": "backends",
+    "open_lock": "backends",
+}
 
 __all__ = [
     "BackendUnavailable",
@@ -70,3 +88,9 @@ __all__ = [
     "lock_key63",
     "open_lock",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

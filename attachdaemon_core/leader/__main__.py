@@ -36,9 +36,10 @@ def _fatal(reason: str) -> int:
 
 def _hold(args: argparse.Namespace) -> int:
     from ..redaction import redact
-    from .backends import backend_kind, missing_client, open_lock
-    from .base import BackendUnavailable, check_arithmetic
+    from .backends import open_lock
+    from .base import BackendUnavailable
     from .holder import Holder, Params
+    from .rules import backend_kind, check_arithmetic, missing_client
 
     backend = os.environ.pop(BACKEND_ENV, None) or args.backend or "file"
     try:

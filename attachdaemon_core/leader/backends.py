@@ -1,8 +1,9 @@
 """Backend selection, and the ``file`` backend (flock; the single-host default).
 
-``open_lock(name, backend, ...)`` picks the backend from the declaration's ``backend`` string:
-``file``, ``postgresql://…`` / ``postgres://…`` or a libpq key=value DSN (``django:ALIAS`` is
-resolved by the caller into one), ``redis://…`` / ``rediss://…``.
+``open_lock(name, backend, ...)`` picks the backend from the resolved ``backend`` string (see
+:func:`attachdaemon_core.leader.rules.backend_kind`): ``file``, ``postgresql://…`` /
+``postgres://…`` or a libpq key=value DSN (``django:ALIAS`` is resolved by the caller into one),
+``redis://…`` / ``rediss://…``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib
 import json
 import os
 import socket
@@ -18,56 +18,8 @@ import stat
 import time
 from typing import Any
 
-from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost, one_line
-
-PG_SCHEMES = ("postgresql://", "postgres://")
-REDIS_SCHEMES = ("redis://", "rediss://")
-# kind -> (the client package its module imports, the extra that installs it, its module)
-CLIENTS = {
-    "postgres": ("psycopg", "postgres", "attachdaemon_core.leader.pg_backend"),
-    "redis": ("redis", "redis", "attachdaemon_core.leader.redis_backend"),
-}
-
-
-def client_problem(kind: str) -> tuple[str, str] | None:
-    """Why backend ``kind`` cannot work in this Python — its client package cannot be imported
-    — and the pip command that installs it; None when it can (or needs no package)."""
-    if kind not in CLIENTS:
-        return None
-    try:
-        importlib.import_module(CLIENTS[kind][2])
-    except Exception as exc:  # ImportError, or a package too broken to import
-        return missing_client(kind, exc)
-    return None
-
-
-def missing_client(kind: str, exc: BaseException) -> tuple[str, str]:
-    """(message, pip command) for backend ``kind`` whose import failed with ``exc``."""
-    package, extra, _module = CLIENTS[kind]
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        why = f"no module named {exc.name!r}"
-    else:
-        why = one_line(exc)
-    message = (
-        f"the {kind} leader backend needs the Python package {package!r}, which cannot be imported ({why})"
-    )
-    return message, f"pip install 'attachdaemon[{extra}]'"
-
-
-def backend_kind(backend: str) -> str:
-    """``file``, ``postgres`` or ``redis``; ValueError (DSN-free) for anything else."""
-    low = backend.strip().lower()
-    if low == "file":
-        return "file"
-    if low.startswith(PG_SCHEMES):
-        return "postgres"
-    if low.startswith(REDIS_SCHEMES):
-        return "redis"
-    if low.startswith("django:"):
-        raise ValueError("a django:ALIAS backend must be resolved into a DSN by the caller")
-    if "=" in backend and "://" not in backend:
-        return "postgres"  # libpq key=value DSN
-    raise ValueError("unsupported leader backend (not shown, it may hold a password)")
+from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost
+from .rules import POSTGRES, REDIS, backend_kind
 
 
 def open_lock(
@@ -80,11 +32,11 @@ def open_lock(
 ) -> LeaderLock:
     """The :class:`LeaderLock` for ``name`` in ``backend``; nothing connects until first used."""
     kind = backend_kind(backend)
-    if kind == "postgres":
+    if kind == POSTGRES:
         from .pg_backend import PostgresLock
 
         return PostgresLock(name, backend, lease=lease, renew=renew, holder_info=holder_info)
-    if kind == "redis":
+    if kind == REDIS:
         from .redis_backend import RedisLock
 
         return RedisLock(name, backend, lease=lease, renew=renew, holder_info=holder_info)

@@ -1,4 +1,5 @@
-"""The lock-backend interface of SPEC §9 and research/distributed.md §5, and the lease arithmetic.
+"""The lock-backend interface: what a lock engine must offer the lock holder (the lease arithmetic
+is in :mod:`attachdaemon_core.leader.rules`; docs/declarations.md, "leader").
 
 Everything here is synchronous and used only inside the lock-holder process
 (:mod:`attachdaemon_core.leader.holder`); the holder owns all timing, never a client library.
@@ -87,29 +88,6 @@ class LeaderLock(Protocol):
 def lock_key63(name: str) -> int:
     """63 bits of sha256(name): a non-negative PostgreSQL bigint advisory-lock key."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
-
-
-def check_arithmetic(lease: float, renew: float, stop_timeout: float, margin: float = 1.0) -> str | None:
-    """Why (lease, renew, stop_timeout, margin) cannot be safe, or None (research §3.1).
-
-    The holder starts stopping at t_s + lease - stop_timeout - margin and has the session empty
-    by t_s + lease - margin; three renewals must fit before that: lease >= 3*renew +
-    stop_timeout + 2 s (the same rule as the declarations' check; 2 s = margin + slack, so a
-    margin above 1 s raises it).
-    """
-    for what, value in (("lease", lease), ("renew", renew), ("stop_timeout", stop_timeout)):
-        if not value > 0:
-            return f"{what} must be > 0 seconds, not {value:g}"
-    if not margin >= 0.1:
-        return f"margin must be at least 0.1s, not {margin:g}"
-    slack = max(2.0, margin + 1.0)
-    need = 3 * renew + stop_timeout + slack
-    if lease >= need:
-        return None
-    return (
-        f"lease {lease:g}s is too short: it must be at least 3*renew + stop_timeout + {slack:g}s"
-        f" = 3*{renew:g} + {stop_timeout:g} + {slack:g} = {need:g}s"
-    )
 
 
 def one_line(exc: BaseException, secret: str | None = None) -> str:

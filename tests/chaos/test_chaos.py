@@ -1,5 +1,6 @@
 """Issue #5's chaos suite: the Django sample under real gunicorn, a steady HTTP load, and a seeded
-random schedule of faults; after every fault and at the end, the invariants of SPEC §3, §5, §6.
+random schedule of faults; after every fault and at the end, the invariants of docs/events.md
+and docs/process-model.md.
 
 What runs: gunicorn (2 sync workers) serving the sample, whose home page counts each visit through
 every daemon it declares: ``kv`` (attached, always), ``memcached`` (attached), ``redis`` (smart,
@@ -32,7 +33,7 @@ or another schedule. One summary line is printed at the end of pytest's output a
 to ``tests/chaos/last-run.json`` (git-ignored).
 
 Faults that kill a daemon wait until it has been up for :data:`MIN_UPTIME` first: a daemon that dies
-quickly in a row is restarted with a growing backoff by design (SPEC §4 ``min_uptime``), which would
+quickly in a row is restarted with a growing backoff by design (docs/declarations.md, backoff), which would
 only spend the time budget; the invariants are the same either way.
 """
 

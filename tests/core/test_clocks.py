@@ -23,6 +23,7 @@ from attachdaemon_core import pidfile, proc
 FRACTION = 0.99
 
 
+@pytest.mark.unit
 def test_wall_from_ticks_is_exact_for_a_fractional_boot_instant() -> None:
     boot_instant = 1_796_392_930 + FRACTION
     started_wall = boot_instant + 1234.5

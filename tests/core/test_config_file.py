@@ -1,4 +1,4 @@
-"""load_toml: [daemons.NAME] tables and uwsgi lines from a TOML file (SPEC §4, §7)."""
+"""load_toml: [daemons.NAME] tables and uwsgi lines from a TOML file (docs/declarations.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from attachdaemon_core.config_file import FileConfig, load_toml, read_runtime_dir
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, ReadyProbe
+
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
 
 
 def write(tmp_path: Path, text: str, name: str = "daemons.toml") -> str:

@@ -8,6 +8,8 @@ from attachdaemon_core.daemon import Daemon, ExitStatus, backoff_delay
 from attachdaemon_core.spec import DaemonSpec
 from attachdaemon_core.states import State, TransitionError, check_transition
 
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+
 CRASH = ExitStatus(1, None, 0.0)
 CLEAN = ExitStatus(0, None, 0.0)
 

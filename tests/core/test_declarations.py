@@ -1,4 +1,5 @@
-"""parse_declarations: every input parses or raises one ConfigError naming every problem (SPEC §4)."""
+"""parse_declarations: every input parses or raises one ConfigError naming every problem
+(docs/declarations.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from attachdaemon_core.declarations import (
     parse_declarations,
 )
 from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
+
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
 
 HEADER = "invalid daemon declarations in ATTACH_DAEMONS:"
 

@@ -1,4 +1,5 @@
-"""SPEC §3, column "attached": one test per event, with a real owner process and real daemons.
+"""docs/events.md, "Attached and control daemons": one test per event, with a real owner process
+and real daemons.
 
 Test names read as <kind>__<event>__<what happens>.
 """

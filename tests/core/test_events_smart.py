@@ -1,4 +1,4 @@
-"""SPEC §3, column "smart / smart2": one test per event, real owner process, real daemons."""
+"""docs/events.md, "Smart and smart2 daemons": one test per event, real owner process, real daemons."""
 
 from __future__ import annotations
 

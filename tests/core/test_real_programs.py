@@ -14,6 +14,7 @@ import pytest
 
 from attachdaemon_core import proc
 from attachdaemon_core.declarations import parse_declarations
+from attachdaemon_core.uwsgi_lines import parse_uwsgi_line
 from tests.helpers.harness import Sandbox, alive, wait_for
 from tests.helpers.servers import free_port, memcached_get_set, pg_bin, redis_ping
 
@@ -202,3 +203,17 @@ def test_dedicated_postgresql_smart_daemon(sandbox: Sandbox, tmp_path: Path) -> 
     sandbox.call("stop", names=["pg"])
     wait_for(lambda: not alive(pid), 15, "postgres stopped with SIGINT (fast shutdown)")
     assert "stopping daemon 'pg'" in sandbox.log_text() and "with SIGINT" in sandbox.log_text()
+
+
+# Moved from test_uwsgi_lines.py, whose tests are pure (marked unit): this one runs a program.
+def test_shell_wrapped_command_really_execs_in_place(tmp_path: Path) -> None:
+    """The tracked pid must be the program itself: `exec` replaces /bin/sh (docs/process-model.md)."""
+    out = tmp_path / "out"
+    script = 'import os; print(os.getpid(), os.environ["GREETING"])'
+    decl, problems = parse_uwsgi_line(f"attach-daemon = GREETING=hi python3 -c '{script}' > {out}")
+    assert problems == []
+    command = decl["command"]
+    assert isinstance(command, list)
+    child = subprocess.Popen(command)
+    assert child.wait(timeout=10) == 0
+    assert out.read_text().split() == [str(child.pid), "hi"]

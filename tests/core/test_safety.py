@@ -1,4 +1,5 @@
-"""SPEC §5: pid identity, pidfile parsing, one supervisor per runtime directory, no orphans."""
+"""docs/process-model.md, "How a pidfile is trusted": pid identity, pidfile parsing, one supervisor
+per runtime directory, no orphans."""
 
 from __future__ import annotations
 

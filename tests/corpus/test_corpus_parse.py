@@ -29,6 +29,8 @@ from tests.corpus.uwsgi_lines import (
     source_repository,
 )
 
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+
 BASE = "/srv/app"
 AGREED = [c for c in LINES if c.line not in DISAGREEMENTS]
 DIFFERING = [c for c in LINES if c.line in DISAGREEMENTS]

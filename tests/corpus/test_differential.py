@@ -5,7 +5,7 @@ After start, after each daemon is SIGKILLed, after a reload and after a stop, th
 leave the same daemons running: one copy of each, a new one after the kill, a new one after the
 reload for attached lines and the same one for smart lines, none after the stop for attached lines
 and the same one for smart lines. A difference is allowed only where INTENTIONAL names it (each is
-in the README's "Coming from uWSGI"); any other is a bug, in one direction or the other.
+in docs/uwsgi-differences.md); any other is a bug, in one direction or the other.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ UWSGI = shutil.which("uwsgi", path=BIN)
 SUBREAPER = str(Path(__file__).resolve().parent.parent / "helpers" / "subreaper.py")
 pytestmark = pytest.mark.skipif(UWSGI is None, reason="pyuwsgi is not installed: pip install -e '.[dev]'")
 
-# (kind, phase) -> (what uWSGI may show there instead of what we show, why). Each is in the
-# README's "Coming from uWSGI". Observations: after start, the number of live copies; after a
-# kill or a reload, (live copies, a new pid?); after a stop, (live copies, the same pid?).
+# (kind, phase) -> (what uWSGI may show there instead of what we show, why). Each is in
+# docs/uwsgi-differences.md, "How the list is checked". Observations: after start, the number of
+# live copies; after a kill or a reload, (live copies, a new pid?); after a stop, (live copies,
+# the same pid?).
 UWSGI_SMART_RACE = (
     "uWSGI 2.0.30 restarts a killed smart daemon only if it reaped the launcher before its "
     "once-a-second pidfile check saw the daemon's pid (core/daemons.c, has_daemonized); when the "

@@ -12,6 +12,8 @@ from django.test.utils import override_settings
 from attachdaemon_django import conf
 from attachdaemon_django.checks import check_declarations
 
+pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+
 
 def test_checks__bad_declarations__every_problem_with_its_id_and_exact_message() -> None:
     bad = {"x": {"comand": "sleep 1"}, "y": {"command": "sleep 1", "stop_signal": "SIGNOPE"}}
@@ -84,3 +86,24 @@ def test_leader_django_alias__resolved_into_a_direct_dsn(monkeypatch: pytest.Mon
     assert [m.msg for m in found] == [
         "daemon 'beat', key 'leader': DATABASES['other'] is not PostgreSQL; use postgresql://… or redis://…"
     ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "variable", "starts"),
+    [(True, None, True), (True, "0", False), (False, "1", True), (False, None, False), (True, "off", False)],
+)
+def test_autostart__the_environment_variable_wins_over_the_setting(
+    monkeypatch: pytest.MonkeyPatch, setting: bool, variable: str | None, starts: bool
+) -> None:
+    """A process that is no management command (a server, a test runner) starts the daemons per
+    ``ATTACH_DAEMONS_AUTOSTART``; the environment variable of that name wins (``0`` turns it off
+    for a test run). Whether pytest is loaded plays no part."""
+    from attachdaemon_django import startup
+
+    monkeypatch.setattr(sys, "argv", ["server.py"])
+    if variable is None:
+        monkeypatch.delenv("ATTACH_DAEMONS_AUTOSTART", raising=False)
+    else:
+        monkeypatch.setenv("ATTACH_DAEMONS_AUTOSTART", variable)
+    with override_settings(ATTACH_DAEMONS_AUTOSTART=setting):
+        assert startup.should_start() is starts

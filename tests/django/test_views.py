@@ -1,4 +1,4 @@
-"""The status page and its JSON, served by a web worker that asks the supervisor (SPEC §8)."""
+"""The status page and its JSON, served by a web worker that asks the supervisor (docs/status-json.md)."""
 
 from __future__ import annotations
 

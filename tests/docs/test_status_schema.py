@@ -203,6 +203,7 @@ def _flask_page(runtime_dir: str) -> tuple[int, dict[str, Any]]:
     return response.status_code, data
 
 
+@pytest.mark.unit
 def test_the_schema_is_exact() -> None:
     """Not a schema anything passes: a key missing, an unknown key (such as the control socket's
     internal ``autostart``), a state or a kind not in the lists are each refused."""

@@ -78,3 +78,24 @@ def test_status_blueprint__json_for_allowed_403_otherwise(
     assert client.get("/daemons/").status_code == 200
     allowed["yes"] = False
     assert client.get("/daemons/status.json").status_code == 403
+
+
+def test_autostart__environment_variable_0_wins_over_the_config_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that loads an app with ``ATTACH_DAEMONS_AUTOSTART = True`` (a test run of it)
+    starts nothing when ``ATTACH_DAEMONS_AUTOSTART=0`` is in the environment."""
+    monkeypatch.setenv("ATTACH_DAEMONS_AUTOSTART", "0")
+    monkeypatch.setenv("ATTACH_DAEMONS_RUNTIME_DIR", "/dev/null/attachdaemon-autostart-test")
+    app = _app("opted", ATTACH_DAEMONS={"a": {"command": "sleep 1"}}, ATTACH_DAEMONS_AUTOSTART=True)
+    AttachDaemons(app)
+    assert state_of(app).autostart is True and state_of(app).started is False
+
+
+def test_autostart__bad_environment_variable__nothing_started_and_said(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATTACH_DAEMONS_AUTOSTART", "maybe")
+    monkeypatch.setenv("ATTACH_DAEMONS_RUNTIME_DIR", "/dev/null/attachdaemon-autostart-test")
+    app = _app("opted2", ATTACH_DAEMONS={"a": {"command": "sleep 1"}}, ATTACH_DAEMONS_AUTOSTART=True)
+    AttachDaemons(app)
+    assert state_of(app).started is False
+    assert "ATTACH_DAEMONS_AUTOSTART='maybe' is not one of" in capsys.readouterr().err

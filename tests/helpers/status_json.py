@@ -1,4 +1,4 @@
-"""The stable status JSON of SPEC §8: every key, and every value's type."""
+"""The stable status JSON of docs/status-json.md: every key, and every value's type."""
 
 from __future__ import annotations
 

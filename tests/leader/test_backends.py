@@ -1,4 +1,5 @@
-"""The LeaderLock backends, in-process, against the real engines (no holder process)."""
+"""The LeaderLock backends, in-process, against the real engines (no holder process); the pure
+rules they share are in test_rules.py."""
 
 from __future__ import annotations
 
@@ -10,65 +11,12 @@ from typing import Any
 
 import pytest
 
-from attachdaemon_core.leader import (
-    BackendUnavailable,
-    LeaseLost,
-    backend_kind,
-    check_arithmetic,
-    lock_key63,
-    open_lock,
-)
+from attachdaemon_core.leader import BackendUnavailable, LeaseLost, lock_key63, open_lock
 from attachdaemon_core.leader.backends import FileLock
-from attachdaemon_core.leader.base import redact
 from tests.helpers.servers import free_port
 from tests.leader.conftest import unique_name
 
 INFO = {"host": "test-host", "pid": 4242}
-
-
-def test_check_arithmetic() -> None:
-    assert check_arithmetic(15, 3, 4) is None  # the defaults
-    assert check_arithmetic(4, 0.5, 0.5, 0.5) is None  # the tests' timing
-    problem = check_arithmetic(3, 1, 1)
-    assert problem and "3*renew + stop_timeout + 2s" in problem and "= 6s" in problem
-    assert check_arithmetic(15, 3, 4, margin=3) is not None  # a larger margin needs a longer lease
-    assert check_arithmetic(0, 1, 1) is not None
-
-
-def test_backend_kind_and_redaction() -> None:
-    assert backend_kind("file") == "file"
-    assert backend_kind("postgresql://u:p@h/db") == "postgres"
-    assert backend_kind("host=h dbname=d password=x") == "postgres"
-    assert backend_kind("rediss://h:6380/0") == "redis"
-    with pytest.raises(ValueError, match="not shown") as info:
-        backend_kind("mysql://u:secret@h/db")
-    assert "secret" not in str(info.value)
-    assert "secret" not in redact("x postgresql://u:secret@h/db y host=h password=secret")
-    assert 0 <= lock_key63("beat") < 2**63
-
-
-@pytest.mark.parametrize(
-    ("text", "secrets"),
-    [
-        ("postgresql://admin:hunter2@db/app", ["hunter2"]),
-        ("postgresql://admin:hun@ter2@db/app", ["hun", "ter2"]),  # an unencoded '@'
-        ("postgresql://admin:hun/ter2@db/app", ["hun", "ter2"]),  # an unencoded '/'
-        ("rediss://:hunter2@r:6380/0", ["hunter2"]),
-        ("redis://r:6379/0?password=hunter2", ["hunter2"]),
-        ("host=h password=hunter2 dbname=d", ["hunter2"]),
-        ("host=h password = hunter2", ["hunter2"]),
-        ("host=h password='hun ter2' dbname=d", ["hun", "ter2"]),
-        (r"host=h password='hun\' ter2' dbname=d", ["hun", "ter2"]),
-        ('host=h password="hun ter2"', ["hun", "ter2"]),
-        ("host=h PASSWORD=hunter2", ["hunter2"]),
-        ("host=h sslpassword=hunter2", ["hunter2"]),
-    ],
-)
-def test_redaction__every_form_of_a_password(text: str, secrets: list[str]) -> None:
-    out = redact(f"connection to {text} failed: timeout")
-    for secret in secrets:
-        assert secret not in out, out
-    assert out.startswith("connection to ") and out.endswith(" failed: timeout"), out
 
 
 @pytest.fixture(params=["file", "postgres", "redis"])

@@ -1,0 +1,92 @@
+"""What the commands and the status pages show of a supervisor's status answer.
+
+The stable JSON (docs/status-json.md), the table ``status`` prints, and what counts as healthy.
+Runs in the user's shell process or a web worker, never in the supervisor.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .control import client
+
+STATUS_TIMEOUT = 2.0
+
+
+def healthy(d: dict[str, Any]) -> bool:
+    state = d["state"]
+    if state in ("running", "standby"):
+        return True
+    if state == "stopped" and (d.get("held") or not d.get("autostart", True)):
+        return True
+    last = d.get("last_exit") or {}
+    return state == "exited" and last.get("code") == 0 and last.get("signal") is None
+
+
+def no_supervisor_status(runtime_dir: str, reason: str, others: list[dict[str, Any]]) -> dict[str, Any]:
+    """``status --json`` when no supervisor answers (exit 4): why, and the supervisors that run."""
+    return {
+        "supervisor": None,
+        "error": reason,
+        "runtime_dir": runtime_dir,
+        "other_supervisors": [{"pid": e.get("pid"), "runtime_dir": e.get("runtime_dir")} for e in others],
+    }
+
+
+def read_status(runtime_dir: str) -> tuple[dict[str, Any], int]:
+    """For the status pages: the public status JSON and an HTTP status, 200, or 503 with an empty
+    ``daemons`` list and the reason when no supervisor answers (docs/status-json.md)."""
+    try:
+        result = client.call(runtime_dir, "status", timeout=STATUS_TIMEOUT)
+    except (client.NoSupervisor, client.ControlError) as exc:
+        return {"supervisor": None, "daemons": [], "error": str(exc), "runtime_dir": runtime_dir}, 503
+    return public_status(result), 200
+
+
+def public_status(result: dict[str, Any]) -> dict[str, Any]:
+    """The supervisor's status answer reduced to the stable JSON of docs/status-json.md."""
+    return {
+        "supervisor": result["supervisor"],
+        "daemons": [
+            {k: v for k, v in d.items() if k not in ("autostart", "held")} for d in result["daemons"]
+        ],
+    }
+
+
+def _uptime(started: float | None) -> str:
+    if started is None:
+        return "-"
+    secs = int(max(0, time.time() - started))
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    sup = result["supervisor"]
+    rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
+    notes = []
+    for d in result["daemons"]:
+        ready = "-" if d["ready"] is None else ("yes" if d["ready"] else "no")
+        state = d["state"] + (" (by command)" if d.get("held") and d["state"] == "stopped" else "")
+        rows.append(
+            (
+                d["name"],
+                d["kind"] + ("+control" if d["control"] else ""),
+                state,
+                str(d["pid"] or "-"),
+                _uptime(d["started_at"]),
+                str(d["restarts"]),
+                ready,
+            )
+        )
+        if d["error"]:
+            notes.append(f"  {d['name']}: {d['error']}")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "
+        f"up {_uptime(sup['started_at'])}, respawns {sup['respawns']}, {sup['runtime_dir']}"
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines + notes) + "\n"
