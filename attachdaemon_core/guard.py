@@ -152,15 +152,15 @@ class Guard:
         self.reap_until(-1)
 
     def empty_sessions(self) -> None:
-        # What is safe to kill (README.md, "Security model", the guard): a recorded session is
-        # (leader pid, start time). A live leader with that start time is the process we spawned:
-        # its whole session is ours. A live pid with another start time is a reused pid, whatever
-        # session it leads now (a local user's `setsid` program gets a recorded number too): it and
-        # its session are left alone. With the leader gone (the usual case: the parent-death signal
-        # killed it), Linux does not hand out a pid number that still names a live session, so
-        # the members are that session's, or a later session's whose leader also died; only the
-        # members that descend from this guard (our subreaper catches every orphan of the
-        # supervisor's tree) are killed.
+        # What is safe to kill (docs/process-model.md, the guard; README.md, "Security model"):
+        # a recorded session is (leader pid, start time). A live leader with that start time is
+        # the process we spawned: its whole session is ours. A live pid with another start time
+        # is a reused pid, whatever session it leads now (a local user's `setsid` program may get
+        # a recorded number): it and its session are left alone. With the leader gone (usually
+        # killed by its parent-death signal), Linux does not hand out a pid number that still
+        # names a live session, so the members are that session's, or a later session's whose
+        # leader also died: only those descending from this guard (a subreaper, it inherits
+        # every orphan of the supervisor's tree) are killed.
         me = os.getpid()
         emptied = []
         for sid, starttime in list(self.sessions.items()):

@@ -42,7 +42,8 @@ GUARD_RUN = textwrap.dedent(
                             stdout=subprocess.PIPE, text=True)
     orphan = int(gone.stdout.readline())
     gone.wait()
-    while not proc.session_members(live.pid) or len(proc.session_members(live.pid)) < 2:
+    deadline = time.monotonic() + 10
+    while len(proc.session_members(live.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.005)
     ours = sorted(proc.session_members(live.pid) + [orphan])
     g.note(f"+ {live.pid} {proc.stat(live.pid).starttime}")
