@@ -292,6 +292,9 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
     if isinstance(ready, ReadyProbe) and ready.postgres and not smart and "pidfile" not in bad:
         hint = "set pidfile to the data directory's postmaster.pid"
         found.append(("ready", "the postgres probe needs a pidfile", hint))
+    if fields.get("env_keep") and not fields.get("env_clear") and "env_clear" not in bad:
+        hint = "add env_clear = true, or drop env_keep: without it the daemon gets the whole environment"
+        found.append(("env_keep", "only applies with env_clear", hint))
     leader = fields.get("leader")
     if isinstance(leader, LeaderSpec) and "stop_timeout" not in bad:
         found += _leader_arithmetic(leader, fields.get("stop_timeout", LEADER_STOP_TIMEOUT))
@@ -484,6 +487,18 @@ def _env(value: object, ctx: _Context) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
+def _env_names(value: object, ctx: _Context) -> tuple[str, ...]:
+    """``env_keep``: a list of variable names."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _Invalid(f"must be a list of variable names such as ['DATABASE_URL'], not {_show(value)}")
+    names = []
+    for name in value:
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+            raise _Invalid(f"variable name {_show(name)} must be a non-empty string without '='")
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
 def _account(kind: str) -> Converter:
     """``user``/``group``: a name that must exist, or a numeric id; kept as a string."""
 
@@ -619,6 +634,8 @@ _CONVERTERS: dict[str, Converter] = {
     "reload_stop_signal": _optional_signal,
     "touch": _paths,
     "env": _env,
+    "env_clear": _bool,
+    "env_keep": _env_names,
     "cwd": _path,
     "user": _account("user"),
     "group": _account("group"),

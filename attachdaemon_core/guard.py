@@ -153,17 +153,52 @@ class Guard:
         self.reap_until(-1)
 
     def empty_sessions(self) -> None:
+        # What is safe to kill (docs/process-model.md, the guard; README.md, "Security model"):
+        # a recorded session is (leader pid, start time). A live leader with that start time is
+        # the process we spawned: its whole session is ours. A live pid with another start time
+        # is a reused pid, whatever session it leads now (a local user's `setsid` program may get
+        # a recorded number): it and its session are left alone. With the leader gone (usually
+        # killed by its parent-death signal), Linux does not hand out a pid number that still
+        # names a live session, so the members are that session's, or a later session's whose
+        # leader also died: only those descending from this guard (a subreaper, it inherits
+        # every orphan of the supervisor's tree) are killed.
+        me = os.getpid()
+        emptied = []
         for sid, starttime in list(self.sessions.items()):
             leader = proc.stat(sid)
-            if leader is not None and leader.starttime != starttime and leader.sid != sid:
-                continue  # the pid was reused by something that is not that session
-            proc.kill_session(sid)
+            if leader is None:
+                self._kill_descendants(sid, me)
+                emptied.append(sid)
+            elif leader.starttime == starttime:
+                proc.kill_session(sid)
+                emptied.append(sid)
+            else:
+                log.warning("pid %d was reused by another process; its session is not ours to empty", sid)
         deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and any(proc.session_members(s) for s in self.sessions):
+        while time.monotonic() < deadline and any(self._ours_left(s, me) for s in emptied):
             self.reap_all()
             time.sleep(0.005)
         self.reap_all()
         self.sessions.clear()
+
+    @staticmethod
+    def _ours_left(sid: int, ancestor: int) -> bool:
+        return any(p == sid or proc.descends_from(p, ancestor) for p in proc.session_members(sid))
+
+    @staticmethod
+    def _kill_descendants(sid: int, ancestor: int) -> None:
+        """SIGKILL the members of session ``sid`` that descend from ``ancestor``, each checked
+        again once its pidfd is open (so a pid reused meanwhile is never hit)."""
+        for pid in proc.session_members(sid):
+            fd = proc.pidfd_open(pid)
+            if fd is None:
+                continue
+            try:
+                st = proc.stat(pid)
+                if st is not None and st.sid == sid and proc.descends_from(pid, ancestor):
+                    proc.pidfd_signal(fd, signal.SIGKILL)
+            finally:
+                os.close(fd)
 
 
 def main(runtime_dir: str) -> int:

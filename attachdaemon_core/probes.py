@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 import sys
 
 from .spec import DaemonSpec, ReadyProbe
@@ -52,18 +53,45 @@ def tcp_connect_result(sock: socket.socket) -> str | None:
     return None if err == 0 else os.strerror(err)
 
 
+# The status words PostgreSQL writes on line 8 of postmaster.pid (PM_STATUS_* in pidfile.h).
+POSTGRES_STATUSES = frozenset({"starting", "stopping", "ready", "standby"})
+POSTMASTER_PID_LIMIT = 4096  # a real postmaster.pid is a few hundred bytes
+
+
 def postgres_ready(spec: DaemonSpec) -> str | None:
-    """None when postmaster.pid (next to the data dir pidfile) says 'ready', else why not."""
+    """None when postmaster.pid (next to the data dir pidfile) says 'ready', else why not.
+
+    The data directory belongs to the database's user, not to us: the file is opened without
+    following a symlink, must be a regular file, and only a known status word is ever repeated
+    (the reason ends up in ``status``, which a read-only uid may see).
+    """
     if spec.pidfile is None:
         return "no pidfile"
     try:
-        with open(spec.pidfile) as f:
-            lines = f.read().splitlines()
+        fd = os.open(spec.pidfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"cannot read {spec.pidfile}: it is a symbolic link"
+        return f"cannot read {spec.pidfile}: {exc.strerror}"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return f"cannot read {spec.pidfile}: not a regular file"
+        data = os.read(fd, POSTMASTER_PID_LIMIT + 1)
     except OSError as exc:
         return f"cannot read {spec.pidfile}: {exc.strerror}"
-    if len(lines) >= 8 and lines[7].strip() == "ready":
+    finally:
+        os.close(fd)
+    lines = data.decode(errors="replace").splitlines()
+    if len(data) > POSTMASTER_PID_LIMIT or not lines or not lines[0].strip().isdigit():
+        return f"{spec.pidfile} is not a postmaster.pid"
+    if len(lines) < 8:
+        return "not started"
+    status = lines[7].strip()
+    if status == "ready":
         return None
-    return f"postmaster.pid status is {lines[7].strip()!r}" if len(lines) >= 8 else "not started"
+    if status in POSTGRES_STATUSES:
+        return f"postmaster.pid status is {status!r}"
+    return f"{spec.pidfile} has no known status on its line 8"
 
 
 def _http_main(url: str) -> int:

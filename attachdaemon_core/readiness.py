@@ -10,16 +10,25 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from . import probes
 from .daemon import Daemon, ExitStatus
 from .loop import Timer, Timers
 from .spawn import SpawnError
+from .spec import DaemonSpec
 from .states import State
 
 log = logging.getLogger("attachdaemon")
 
-RunChild = Callable[[tuple[str, ...], "str | None", Callable[[ExitStatus], None]], int]
+
+class RunChild(Protocol):
+    """Starts a probe child for ``spec`` and returns its pid; ``as_daemon``: with the daemon's
+    user, group, supplementary groups and environment (a command probe is the declaration's code)."""
+
+    def __call__(
+        self, argv: tuple[str, ...], spec: DaemonSpec, done: Callable[[ExitStatus], None], *, as_daemon: bool
+    ) -> int: ...
 
 
 @dataclass
@@ -91,7 +100,7 @@ class Prober:
         else:
             argv = probes.probe_argv(probe)
             assert argv is not None
-            self._child(d, argv)
+            self._child(d, argv, as_daemon=probe.command is not None)
 
     def _tcp(self, d: Daemon, run: _Run, host: str, port: int) -> None:
         try:
@@ -119,7 +128,7 @@ class Prober:
         sock.close()
         self._result(d, result)
 
-    def _child(self, d: Daemon, argv: tuple[str, ...]) -> None:
+    def _child(self, d: Daemon, argv: tuple[str, ...], *, as_daemon: bool) -> None:
         killer: list[Timer] = []
 
         def done(status: ExitStatus) -> None:
@@ -128,8 +137,8 @@ class Prober:
             self._result(d, None if status.success else f"probe {status.describe()}")
 
         try:
-            pid = self.run_child(argv, d.spec.cwd, done)
-        except (OSError, SpawnError) as exc:  # the probe program could not start
+            pid = self.run_child(argv, d.spec, done, as_daemon=as_daemon)
+        except (KeyError, OSError, SpawnError) as exc:  # the probe program could not start
             self._result(d, str(exc))
             return
         killer.append(self.timers.call_later(probes.PROBE_TIMEOUT, lambda: self.kill(pid, signal.SIGKILL)))

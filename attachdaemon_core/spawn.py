@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .spec import DaemonSpec
+
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -95,6 +97,37 @@ def resolve_credentials(user: str | None, group: str | None) -> Credentials | No
         gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
     groups = tuple(os.getgrouplist(name, gid)) if name else (gid,)
     return Credentials(uid=uid, gid=gid, groups=groups, home=home, name=name)
+
+
+# What a daemon declared with ``env_clear`` starts from (docs/declarations.md): enough to run
+# programs and format text, nothing of the master's secrets.
+BASE_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def environment_for(master: Mapping[str, str], spec: DaemonSpec, creds: Credentials | None) -> dict[str, str]:
+    """The environment ``spec``'s processes (the daemon, its probe, its leader hooks) start with.
+
+    By default the master's environment (the server's own variables already removed by the host)
+    plus the daemon's ``env``. With ``env_clear``: only a minimal base (PATH, LANG, LC_*, TZ) and
+    the ``env_keep`` names from the master, with HOME, USER, LOGNAME and SHELL for its user; then
+    the daemon's ``env``. A daemon with a ``user`` always gets that user's HOME, USER and LOGNAME.
+    """
+    if spec.env_clear:
+        keep = set(BASE_ENV) | set(spec.env_keep)
+        env = {k: v for k, v in master.items() if k in keep or k.startswith("LC_")}
+        env.setdefault("PATH", DEFAULT_PATH)
+        try:
+            pw = pwd.getpwuid(creds.uid if creds is not None else os.getuid())
+            env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name, SHELL=pw.pw_shell or "/bin/sh")
+        except KeyError:  # a uid with no passwd entry: nothing to say about it
+            pass
+    else:
+        env = dict(master)
+    env.update(spec.env)
+    if creds is not None and creds.name:
+        env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
+    return env
 
 
 def resolve_program(program: str, path: str | None) -> str:

@@ -23,6 +23,8 @@ MIB = 1024 * 1024
 IDENTITY_KEYS = (
     "command",
     "env",
+    "env_clear",
+    "env_keep",
     "cwd",
     "user",
     "group",
@@ -116,6 +118,8 @@ class DaemonSpec:
     reload_stop_signal: int | None = None  # uWSGI reloadsignal=N: stop with N when reloading
     touch: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    env_clear: bool = False  # start from a minimal environment, not the master's
+    env_keep: tuple[str, ...] = ()  # with env_clear: the master's variables passed through
     cwd: str | None = None
     user: str | None = None
     group: str | None = None
@@ -160,7 +164,7 @@ class DaemonSpec:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> DaemonSpec:
         d = dict(data)
-        for key in ("command", "touch", "depends_on"):
+        for key in ("command", "touch", "depends_on", "env_keep"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         d["env"] = tuple((str(k), str(v)) for k, v in d.get("env") or ())

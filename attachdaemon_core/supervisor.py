@@ -56,6 +56,7 @@ from .spawn import (
     Credentials,
     SpawnError,
     SpawnRequest,
+    environment_for,
     prctl,
     reset_signal_dispositions,
     resolve_credentials,
@@ -472,13 +473,17 @@ class Supervisor:
         argv = getattr(leader, which, ()) if leader is not None else ()
         if not argv or leader is None:
             return
-        env = {**self.env, **dict(d.spec.env), "ATTACHDAEMON_LEADER_LOCK": leader.lock}
-        token = self.leadership.token(d.name)
-        if token is not None:
-            env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)
         try:
-            pid = spawn(SpawnRequest(argv=argv, env=env, cwd=d.spec.cwd))
-        except SpawnError as exc:
+            # As the daemon's user, like the daemon: a hook is the declaration's code, not ours.
+            creds = self._credentials(d.spec)
+            env = environment_for(self.env, d.spec, creds)
+            env["ATTACHDAEMON_LEADER_LOCK"] = leader.lock
+            token = self.leadership.token(d.name)
+            if token is not None:
+                env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)
+            umask = d.spec.umask if d.spec.umask is not None else DAEMON_UMASK
+            pid = spawn(SpawnRequest(argv=argv, env=env, cwd=d.spec.cwd, credentials=creds, umask=umask))
+        except (KeyError, SpawnError) as exc:
             log.error("daemon %r: its %s hook could not start: %s", d.name, which, exc)
             return
 
@@ -535,11 +540,8 @@ class Supervisor:
 
     def _request(self, d: Daemon, *, attached: bool) -> tuple[SpawnRequest, list[int]]:
         spec = d.spec
-        env = dict(self.env)
-        env.update(spec.env)
         creds = self._credentials(spec)
-        if creds is not None and creds.name:
-            env.update(HOME=creds.home, USER=creds.name, LOGNAME=creds.name)
+        env = environment_for(self.env, spec, creds)
         token = self.leadership.token(d.name)
         if token is not None:
             env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (docs/events.md)
@@ -662,9 +664,14 @@ class Supervisor:
 
     # ------------------------------------------------------------------ readiness
     def _run_probe_child(
-        self, argv: tuple[str, ...], cwd: str | None, done: Callable[[ExitStatus], None]
+        self, argv: tuple[str, ...], spec: DaemonSpec, done: Callable[[ExitStatus], None], *, as_daemon: bool
     ) -> int:
-        pid = spawn(SpawnRequest(argv=argv, env=dict(self.env), cwd=cwd))
+        """A probe child: a command probe runs as the daemon's user with its environment (it is the
+        declaration's code); the http probe is our own fixed code and runs as the supervisor."""
+        creds = self._credentials(spec) if as_daemon else None
+        env = environment_for(self.env, spec, creds) if as_daemon else dict(self.env)
+        umask = (spec.umask if spec.umask is not None else DAEMON_UMASK) if as_daemon else None
+        pid = spawn(SpawnRequest(argv=argv, env=env, cwd=spec.cwd, credentials=creds, umask=umask))
         self.children[pid] = done
         return pid
 

@@ -15,10 +15,14 @@ put this directory on ``sys.path``) and call :func:`declarations`, which returns
 Each program that is missing is left out with one line on stderr saying so (printed by the
 process that reads the declarations, not by every gunicorn worker).
 
-Runtime data (pidfiles, redis' dump, the PostgreSQL cluster) goes to ``<sample>/run/``, or as root
-to ``/tmp/attachdaemon-sample-0/<sample>/`` (PostgreSQL's user must reach it), or to
-``$SAMPLE_RUN_DIR``. Ports: fixed uncommon defaults (Django 7411-7414, Flask 7421-7424), each
-overridable: ``SAMPLE_KV_PORT``, ``SAMPLE_REDIS_PORT``, ``SAMPLE_MEMCACHED_PORT``, ``SAMPLE_PG_PORT``.
+Runtime data (pidfiles, redis' dump, the PostgreSQL cluster) goes to ``<sample>/run/``, or to
+``$SAMPLE_RUN_DIR``. As root, PostgreSQL runs as ``postgres``, which must pass through every
+directory above its own: when the repository is closed to other users (under /root), the run
+directory is ``/var/lib/attachdaemon-sample/<sample>/`` instead (root's, 0755), never a
+world-writable place such as /tmp, where another user could plant the directory first.
+
+Ports: fixed uncommon defaults (Django 7411-7414, Flask 7421-7424), each overridable:
+``SAMPLE_KV_PORT``, ``SAMPLE_REDIS_PORT``, ``SAMPLE_MEMCACHED_PORT``, ``SAMPLE_PG_PORT``.
 
 ``python sample_daemons.py stop-smart [django|flask]…`` ends the smart daemons (redis, PostgreSQL)
 that outlive the server by design: each pidfile is read, the pid checked to run the program, and
@@ -32,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT_RUN_BASE = Path("/var/lib/attachdaemon-sample")
 KVSTORE = HERE / "kvstore.py"
 PG_LAUNCH = HERE / "pg_launch.sh"
 LOOPBACK = "127.0.0.1"
@@ -86,10 +92,10 @@ def layout(sample: str) -> Layout:
     env_dir = os.environ.get("SAMPLE_RUN_DIR")
     if env_dir:
         run_dir = Path(env_dir).resolve()
-    elif os.geteuid() == 0:
+    elif os.geteuid() == 0 and not _open_to_others(HERE / directory):
         # PostgreSQL refuses root and runs as "postgres", which must reach its data directory:
-        # the repository (maybe under /root) may be closed to it, /tmp is not.
-        run_dir = Path(f"/tmp/attachdaemon-sample-{os.geteuid()}") / directory
+        # the repository (here under /root, say) is closed to it. A root-owned place, not /tmp.
+        run_dir = ROOT_RUN_BASE / directory
     else:
         run_dir = HERE / directory / "run"
     ports = [int(os.environ.get(var) or base_port + i) for i, var in enumerate(PORT_VARS)]
@@ -101,8 +107,8 @@ def declarations(sample: str) -> dict[str, dict[str, Any]]:
     """The ``ATTACH_DAEMONS`` mapping for ``sample``: kv always, the others where installed."""
     lay = layout(sample)
     if os.geteuid() == 0:
-        if not os.environ.get("SAMPLE_RUN_DIR"):
-            _make_dir(lay.run_dir.parent, 0o755)  # /tmp/attachdaemon-sample-0: checked, not trusted
+        if lay.run_dir.parent == ROOT_RUN_BASE:
+            _make_dir(ROOT_RUN_BASE, 0o755)  # root's, under root's /var/lib
         _make_dir(lay.run_dir, 0o755)  # the postgres user goes through it to its own 0700 dir
     else:
         _make_dir(lay.run_dir, 0o700)
@@ -165,6 +171,19 @@ def declarations(sample: str) -> dict[str, dict[str, Any]]:
         }
     _say_once(notes)
     return daemons
+
+
+def _open_to_others(path: Path) -> bool:
+    """Whether every directory from / down to ``path`` lets other users through, and none but
+    the last's owner or root may write it (so the postgres user reaches what we create there)."""
+    for part in [*reversed(path.parents), path]:
+        try:
+            st = part.stat()
+        except OSError:
+            return False
+        if not st.st_mode & stat.S_IXOTH or st.st_mode & stat.S_IWOTH or st.st_uid not in (0, os.geteuid()):
+            return False
+    return True
 
 
 def _pg_user() -> str | None:
