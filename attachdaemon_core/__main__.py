@@ -17,10 +17,10 @@ def _internal(argv: list[str]) -> int:
         sys.stderr.write(f"usage: python -m attachdaemon_core {role} --runtime-dir DIR\n")
         return 2
     if role == "guard":
-        from .guard import main as guard_main
+        from attachdaemon_core.engine.guard import main as guard_main
 
         return guard_main(runtime_dir)
-    from .supervisor import main as supervise_main
+    from attachdaemon_core.engine.supervisor import main as supervise_main
 
     fd = opts.get("--guard-fd")
     return supervise_main(runtime_dir, int(fd) if fd else None, int(opts.get("--respawns", "0")))
@@ -30,7 +30,7 @@ def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] in (["guard"], ["supervise"]):
         return _internal(argv)
-    from .cli import main as cli_main
+    from attachdaemon_core.hosts.cli import main as cli_main
 
     return cli_main(argv)
 

@@ -9,8 +9,8 @@ from typing import Any
 from django.apps import AppConfig
 from django.core import checks
 
-from attachdaemon_core.declarations import check_specs
-from attachdaemon_core.spec import ConfigError, Problem
+from attachdaemon_core.spec.declarations import check_specs
+from attachdaemon_core.spec.model import ConfigError, Problem
 
 from . import conf
 

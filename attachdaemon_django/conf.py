@@ -11,7 +11,7 @@ Settings read (all optional):
 - ``ATTACH_DAEMONS_WAIT_READY``: seconds an owner waits for daemons with a ``ready`` probe.
 - ``ATTACH_DAEMONS_LEADER_BACKEND``: the lock backend of ``legion-*`` uWSGI lines.
 
-All but ``ATTACH_DAEMONS`` are checked by :mod:`attachdaemon_core.host_settings`, the rule the
+All but ``ATTACH_DAEMONS`` are checked by :mod:`attachdaemon_core.spec.host_settings`, the rule the
 Flask extension, the gunicorn hooks and the TOML file share.
 """
 
@@ -26,10 +26,11 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from attachdaemon_core import host_settings, runtime
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.reader import Declared
-from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.hosts.reader import Declared
+from attachdaemon_core.spec import host_settings
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
 
 SETTING_NAMES = frozenset(
     {
@@ -59,7 +60,7 @@ class AttachSettings:
 
 @functools.cache
 def get() -> AttachSettings:
-    """The settings, checked by the rule every host shares (:mod:`attachdaemon_core.host_settings`);
+    """The settings, checked by the rule every host shares (:mod:`attachdaemon_core.spec.host_settings`);
     a relative ``ATTACH_DAEMONS_RUNTIME_DIR`` is taken against ``BASE_DIR``, as the declarations are."""
     s = django_settings
     base = getattr(s, "BASE_DIR", None)
@@ -172,7 +173,7 @@ def environment() -> dict[str, str]:
 
 def declared() -> Declared:
     """Everything a host needs to join; raises ConfigError."""
-    from attachdaemon_core.declarations import check_specs
+    from attachdaemon_core.spec.declarations import check_specs
 
     found = specs()
     conf = get()

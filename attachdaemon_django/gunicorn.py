@@ -5,7 +5,7 @@ environment or gunicorn's ``raw_env``), read by a short-lived child at start and
 the master never imports the project. The supervisor is the same one ``runserver`` and
 ``manage.py daemons`` find (same runtime-dir key). ``attach_daemons_runtime_dir`` and
 ``attach_daemons_wait_ready`` in gunicorn.conf.py override the settings of the same name.
-See :mod:`attachdaemon_core.gunicorn` for the hooks themselves.
+See :mod:`attachdaemon_core.hosts.gunicorn` for the hooks themselves.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from attachdaemon_core.gunicorn import make_hooks, with_config_overrides
-from attachdaemon_core.reader import Declared, read_in_child
+from attachdaemon_core.hosts.gunicorn import make_hooks, with_config_overrides
+from attachdaemon_core.hosts.reader import Declared, read_in_child
 
 __all__ = ["nworkers_changed", "on_exit", "on_reload", "on_starting"]
 

@@ -1,14 +1,14 @@
 """``python -m attachdaemon_django.read_settings``: the gunicorn master's reader child for Django.
 
 It loads the settings module named by DJANGO_SETTINGS_MODULE (no ``django.setup()``: the
-declarations live in settings) and answers on the reader pipe (:mod:`attachdaemon_core.reader`).
+declarations live in settings) and answers on the reader pipe (:mod:`attachdaemon_core.hosts.reader`).
 """
 
 from __future__ import annotations
 
 import os
 
-from attachdaemon_core.reader import Declared, child_main
+from attachdaemon_core.hosts.reader import Declared, child_main
 
 
 def produce(_args: list[str]) -> Declared:

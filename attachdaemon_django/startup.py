@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import sys
 
-from attachdaemon_core import commands, devserver, runtime
 from attachdaemon_core.control import client
-from attachdaemon_core.gunicorn import under_gunicorn
-from attachdaemon_core.reader import in_reader_child
-from attachdaemon_core.spec import ConfigError
+from attachdaemon_core.hosts import commands, devserver, runtime
+from attachdaemon_core.hosts.gunicorn import under_gunicorn
+from attachdaemon_core.hosts.reader import in_reader_child
+from attachdaemon_core.spec.model import ConfigError
 
 from . import conf
 

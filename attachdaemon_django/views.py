@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import render
 from django.utils.module_loading import import_string
 
-from attachdaemon_core.status import read_status
+from attachdaemon_core.hosts.status import read_status
 
 from . import conf
 

@@ -14,9 +14,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from attachdaemon_core import commands
 from attachdaemon_core.control.verbs import CLI_VERBS, VERBS, Arg
-from attachdaemon_core.declarations import check_specs
+from attachdaemon_core.hosts import commands
+from attachdaemon_core.spec.declarations import check_specs
 
 from .extension import read_state, state_of
 

@@ -13,11 +13,11 @@ Config keys read (defaults written back with ``app.config.setdefault``):
 - ``ATTACH_DAEMONS_WAIT_READY`` (``0``): seconds an owner waits for daemons with a ``ready`` probe.
 - ``ATTACH_DAEMONS_LEADER_BACKEND`` (``"file"``): the lock backend of ``legion-*`` uWSGI lines.
 
-The settings are checked by :mod:`attachdaemon_core.host_settings` (one rule for every host).
+The settings are checked by :mod:`attachdaemon_core.spec.host_settings` (one rule for every host).
 
 ``flask run`` (with or without the reloader) and ``app.run()`` start the daemons once for their
 whole life, owned by the reloader parent; other ``flask`` commands never do. ``init_app`` raises
-:class:`~attachdaemon_core.spec.ConfigError` listing every problem of bad declarations. The state
+:class:`~attachdaemon_core.spec.model.ConfigError` listing every problem of bad declarations. The state
 lives in ``app.extensions["attachdaemon"]``: several apps, and app factories, are supported.
 """
 
@@ -32,12 +32,13 @@ from typing import Any
 import click
 from flask import Flask
 
-from attachdaemon_core import commands, devserver, host_settings, runtime
 from attachdaemon_core.control import client
-from attachdaemon_core.declarations import check_specs, parse_declarations
-from attachdaemon_core.gunicorn import under_gunicorn
-from attachdaemon_core.reader import Declared, in_reader_child
-from attachdaemon_core.spec import ConfigError, Problem
+from attachdaemon_core.hosts import commands, devserver, runtime
+from attachdaemon_core.hosts.gunicorn import under_gunicorn
+from attachdaemon_core.hosts.reader import Declared, in_reader_child
+from attachdaemon_core.spec import host_settings
+from attachdaemon_core.spec.declarations import check_specs, parse_declarations
+from attachdaemon_core.spec.model import ConfigError, Problem
 
 EXTENSION = "attachdaemon"
 SOURCE = 'app.config["ATTACH_DAEMONS"]'

@@ -4,7 +4,7 @@ The declarations come from the app's config, read by a short-lived child (which 
 as gunicorn serves it, or ``attach_daemons_flask_app``) at start and at each HUP: the master never
 imports the app. The supervisor is the one ``flask run`` and ``flask daemons`` find (same
 runtime-dir key). ``attach_daemons_runtime_dir`` and ``attach_daemons_wait_ready`` in
-gunicorn.conf.py override the config keys of the same name. See :mod:`attachdaemon_core.gunicorn`.
+gunicorn.conf.py override the config keys of the same name. See :mod:`attachdaemon_core.hosts.gunicorn`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from attachdaemon_core.gunicorn import config_namespace, make_hooks, with_config_overrides
-from attachdaemon_core.reader import Declared, read_in_child
-from attachdaemon_core.spec import ConfigError
+from attachdaemon_core.hosts.gunicorn import config_namespace, make_hooks, with_config_overrides
+from attachdaemon_core.hosts.reader import Declared, read_in_child
+from attachdaemon_core.spec.model import ConfigError
 
 __all__ = ["nworkers_changed", "on_exit", "on_reload", "on_starting"]
 

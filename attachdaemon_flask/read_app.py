@@ -7,7 +7,7 @@ loads it, and must have been given ``AttachDaemons``; the answer goes on the rea
 
 from __future__ import annotations
 
-from attachdaemon_core.reader import Declared, child_main
+from attachdaemon_core.hosts.reader import Declared, child_main
 
 
 def produce(args: list[str]) -> Declared:

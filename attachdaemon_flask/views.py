@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template_string
 
-from attachdaemon_core.status import read_status
+from attachdaemon_core.hosts.status import read_status
 
 from .extension import state_of
 

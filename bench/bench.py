@@ -430,8 +430,8 @@ class AttachDaemon(Instance):
     OWNER = textwrap.dedent(
         """
         import json, os, sys, time, signal
-        from attachdaemon_core import runtime
-        from attachdaemon_core.declarations import parse_declarations
+        from attachdaemon_core.hosts import runtime
+        from attachdaemon_core.spec.declarations import parse_declarations
         rt, path = sys.argv[1], sys.argv[2]
         with open(path) as f:
             specs = parse_declarations(json.load(f), source=path)
@@ -491,7 +491,7 @@ class AttachDaemon(Instance):
         return ppid_of(sup) if sup else None
 
     def stop(self) -> None:
-        from attachdaemon_core import runtime
+        from attachdaemon_core.hosts import runtime
 
         runtime.release(self.rt, self.owner, wait=0)
 
@@ -1040,7 +1040,7 @@ class Bench:
     def gunicorn_available(self) -> bool:
         try:
             return (
-                importlib.util.find_spec("attachdaemon_core.gunicorn") is not None
+                importlib.util.find_spec("attachdaemon_core.hosts.gunicorn") is not None
                 and importlib.util.find_spec("gunicorn") is not None
             )
         except Exception:
@@ -1076,7 +1076,7 @@ class Bench:
         conf = os.path.join(d, "gunicorn.conf.py")
         with open(conf, "w") as f:
             if n:
-                f.write("from attachdaemon_core.gunicorn import *  # noqa: F403\n")
+                f.write("from attachdaemon_core.hosts.gunicorn import *  # noqa: F403\n")
                 f.write(f"attach_daemons = {decl!r}\n")
                 f.write(f"attach_daemons_runtime_dir = {os.path.join(d, 'rt')!r}\n")
             f.write("workers = 1\n")

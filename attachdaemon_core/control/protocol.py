@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .verbs import CONTROL_VERBS, READ_ONLY_VERBS, BadArguments, check_args
+from attachdaemon_core.control.verbs import CONTROL_VERBS, READ_ONLY_VERBS, BadArguments, check_args
 
 __all__ = ["READ_ONLY_VERBS", "VERBS", "ProtocolError", "decode_request", "encode", "error", "ok"]
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import MAX_REQUEST_BYTES, ProtocolError, decode_request, error, ok
-from .verbs import READ_ONLY_VERBS
+from attachdaemon_core.control.protocol import MAX_REQUEST_BYTES, ProtocolError, decode_request, error, ok
+from attachdaemon_core.control.verbs import READ_ONLY_VERBS
 
 log = logging.getLogger("attachdaemon")
 

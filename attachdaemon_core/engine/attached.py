@@ -13,12 +13,12 @@ import signal
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 
-from .. import proc
-from ..daemon import Daemon, ExitStatus
-from ..logs import Capture
-from ..loop import Timers
-from ..states import State
-from .os_seam import RealOS
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.logs import Capture
+from attachdaemon_core.engine.loop import Timers
+from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.osproc import proc
 
 log = logging.getLogger("attachdaemon")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..loop import Timer
+    from attachdaemon_core.engine.loop import Timer
 
 
 class Stop:

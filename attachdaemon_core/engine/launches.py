@@ -8,11 +8,12 @@ import fcntl
 import logging
 import os
 
-from .. import logs, pidfile, proc
-from ..daemon import Daemon
-from ..messages import error_text
-from ..paths import RuntimeDirError, private_subdir, short_digest
-from ..states import State
+from attachdaemon_core.engine import logs
+from attachdaemon_core.engine.daemon import Daemon
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.osproc import pidfile, proc
+from attachdaemon_core.osproc.paths import RuntimeDirError, private_subdir, short_digest
+from attachdaemon_core.spec.messages import error_text
 
 log = logging.getLogger("attachdaemon")
 

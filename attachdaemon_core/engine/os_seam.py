@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import signal
 
-from .. import proc
-from ..spawn import SpawnRequest, spawn
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.spawn import SpawnRequest, spawn
 
 
 def _reap_one() -> tuple[int, int] | None:

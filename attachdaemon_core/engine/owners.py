@@ -13,9 +13,9 @@ import selectors
 from collections.abc import Callable
 from typing import Any
 
-from ..control.server import CommandError
-from ..loop import Timers
-from .os_seam import RealOS
+from attachdaemon_core.control.server import CommandError
+from attachdaemon_core.engine.loop import Timers
+from attachdaemon_core.engine.os_seam import RealOS
 
 log = logging.getLogger("attachdaemon")
 

@@ -10,11 +10,17 @@ import logging
 import os
 from collections.abc import Callable
 
-from .. import __version__
-from ..control.server import ControlServer
-from ..messages import error_text
-from ..paths import RuntimeDirError, open_for_traversal, private_subdir, short_digest, user_root
-from .state_file import LOG_FILE, atomic_json, reopen_log_files
+from attachdaemon_core import __version__
+from attachdaemon_core.control.server import ControlServer
+from attachdaemon_core.engine.state_file import LOG_FILE, atomic_json, reopen_log_files
+from attachdaemon_core.osproc.paths import (
+    RuntimeDirError,
+    open_for_traversal,
+    private_subdir,
+    short_digest,
+    user_root,
+)
+from attachdaemon_core.spec.messages import error_text
 
 log = logging.getLogger("attachdaemon")
 

@@ -16,15 +16,15 @@ import signal
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 
-from .. import logs, pidfile, proc
-from ..daemon import Daemon, ExitStatus, Launch
-from ..loop import Timers
-from ..messages import error_text
-from ..spawn import Credentials, SpawnError, resolve_credentials, resolve_program
-from ..spec import DaemonSpec
-from ..states import State
-from . import launches
-from .os_seam import RealOS
+from attachdaemon_core.engine import launches, logs
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus, Launch
+from attachdaemon_core.engine.loop import Timers
+from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.osproc import pidfile, proc
+from attachdaemon_core.osproc.spawn import Credentials, SpawnError, resolve_credentials, resolve_program
+from attachdaemon_core.spec.messages import error_text
+from attachdaemon_core.spec.model import DaemonSpec
 
 log = logging.getLogger("attachdaemon")
 

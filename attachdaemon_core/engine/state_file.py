@@ -10,9 +10,9 @@ import os
 import sys
 from typing import Any
 
-from .. import proc
-from ..logs import private_file
-from .os_seam import RealOS
+from attachdaemon_core.engine.logs import private_file
+from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.osproc import proc
 
 log = logging.getLogger("attachdaemon")
 

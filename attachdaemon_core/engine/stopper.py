@@ -13,17 +13,17 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
-from .. import pidfile
-from ..daemon import Daemon, ExitStatus
-from ..leadership import Leadership
-from ..logs import Capture
-from ..loop import Timers
-from ..messages import signal_name
-from ..readiness import Prober
-from ..states import RUNNING_STATES, State
-from .daemon_runtime import Stop
-from .decide.stop_order import step_wave
-from .os_seam import RealOS
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.daemon_runtime import Stop
+from attachdaemon_core.engine.decide.stop_order import step_wave
+from attachdaemon_core.engine.leadership import Leadership
+from attachdaemon_core.engine.logs import Capture
+from attachdaemon_core.engine.loop import Timers
+from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.engine.readiness import Prober
+from attachdaemon_core.engine.states import RUNNING_STATES, State
+from attachdaemon_core.osproc import pidfile
+from attachdaemon_core.spec.messages import signal_name
 
 log = logging.getLogger("attachdaemon")
 

@@ -7,11 +7,11 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from ..daemon import Daemon
-from ..logs import rotate_if_needed
-from ..loop import Timer, Timers
-from ..spec import DaemonSpec
-from ..states import State
+from attachdaemon_core.engine.daemon import Daemon
+from attachdaemon_core.engine.logs import rotate_if_needed
+from attachdaemon_core.engine.loop import Timer, Timers
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.spec.model import DaemonSpec
 
 log = logging.getLogger("attachdaemon")
 

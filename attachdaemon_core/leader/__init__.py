@@ -57,9 +57,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .backends import file_lock_path, open_lock
-    from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost, LeaseUnknown, lock_key63
-    from .rules import backend_kind, check_arithmetic
+    from attachdaemon_core.leader.backends import file_lock_path, open_lock
+    from attachdaemon_core.leader.base import (
+        BackendUnavailable,
+        LeaderLock,
+        Lease,
+        LeaseLost,
+        LeaseUnknown,
+        lock_key63,
+    )
+    from attachdaemon_core.leader.rules import backend_kind, check_arithmetic
 
 # Imported on first use, so that importing one submodule (the declarations import ``rules``)
 # loads no more than it needs.

@@ -35,11 +35,11 @@ def _fatal(reason: str) -> int:
 
 
 def _hold(args: argparse.Namespace) -> int:
-    from ..redaction import redact
-    from .backends import open_lock
-    from .base import BackendUnavailable
-    from .holder import Holder, Params
-    from .rules import backend_kind, check_arithmetic, missing_client
+    from attachdaemon_core.leader.backends import open_lock
+    from attachdaemon_core.leader.base import BackendUnavailable
+    from attachdaemon_core.leader.holder import Holder, Params
+    from attachdaemon_core.leader.rules import backend_kind, check_arithmetic, missing_client
+    from attachdaemon_core.spec.redaction import redact
 
     backend = os.environ.pop(BACKEND_ENV, None) or args.backend or "file"
     try:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     wd.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)
     if args.command == "watchdog":
-        from .watchdog import main as watchdog_main
+        from attachdaemon_core.leader.watchdog import main as watchdog_main
 
         return watchdog_main(args.fd)
     return _hold(args)

@@ -18,8 +18,8 @@ import stat
 import time
 from typing import Any
 
-from .base import BackendUnavailable, LeaderLock, Lease, LeaseLost
-from .rules import POSTGRES, REDIS, backend_kind
+from attachdaemon_core.leader.base import BackendUnavailable, LeaderLock, Lease, LeaseLost
+from attachdaemon_core.leader.rules import POSTGRES, REDIS, backend_kind
 
 
 def open_lock(
@@ -33,11 +33,11 @@ def open_lock(
     """The :class:`LeaderLock` for ``name`` in ``backend``; nothing connects until first used."""
     kind = backend_kind(backend)
     if kind == POSTGRES:
-        from .pg_backend import PostgresLock
+        from attachdaemon_core.leader.pg_backend import PostgresLock
 
         return PostgresLock(name, backend, lease=lease, renew=renew, holder_info=holder_info)
     if kind == REDIS:
-        from .redis_backend import RedisLock
+        from attachdaemon_core.leader.redis_backend import RedisLock
 
         return RedisLock(name, backend, lease=lease, renew=renew, holder_info=holder_info)
     return FileLock(name, lease=lease, holder_info=holder_info)
@@ -45,7 +45,7 @@ def open_lock(
 
 def file_lock_path(name: str) -> str:
     """``<runtime.user_root()>/locks/<sha256(name)[:16]>.lock``: shared by every runtime dir."""
-    from ..paths import user_root
+    from attachdaemon_core.osproc.paths import user_root
 
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     return os.path.join(user_root(), "locks", f"{digest}.lock")
@@ -74,7 +74,7 @@ class FileLock:
     # --- helpers ---
 
     def _ensure_dir(self) -> None:
-        from ..paths import RuntimeDirError, ensure_dir
+        from attachdaemon_core.osproc.paths import RuntimeDirError, ensure_dir
 
         try:
             ensure_dir(os.path.dirname(os.path.dirname(self.path)))

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..redaction import redact
+from attachdaemon_core.spec.redaction import redact
 
 #: Holder info keys shown by ``holder()`` (for status and logs).
 INFO_KEYS = ("host", "pid", "since", "token")

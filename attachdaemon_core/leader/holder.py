@@ -39,9 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..proc import session_members
-from .base import LeaderLock, Lease
-from .role_types import (
+from attachdaemon_core.leader.base import LeaderLock, Lease
+from attachdaemon_core.leader.role_types import (
     POLL,
     Abort,
     AcquireDone,
@@ -67,10 +66,11 @@ from .role_types import (
     Tick,
     Watchdog,
 )
-from .roles import next_wake, step, watchdog_sync, watching
-from .watchdog import kill_session_members, session_is_ours, signal_session_group
-from .wire import MAX_LINE, Output, parse_command
-from .worker import Worker
+from attachdaemon_core.leader.roles import next_wake, step, watchdog_sync, watching
+from attachdaemon_core.leader.watchdog import kill_session_members, session_is_ours, signal_session_group
+from attachdaemon_core.leader.wire import MAX_LINE, Output, parse_command
+from attachdaemon_core.leader.worker import Worker
+from attachdaemon_core.osproc.proc import session_members
 
 
 @dataclass

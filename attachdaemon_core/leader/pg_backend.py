@@ -30,7 +30,14 @@ from typing import Any
 
 import psycopg
 
-from .base import BackendUnavailable, Lease, LeaseLost, LeaseUnknown, lock_key63, one_line
+from attachdaemon_core.leader.base import (
+    BackendUnavailable,
+    Lease,
+    LeaseLost,
+    LeaseUnknown,
+    lock_key63,
+    one_line,
+)
 
 SCHEMA = "attachdaemon"
 TABLE = f"{SCHEMA}.leader_lock"

@@ -25,7 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .base import BackendUnavailable, Lease, LeaseLost, LeaseUnknown, one_line
+from attachdaemon_core.leader.base import BackendUnavailable, Lease, LeaseLost, LeaseUnknown, one_line
 
 PREFIX = "attachdaemon:leader:"
 

@@ -7,8 +7,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Lease
-from .rules import MARGIN
+from attachdaemon_core.leader.base import Lease
+from attachdaemon_core.leader.rules import MARGIN
 
 POLL = 0.02  # seconds between checks of the daemon's session while stopping
 

@@ -29,8 +29,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from .base import BackendUnavailable, Lease, LeaseLost
-from .role_types import (
+from attachdaemon_core.leader.base import BackendUnavailable, Lease, LeaseLost
+from attachdaemon_core.leader.role_types import (
     POLL,
     Abort,
     AcquireDone,
@@ -62,7 +62,7 @@ from .role_types import (
     Tick,
     Watchdog,
 )
-from .rules import deadlines
+from attachdaemon_core.leader.rules import deadlines
 
 # --- the machine ----------------------------------------------------------------------------------
 

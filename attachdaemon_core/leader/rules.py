@@ -1,6 +1,6 @@
 """The leader rules every caller shares: the lease arithmetic and what a backend string means.
 
-One source of truth for the declarations' check (:mod:`attachdaemon_core.declarations`), the
+One source of truth for the declarations' check (:mod:`attachdaemon_core.spec.declarations`), the
 lock holder's refusal of unsafe timing (``python -m attachdaemon_core.leader hold``) and the
 holder's deadlines (:mod:`attachdaemon_core.leader.roles`). Standard library only: importing
 it never imports a lock engine's client (redis, psycopg); :func:`client_problem` tries that
@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import re
 
-from ..redaction import redact
+from attachdaemon_core.spec.redaction import redact
 
 # --- lease arithmetic ---------------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ def client_problem(kind: str | None) -> tuple[str, str] | None:
 
 def missing_client(kind: str, exc: BaseException) -> tuple[str, str]:
     """(message, pip command) for backend ``kind`` whose import failed with ``exc``."""
-    from .base import one_line
+    from attachdaemon_core.leader.base import one_line
 
     package, extra, _module = CLIENTS[kind]
     if isinstance(exc, ModuleNotFoundError) and exc.name:

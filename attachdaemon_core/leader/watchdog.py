@@ -28,7 +28,7 @@ import socket
 import time
 from typing import Any
 
-from .. import proc
+from attachdaemon_core.osproc import proc
 
 POLL = 0.02
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .role_types import (
+from attachdaemon_core.leader.role_types import (
     Event,
     Info,
     ReleaseRequested,

@@ -14,8 +14,8 @@ import queue
 import threading
 from typing import Any
 
-from .base import LeaderLock, Lease
-from .role_types import Op
+from attachdaemon_core.leader.base import LeaderLock, Lease
+from attachdaemon_core.leader.role_types import Op
 
 Result = tuple[Op, Any, BaseException | None]
 

@@ -57,8 +57,8 @@ from typing import Any
 
 import pytest
 
-from attachdaemon_core import proc
 from attachdaemon_core.control import client
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import wait_for
 from tests.helpers.hosts import VENV_BIN
 from tests.samples.conftest import SampleRun, visits

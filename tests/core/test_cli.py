@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import PROBE, PY, Events, alive, wait_for
 from tests.helpers.import_blocker import (
     LEADER_BACKENDS,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from attachdaemon_core import pidfile, proc
+from attachdaemon_core.osproc import pidfile, proc
 
 FRACTION = 0.99
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core.config_file import FileConfig, load_toml, read_runtime_dir
-from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, ReadyProbe
+from attachdaemon_core.spec.config_file import FileConfig, load_toml, read_runtime_dir
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, ReadyProbe
 
 pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
 

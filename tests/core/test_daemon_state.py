@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from attachdaemon_core.daemon import Daemon, ExitStatus, backoff_delay
-from attachdaemon_core.spec import DaemonSpec
-from attachdaemon_core.states import State, TransitionError, check_transition
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus, backoff_delay
+from attachdaemon_core.engine.states import State, TransitionError, check_transition
+from attachdaemon_core.spec.model import DaemonSpec
 
 pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
 

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attachdaemon_core.declarations import (
+from attachdaemon_core.spec.declarations import (
     DECLARATION_KEYS,
     check_specs,
     leader_backend_problem,
     parse_declarations,
 )
-from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 
 pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
 

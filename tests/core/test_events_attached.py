@@ -11,8 +11,8 @@ import signal
 import time
 from pathlib import Path
 
-from attachdaemon_core import proc
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, alive, probe, wait_for
 from tests.helpers.servers import free_port
 
@@ -29,7 +29,7 @@ def test_attached__server_starts__started_in_depends_on_order(sandbox: Sandbox) 
         DaemonSpec(
             name="db",
             command=probe(sandbox.events, "db", "--port", str(port), "--ready-delay", "0.3"),
-            ready=__import__("attachdaemon_core.spec", fromlist=["ReadyProbe"]).ReadyProbe(
+            ready=__import__("attachdaemon_core.spec.model", fromlist=["ReadyProbe"]).ReadyProbe(
                 tcp=("127.0.0.1", port)
             ),
         ),
@@ -138,7 +138,7 @@ def test_attached__server_stops_gracefully__stopped(sandbox: Sandbox) -> None:
     b = wait_for(lambda: sandbox.running("b"), 5, "b")
     wait_for(lambda: len(proc.session_members(a)) == 2, 5, "a's grandchild")
     sup = sandbox.supervisor_pid()
-    from attachdaemon_core import runtime
+    from attachdaemon_core.hosts import runtime
 
     assert runtime.release(sandbox.runtime_dir, owner.pid, wait=5.0)
     assert not alive(a) and not alive(b) and not proc.session_members(a)

@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from attachdaemon_core import runtime
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import PY, Sandbox, alive, probe, wait_for
 
 

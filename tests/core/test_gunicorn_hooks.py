@@ -6,8 +6,8 @@ import inspect
 import types
 
 import attachdaemon_core.gunicorn
-from attachdaemon_core.gunicorn import GunicornHooks, Hooks, make_hooks
-from attachdaemon_core.replaced_hooks import HOOK_MARK, replaced_hooks
+from attachdaemon_core.hosts.gunicorn import GunicornHooks, Hooks, make_hooks
+from attachdaemon_core.hosts.replaced_hooks import HOOK_MARK, replaced_hooks
 
 ARITY = {"on_starting": 1, "on_reload": 1, "on_exit": 1, "nworkers_changed": 3}
 

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import host_settings
-from attachdaemon_core.host_settings import GUNICORN, SETTINGS, TOML, HostSettings, read, with_environment
-from attachdaemon_core.spec import ConfigError
+from attachdaemon_core.spec import host_settings
+from attachdaemon_core.spec.host_settings import (
+    GUNICORN,
+    SETTINGS,
+    TOML,
+    HostSettings,
+    read,
+    with_environment,
+)
+from attachdaemon_core.spec.model import ConfigError
 
 
 def error_of(raw: dict[str, object], spelling: host_settings.Spelling = SETTINGS) -> str:

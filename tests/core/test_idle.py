@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, wait_for
 
 

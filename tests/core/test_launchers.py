@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core.declarations import check_specs, parse_declarations
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.spec.declarations import check_specs, parse_declarations
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import PROBE, PY, Sandbox, alive, wait_for
 
 START_TIMEOUT = 2.0

@@ -6,8 +6,8 @@ import http.server
 import threading
 from pathlib import Path
 
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.spec import DaemonSpec, ReadyProbe
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.model import DaemonSpec, ReadyProbe
 from tests.helpers.harness import PY, Sandbox, wait_for
 from tests.helpers.servers import free_port
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import proc
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.uwsgi_lines import parse_uwsgi_line
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.uwsgi_lines import parse_uwsgi_line
 from tests.helpers.harness import Sandbox, alive, wait_for
 from tests.helpers.servers import free_port, memcached_get_set, pg_bin, redis_ping
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import pidfile, proc, runtime
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.osproc import pidfile, proc
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import PY, Sandbox, alive, probe, supervisor_pids, wait_for
 
 

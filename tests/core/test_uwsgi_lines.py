@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from attachdaemon_core.commands import Context, check
-from attachdaemon_core.declarations import check_specs, parse_declarations
-from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
-from attachdaemon_core.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, split_kvlist
+from attachdaemon_core.hosts.commands import Context, check
+from attachdaemon_core.spec.declarations import check_specs, parse_declarations
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
+from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line, shell_syntax, split_kvlist
 
 pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from attachdaemon_core import cli, commands
 from attachdaemon_core.control import client, protocol, server, verbs
 from attachdaemon_core.control.protocol import ProtocolError, decode_request
-from attachdaemon_core.supervisor import Supervisor
+from attachdaemon_core.engine.supervisor import Supervisor
+from attachdaemon_core.hosts import cli, commands
 
 OWNER = {"pid": 1, "starttime": 2}
 DECL = {"specs": [], "env": {}}

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.spec import DaemonSpec
-from attachdaemon_core.uwsgi_lines import split_option
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.model import DaemonSpec
+from attachdaemon_core.spec.uwsgi_lines import split_option
 from tests.corpus.uwsgi_lines import CorpusLine, corpus_env
 from tests.helpers.standin import standin_id
 

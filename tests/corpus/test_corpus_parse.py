@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.spec import ConfigError, DaemonSpec, LeaderSpec
-from attachdaemon_core.uwsgi_lines import parse_uwsgi_line
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec
+from attachdaemon_core.spec.uwsgi_lines import parse_uwsgi_line
 from tests.corpus.uwsgi_lines import (
     CORPUS_ENV,
     DISAGREEMENTS,

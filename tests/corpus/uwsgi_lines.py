@@ -46,9 +46,9 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.spec import ConfigError, Problem
-from attachdaemon_core.uwsgi_lines import parse_uwsgi_line
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.model import ConfigError, Problem
+from attachdaemon_core.spec.uwsgi_lines import parse_uwsgi_line
 
 __all__ = [
     "CORPUS_ENV",

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from django.test import RequestFactory
 from django.test.utils import override_settings
 
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.spec.model import DaemonSpec
 from attachdaemon_django import views
 from tests.helpers.harness import Sandbox, wait_for
 

@@ -60,10 +60,10 @@ from sybil.evaluators.skip import Skipper
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
-from attachdaemon_core import runtime
-from attachdaemon_core.config_file import load_toml
 from attachdaemon_core.control import client
-from attachdaemon_core.declarations import parse_declarations
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.config_file import load_toml
+from attachdaemon_core.spec.declarations import parse_declarations
 from tests.docs.project import Project, all_running_and_ready, missing_programs
 from tests.helpers.harness import wait_for
 from tests.helpers.hosts import REPO, free_port

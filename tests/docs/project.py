@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import REPO, Server
 

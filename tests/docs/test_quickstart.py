@@ -23,8 +23,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from attachdaemon_core.config_file import load_toml
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.spec.config_file import load_toml
+from attachdaemon_core.spec.model import DaemonSpec
 from attachdaemon_flask.extension import state_of
 from tests.docs import blocks
 from tests.docs.project import Project, missing_programs

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import proc, runtime
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, alive, probe, wait_for
 from tests.helpers.servers import free_port, redis_ping
 
@@ -207,7 +208,7 @@ def test_control_socket_refuses_another_uid(sandbox: Sandbox) -> None:
 def test_root_master_with_a_worker_user__daemons_run_as_it_and_it_may_read_status(sandbox: Sandbox) -> None:
     from types import SimpleNamespace
 
-    from attachdaemon_core.gunicorn import _with_worker_user
+    from attachdaemon_core.hosts.gunicorn import _with_worker_user
 
     specs = [DaemonSpec(name="app", command=("sleep", "1000")),
              DaemonSpec(name="rooted", command=("sleep", "1000"), user="root")]  # fmt: skip

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from attachdaemon_core.control import client
 from attachdaemon_core.control.protocol import MAX_REQUEST_BYTES
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, wait_for
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from attachdaemon_core.spec import ConfigError
+from attachdaemon_core.spec.model import ConfigError
 from attachdaemon_flask import AttachDaemons
 from attachdaemon_flask.extension import state_of
 from tests.helpers.harness import Sandbox
@@ -58,7 +58,7 @@ def test_flask_daemons_status__no_supervisor__exit_4(
 def test_status_blueprint__json_for_allowed_403_otherwise(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from attachdaemon_core.spec import DaemonSpec
+    from attachdaemon_core.spec.model import DaemonSpec
     from attachdaemon_flask.views import status_blueprint
     from tests.helpers.harness import wait_for
 

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from attachdaemon_core import proc, runtime
 from attachdaemon_core.control import client
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.spec.model import DaemonSpec
 
 T = TypeVar("T")
 PROBE = str(Path(__file__).with_name("probe_daemon.py"))

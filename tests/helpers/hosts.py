@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from attachdaemon_core import proc
 from attachdaemon_core.control import client
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import PROBE, Sandbox, alive, supervisor_pids, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

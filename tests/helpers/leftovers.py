@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 
 RUN_VAR = "ATTACHDAEMON_TEST_RUN"
 

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from attachdaemon_core.spawn import PR_SET_CHILD_SUBREAPER, prctl
+from attachdaemon_core.osproc.spawn import PR_SET_CHILD_SUBREAPER, prctl
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 
 cfg = json.loads(sys.argv[1])
 events = os.open(cfg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import runtime
-from attachdaemon_core.spec import DaemonSpec, LeaderSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec
 from tests.helpers.harness import Sandbox, wait_for
 from tests.helpers.servers import free_port, pg_bin
 from tests.leader.conftest import record, unique_name
@@ -144,7 +144,7 @@ def _ping(host: str, port: int) -> bool:
 
 JOIN_IN_NS = """
 import json, sys
-from attachdaemon_core import runtime
+from attachdaemon_core.hosts import runtime
 args = json.load(sys.stdin)
 runtime.join(args["runtime_dir"], args["owner"], args["payload"])
 """

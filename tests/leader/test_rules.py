@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from attachdaemon_core.declarations import leader_backend_problem
 from attachdaemon_core.leader import backend_kind, check_arithmetic, lock_key63
 from attachdaemon_core.leader.base import redact
 from attachdaemon_core.leader.rules import (
@@ -17,6 +16,7 @@ from attachdaemon_core.leader.rules import (
     deadlines,
     lease_slack,
 )
+from attachdaemon_core.spec.declarations import leader_backend_problem
 
 pytestmark = pytest.mark.unit
 
@@ -53,8 +53,8 @@ def test_the_lease_rule_at_its_boundary(
 
 
 def test_the_declarations_apply_the_same_rule() -> None:
-    from attachdaemon_core.declarations import parse_declarations
-    from attachdaemon_core.spec import ConfigError
+    from attachdaemon_core.spec.declarations import parse_declarations
+    from attachdaemon_core.spec.model import ConfigError
 
     decl = {"command": "x", "stop_timeout": 4, "leader": {"lock": "a", "lease": 14.99, "renew": 3}}
     with pytest.raises(ConfigError) as info:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import proc, runtime
-from attachdaemon_core.spec import DaemonSpec, LeaderSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec
 from tests.helpers.harness import PY, Sandbox, wait_for
 from tests.helpers.import_blocker import blocker_dir, pythonpath_with
 from tests.leader.conftest import record, unique_name

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import REPO, VENV_BIN, Server, free_port
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import REPO
 from tests.samples.conftest import SampleRun

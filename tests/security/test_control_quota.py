@@ -9,9 +9,9 @@ import select
 import socket
 import struct
 
-from attachdaemon_core import runtime
 from attachdaemon_core.control import client
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, wait_for
 from tests.security.attacker import NOBODY, needs_root
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import runtime
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.spec import ConfigError, DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec
 from tests.helpers.harness import Sandbox, wait_for
 from tests.security.attacker import needs_root
 

@@ -17,7 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from attachdaemon_core import proc
+from attachdaemon_core.osproc import proc
 from tests.helpers.harness import alive, wait_for
 from tests.security.attacker import NOBODY, needs_root
 
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 GUARD_RUN = textwrap.dedent(
     """
     import json, os, subprocess, sys, time
-    from attachdaemon_core import proc
-    from attachdaemon_core.guard import Guard
-    from attachdaemon_core.spawn import PR_SET_CHILD_SUBREAPER, prctl
+    from attachdaemon_core.osproc import proc
+    from attachdaemon_core.engine.guard import Guard
+    from attachdaemon_core.osproc.spawn import PR_SET_CHILD_SUBREAPER, prctl
 
     stranger_sid = int(sys.argv[2])
     prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -7,8 +7,8 @@ import os
 import stat
 from pathlib import Path
 
-from attachdaemon_core import runtime
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, wait_for
 from tests.security.attacker import NOBODY, as_nobody, call_as_nobody, needs_root, nobody_dir
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from attachdaemon_core import proc
-from attachdaemon_core.declarations import check_specs, parse_declarations
-from attachdaemon_core.spec import DaemonSpec
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.spec.declarations import check_specs, parse_declarations
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, alive, wait_for
 from tests.security.attacker import NOBODY, as_nobody, install_standin, needs_root, nobody_dir
 

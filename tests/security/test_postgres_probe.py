@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from attachdaemon_core import runtime
-from attachdaemon_core.spec import DaemonSpec, ReadyProbe
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.model import DaemonSpec, ReadyProbe
 from tests.helpers.harness import Sandbox, wait_for
 from tests.security.attacker import as_nobody, needs_root, nobody_dir
 
@@ -55,7 +55,7 @@ def test_status_never_shows_a_root_file_postmaster_pid_was_symlinked_to(sandbox:
 
 
 def test_a_postmaster_pid_with_an_unknown_status_line_is_not_repeated(tmp_path: Path) -> None:
-    from attachdaemon_core.probes import postgres_ready
+    from attachdaemon_core.engine.probes import postgres_ready
 
     pidfile = tmp_path / "postmaster.pid"
     spec = DaemonSpec(name="pg", command=("postgres",), pidfile=str(pidfile))

@@ -9,8 +9,8 @@ import signal
 import uuid
 from pathlib import Path
 
-from attachdaemon_core import runtime
-from attachdaemon_core.spec import DaemonSpec, LeaderSpec, ReadyProbe
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec, ReadyProbe
 from tests.helpers.harness import Sandbox, wait_for
 from tests.security.attacker import NOBODY, needs_root, nobody_dir
 

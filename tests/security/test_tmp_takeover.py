@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core import runtime
 from attachdaemon_core.control import client
-from attachdaemon_core.paths import RuntimeDirError
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.osproc.paths import RuntimeDirError
 from tests.helpers.harness import Sandbox
 from tests.security.attacker import NOBODY, as_nobody, needs_root, nobody_dir
 

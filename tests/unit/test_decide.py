@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from attachdaemon_core.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.backoff import backoff_delay
 from attachdaemon_core.engine.decide.reload import Action, Do, Seen, plan_reload
 from attachdaemon_core.engine.decide.start_gate import is_ready, offer_start, offered_starts, waiting_for
 from attachdaemon_core.engine.decide.stop_order import step_wave
-from attachdaemon_core.spec import DaemonSpec
-from attachdaemon_core.states import State
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.spec.model import DaemonSpec
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,7 @@ class FakeClock:
 
 # ---------------------------------------------------------------------- backoff
 def test_backoff__daemon_module_reexports_the_one_definition() -> None:
-    from attachdaemon_core import daemon
+    from attachdaemon_core.engine import daemon
 
     assert daemon.backoff_delay is backoff_delay
 
@@ -176,7 +176,7 @@ def test_reload__removed_first_then_added_in_declared_order() -> None:
 
 
 def test_reload__changed_command_restarts_and_changed_leader_releads() -> None:
-    from attachdaemon_core.spec import LeaderSpec
+    from attachdaemon_core.spec.model import LeaderSpec
 
     old = [spec("cmd"), spec("lead")]
     new = [

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from attachdaemon_core import proc
 from attachdaemon_core.engine.os_seam import RealOS
-from attachdaemon_core.spawn import SpawnRequest
-from attachdaemon_core.states import State
-from attachdaemon_core.supervisor import Supervisor
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.engine.supervisor import Supervisor
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.spawn import SpawnRequest
 
 pytestmark = pytest.mark.unit
 

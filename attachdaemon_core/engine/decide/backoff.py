@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .views import HasMaxBackoff
+    from attachdaemon_core.engine.decide.views import HasMaxBackoff
 
 
 def backoff_delay(n: int, spec: HasMaxBackoff, rand: Callable[[], float] | None = None) -> float:

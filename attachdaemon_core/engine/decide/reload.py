@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ...states import State
+from attachdaemon_core.engine.states import State
 
 if TYPE_CHECKING:
-    from .views import ReloadSpec
+    from attachdaemon_core.engine.decide.views import ReloadSpec
 
 
 class Seen:

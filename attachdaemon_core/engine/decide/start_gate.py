@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from ...states import State
+from attachdaemon_core.engine.states import State
 
 if TYPE_CHECKING:
-    from .views import DaemonView
+    from attachdaemon_core.engine.decide.views import DaemonView
 
 D = TypeVar("D", bound="DaemonView")
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .views import DaemonView
+    from attachdaemon_core.engine.decide.views import DaemonView
 
 
 class WaveStep:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ...states import State
+from attachdaemon_core.engine.states import State
 
 
 class SpecView(Protocol):

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .spec import DaemonSpec
+from attachdaemon_core.spec.model import DaemonSpec
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15

@@ -11,7 +11,7 @@ import os
 import stat as stat_mod
 from dataclasses import dataclass
 
-from . import proc
+from attachdaemon_core.osproc import proc
 
 MAX_PIDFILE_BYTES = 4096
 # A pid that started more than this after the pidfile was written is a reused pid.

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from attachdaemon_core import host_settings
-from attachdaemon_core.declarations import parse_declarations
-from attachdaemon_core.hints import did_you_mean
-from attachdaemon_core.spec import ConfigError, DaemonSpec, Problem
+from attachdaemon_core.spec import host_settings
+from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.hints import did_you_mean
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
 
 if sys.version_info >= (3, 11):
     import tomllib

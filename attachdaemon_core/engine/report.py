@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import proc
-from .daemon import Daemon
-from .logs import LogFileRefused, tail_file
+from attachdaemon_core.engine.daemon import Daemon
+from attachdaemon_core.engine.logs import LogFileRefused, tail_file
+from attachdaemon_core.osproc import proc
 
 RAW_NOTE = "log is 'raw': output is not captured"
 

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .daemon import Daemon, ExitStatus
-from .loop import Timer, Timers
-from .spawn import SpawnError, SpawnRequest, spawn
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.loop import Timer, Timers
+from attachdaemon_core.osproc.spawn import SpawnError, SpawnRequest, spawn
 
 log = logging.getLogger("attachdaemon")
 
@@ -282,7 +282,7 @@ class Leadership:
                 return
 
     def _stderr_line(self, link: Link, raw: bytes) -> None:
-        from .redaction import redact
+        from attachdaemon_core.spec.redaction import redact
 
         text = redact(raw.decode("utf-8", "replace").rstrip(), link.backend)[:300]
         if text.strip():

@@ -18,11 +18,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .control import client
-from .paths import RuntimeDirError, base_root, ensure_dir, private_subdir, user_root
-from .proc import cmdline as proc_cmdline
-from .proc import stat as proc_stat
-from .spec import DaemonSpec
+from attachdaemon_core.control import client
+from attachdaemon_core.osproc.paths import RuntimeDirError, base_root, ensure_dir, private_subdir, user_root
+from attachdaemon_core.osproc.proc import cmdline as proc_cmdline
+from attachdaemon_core.osproc.proc import stat as proc_stat
+from attachdaemon_core.spec.model import DaemonSpec
 
 # Variables of the web server that must not reach a daemon (docs/process-model.md, "What a daemon inherits").
 SERVER_VARIABLES = ("RUN_MAIN", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET")

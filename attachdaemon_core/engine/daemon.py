@@ -12,10 +12,10 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engine.daemon_runtime import DaemonRuntime
-from .engine.decide.backoff import backoff_delay
-from .spec import DaemonSpec
-from .states import State, check_transition
+from attachdaemon_core.engine.daemon_runtime import DaemonRuntime
+from attachdaemon_core.engine.decide.backoff import backoff_delay
+from attachdaemon_core.engine.states import State, check_transition
+from attachdaemon_core.spec.model import DaemonSpec
 
 __all__ = ["Daemon", "Decision", "ExitStatus", "Launch", "backoff_delay"]
 

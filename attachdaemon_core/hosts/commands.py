@@ -18,10 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from . import runtime
-from .control import client, verbs
-from .spec import ConfigError, DaemonSpec, Problem
-from .status import STATUS_TIMEOUT, format_table, healthy, no_supervisor_status, public_status
+from attachdaemon_core.control import client, verbs
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.hosts.status import (
+    STATUS_TIMEOUT,
+    format_table,
+    healthy,
+    no_supervisor_status,
+    public_status,
+)
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
 
 EXIT_OK = 0
 EXIT_BAD = 1
@@ -187,7 +193,7 @@ def _follow(ctx: Context, name: str, result: dict[str, Any], out: TextIO) -> int
 # ---------------------------------------------------------------------- run
 def run(ctx: Context, command: Sequence[str], err: TextIO) -> int:
     """Own the supervisor until INT/TERM (graceful stop) or, with a command, until it exits."""
-    from .host_settings import HostSettings, with_environment
+    from attachdaemon_core.spec.host_settings import HostSettings, with_environment
 
     try:
         specs = ctx.load()

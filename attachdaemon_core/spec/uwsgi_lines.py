@@ -2,7 +2,7 @@
 
 ``parse_uwsgi_line("smart-attach-daemon = /tmp/mc.pid memcached -d -P /tmp/mc.pid")`` gives
 ``{"name": "memcached", "pidfile": "/tmp/mc.pid", "command": [...]}``; the dict is then validated
-like any other declaration by :func:`attachdaemon_core.declarations.parse_declarations`, which is
+like any other declaration by :func:`attachdaemon_core.spec.declarations.parse_declarations`, which is
 the only caller that sees the private ``shell`` key. Runs in whichever process reads settings.
 """
 
@@ -15,8 +15,8 @@ import shlex
 import shutil
 from collections.abc import Callable, Collection, Sequence
 
-from attachdaemon_core.hints import did_you_mean
-from attachdaemon_core.spec import Problem
+from attachdaemon_core.spec.hints import did_you_mean
+from attachdaemon_core.spec.model import Problem
 
 __all__ = ["OPTIONS", "derive_names", "parse_uwsgi_line", "shell_syntax", "show_constructs"]
 

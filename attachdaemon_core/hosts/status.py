@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .control import client
+from attachdaemon_core.control import client
 
 STATUS_TIMEOUT = 2.0
 

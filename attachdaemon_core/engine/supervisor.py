@@ -24,19 +24,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import __version__, pidfile, proc, report, watch
-from .control.server import CommandError, ControlServer, Peer
-from .control.verbs import VERBS
-from .daemon import Daemon, ExitStatus
-from .engine import launches
-from .engine.attached import AttachedRunner
-from .engine.decide.reload import Do, Seen, plan_reload
-from .engine.decide.start_gate import offered_starts, waiting_for
-from .engine.os_seam import REAL_OS, RealOS
-from .engine.owners import Owner, Owners
-from .engine.runtime_dir import LOCK_FILE, RuntimeDir
-from .engine.smart import SmartRunner
-from .engine.state_file import (
+from attachdaemon_core import __version__
+from attachdaemon_core.control.server import CommandError, ControlServer, Peer
+from attachdaemon_core.control.verbs import VERBS
+from attachdaemon_core.engine import launches, report, watch
+from attachdaemon_core.engine.attached import AttachedRunner
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.decide.reload import Do, Seen, plan_reload
+from attachdaemon_core.engine.decide.start_gate import offered_starts, waiting_for
+from attachdaemon_core.engine.leadership import Leadership
+from attachdaemon_core.engine.logs import Capture, Output, open_log_file, rotate_if_needed
+from attachdaemon_core.engine.loop import Timer, Timers
+from attachdaemon_core.engine.os_seam import REAL_OS, RealOS
+from attachdaemon_core.engine.owners import Owner, Owners
+from attachdaemon_core.engine.readiness import Prober
+from attachdaemon_core.engine.runtime_dir import LOCK_FILE, RuntimeDir
+from attachdaemon_core.engine.smart import SmartRunner
+from attachdaemon_core.engine.state_file import (
     LOG_FILE,
     STATE_FILE,
     atomic_json,
@@ -44,14 +48,11 @@ from .engine.state_file import (
     empty_previous_sessions,
     read_previous,
 )
-from .engine.stopper import Stopper
-from .engine.upkeep import Upkeep
-from .leadership import Leadership
-from .logs import Capture, Output, open_log_file, rotate_if_needed
-from .loop import Timer, Timers
-from .messages import error_text, signal_name
-from .readiness import Prober
-from .spawn import (
+from attachdaemon_core.engine.states import RUNNING_STATES, State
+from attachdaemon_core.engine.stopper import Stopper
+from attachdaemon_core.engine.upkeep import Upkeep
+from attachdaemon_core.osproc import pidfile, proc
+from attachdaemon_core.osproc.spawn import (
     PR_SET_CHILD_SUBREAPER,
     Credentials,
     SpawnError,
@@ -63,8 +64,8 @@ from .spawn import (
     set_process_name,
     spawn,
 )
-from .spec import DaemonSpec
-from .states import RUNNING_STATES, State
+from attachdaemon_core.spec.messages import error_text, signal_name
+from attachdaemon_core.spec.model import DaemonSpec
 
 log = logging.getLogger("attachdaemon")
 _join = os.path.join  # (``os`` is also the name of the OS seam ``Supervisor`` is given)

@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import runtime
-from .commands import Context, main_for
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.hosts.commands import Context, main_for
 
 DEFAULT_CONFIG = "attachdaemon.toml"
 
@@ -25,8 +25,8 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
 
 
 def _context(args: argparse.Namespace) -> Context:
-    from .config_file import load_toml, read_runtime_dir
-    from .declarations import check_specs
+    from attachdaemon_core.spec.config_file import load_toml, read_runtime_dir
+    from attachdaemon_core.spec.declarations import check_specs
 
     path = os.path.abspath(args.config)
     override = read_runtime_dir(path)

@@ -10,7 +10,7 @@ import selectors
 import struct
 from collections.abc import Callable
 
-from .loop import Timer, Timers
+from attachdaemon_core.engine.loop import Timer, Timers
 
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008

@@ -16,9 +16,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import runtime
-from .control import client
-from .proc import stat as proc_stat
+from attachdaemon_core.control import client
+from attachdaemon_core.hosts import runtime
+from attachdaemon_core.osproc.proc import stat as proc_stat
 
 RELOADER_CHILD_VARIABLES = ("RUN_MAIN", "WERKZEUG_RUN_MAIN")
 MARKER_PREFIX = "devserver-"

@@ -13,7 +13,7 @@ import socket
 import stat
 import sys
 
-from .spec import DaemonSpec, ReadyProbe
+from attachdaemon_core.spec.model import DaemonSpec, ReadyProbe
 
 PROBE_TIMEOUT = 2.0
 FIRST_INTERVAL = 0.1
@@ -29,7 +29,7 @@ def probe_argv(probe: ReadyProbe) -> tuple[str, ...] | None:
     if probe.command is not None:
         return probe.command
     if probe.http is not None:
-        return (sys.executable, "-m", "attachdaemon_core.probes", probe.http)
+        return (sys.executable, "-m", "attachdaemon_core.engine.probes", probe.http)
     return None
 
 

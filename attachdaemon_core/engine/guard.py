@@ -16,10 +16,11 @@ import selectors
 import signal
 import time
 
-from . import proc, supervisor
-from .engine.state_file import configure_logging
-from .spawn import PR_SET_CHILD_SUBREAPER, prctl, set_process_name
-from .supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK
+from attachdaemon_core.engine import supervisor
+from attachdaemon_core.engine.state_file import configure_logging
+from attachdaemon_core.engine.supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK
+from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.spawn import PR_SET_CHILD_SUBREAPER, prctl, set_process_name
 
 log = logging.getLogger("attachdaemon")
 

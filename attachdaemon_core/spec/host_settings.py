@@ -7,7 +7,7 @@ hooks own the daemons: no autostart); ``runtime_dir``, ``wait_ready``, ``leader_
 ``autostart`` at the top of a TOML file.
 
 :func:`read` checks them all at once and raises one ConfigError naming each bad key, with the
-fix; a value is never echoed in a way that shows a password (:mod:`attachdaemon_core.redaction`).
+fix; a value is never echoed in a way that shows a password (:mod:`attachdaemon_core.spec.redaction`).
 A relative ``runtime_dir`` (``~`` expanded) is taken against the host's base directory, the one
 its declarations' relative paths start from. The environment variable
 ``ATTACH_DAEMONS_WAIT_READY`` overrides ``wait_ready`` for every host (:func:`with_environment`).
@@ -20,9 +20,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from attachdaemon_core.declarations import MAX_SECONDS, leader_backend_problem
-from attachdaemon_core.redaction import redact
-from attachdaemon_core.spec import ConfigError, Problem
+from attachdaemon_core.spec.declarations import MAX_SECONDS, leader_backend_problem
+from attachdaemon_core.spec.model import ConfigError, Problem
+from attachdaemon_core.spec.redaction import redact
 
 __all__ = [
     "ENV_WAIT_READY",

@@ -1,7 +1,8 @@
 """Validated daemon declarations: the frozen DaemonSpec and the errors bad input raises.
 
 Declarations come from Django settings, Flask config, ``gunicorn.conf.py`` or a TOML file; every
-host turns them into ``DaemonSpec`` objects with :func:`attachdaemon_core.declarations.parse_declarations`
+host turns them into ``DaemonSpec`` objects with
+:func:`~attachdaemon_core.spec.declarations.parse_declarations`
 before anything starts. Specs cross the control socket as plain JSON (:meth:`DaemonSpec.to_wire`).
 """
 

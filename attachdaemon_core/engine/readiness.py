@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import probes
-from .daemon import Daemon, ExitStatus
-from .loop import Timer, Timers
-from .spawn import SpawnError
-from .spec import DaemonSpec
-from .states import State
+from attachdaemon_core.engine import probes
+from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.loop import Timer, Timers
+from attachdaemon_core.engine.states import State
+from attachdaemon_core.osproc.spawn import SpawnError
+from attachdaemon_core.spec.model import DaemonSpec
 
 log = logging.getLogger("attachdaemon")
 

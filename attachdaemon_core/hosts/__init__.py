@@ -1,0 +1,1 @@
+"""The host side: runtime directory, reader child, dev servers, gunicorn hooks, commands, CLI."""
