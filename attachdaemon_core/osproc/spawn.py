@@ -89,12 +89,12 @@ def resolve_credentials(user: str | None, group: str | None) -> Credentials | No
     if user is None and group is None:
         return None
     if user is not None:
-        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        pw = pwd.getpwuid(int(user)) if user.isascii() and user.isdigit() else pwd.getpwnam(user)
         uid, gid, home, name = pw.pw_uid, pw.pw_gid, pw.pw_dir, pw.pw_name
     else:
         uid, gid, home, name = os.getuid(), os.getgid(), os.environ.get("HOME", "/"), ""
     if group is not None:
-        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        gid = int(group) if group.isascii() and group.isdigit() else grp.getgrnam(group).gr_gid
     groups = tuple(os.getgrouplist(name, gid)) if name else (gid,)
     return Credentials(uid=uid, gid=gid, groups=groups, home=home, name=name)
 
