@@ -9,7 +9,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.core import checks
 
-from attachdaemon_core.spec.declarations import check_specs
+from attachdaemon_core.spec.checks import check_specs
 from attachdaemon_core.spec.model import ConfigError, Problem
 
 from . import conf

@@ -173,7 +173,7 @@ def environment() -> dict[str, str]:
 
 def declared() -> Declared:
     """Everything a host needs to join; raises ConfigError."""
-    from attachdaemon_core.spec.declarations import check_specs
+    from attachdaemon_core.spec.checks import check_specs
 
     found = specs()
     conf = get()

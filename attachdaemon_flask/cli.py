@@ -16,7 +16,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from attachdaemon_core.control.verbs import CLI_VERBS, VERBS, Arg
 from attachdaemon_core.hosts import commands
-from attachdaemon_core.spec.declarations import check_specs
+from attachdaemon_core.spec.checks import check_specs
 
 from .extension import read_state, state_of
 

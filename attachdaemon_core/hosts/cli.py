@@ -25,8 +25,8 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
 
 
 def _context(args: argparse.Namespace) -> Context:
+    from attachdaemon_core.spec.checks import check_specs
     from attachdaemon_core.spec.config_file import load_toml, read_runtime_dir
-    from attachdaemon_core.spec.declarations import check_specs
 
     path = os.path.abspath(args.config)
     override = read_runtime_dir(path)

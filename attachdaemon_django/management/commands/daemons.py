@@ -15,7 +15,7 @@ from typing import Any, TextIO, cast
 from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
 
 from attachdaemon_core.hosts import commands
-from attachdaemon_core.spec.declarations import check_specs
+from attachdaemon_core.spec.checks import check_specs
 
 from ... import conf
 
