@@ -20,7 +20,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from attachdaemon_core.spec.declarations import MAX_SECONDS, leader_backend_problem
+from attachdaemon_core.spec.converters import MAX_SECONDS
+from attachdaemon_core.spec.declarations import leader_backend_problem
 from attachdaemon_core.spec.model import ConfigError, Problem
 from attachdaemon_core.spec.redaction import redact
 
