@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Generator, Iterator
@@ -14,6 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.helpers import leftovers
 from tests.helpers.harness import Sandbox, wait_for
+
+# A suite started in the background by a non-interactive shell (`bash .ci/run &`, a CI runner's
+# job) inherits SIGINT and SIGQUIT ignored, and every program it starts would too: Ctrl-C would no
+# longer stop runserver, flask run or `logs -f`, which the tests send it. Give them back their
+# defaults here (an ignored signal survives exec; a handled one is reset to the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 _LEFT: list[tuple[int, str]] = []
 TESTS = Path(__file__).resolve().parent
