@@ -32,7 +32,13 @@ def sample_usage(d: Daemon, now: float) -> int | None:
 
 
 def daemon_status(
-    d: Daemon, *, now: float, held: bool, error: str | None, leader: dict[str, Any] | None = None
+    d: Daemon,
+    *,
+    now: float,
+    held: bool,
+    error: str | None,
+    leader: dict[str, Any] | None = None,
+    job: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
     rss = sample_usage(d, now)
@@ -52,6 +58,7 @@ def daemon_status(
         "rss_bytes": rss,
         "error": error,
         "leader": leader,
+        "job": job,
         "autostart": d.spec.autostart,
         "held": held,
     }

@@ -23,8 +23,9 @@ from attachdaemon_core.leader.rules import backend_problem as leader_backend_pro
 from attachdaemon_core.leader.rules import check_arithmetic
 from attachdaemon_core.spec.checks import check_specs
 from attachdaemon_core.spec.converters import (
-    CONVERTERS,
-    DECLARATION_KEYS,
+    CONVERTERS as DAEMON_CONVERTERS,
+)
+from attachdaemon_core.spec.converters import (
     LEADER_STOP_TIMEOUT,
     NAME_RE,
     Context,
@@ -33,6 +34,7 @@ from attachdaemon_core.spec.converters import (
 )
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 
 if sys.platform != "win32":
@@ -46,6 +48,9 @@ __all__ = [
     "parse_declarations",
 ]
 
+
+CONVERTERS = {**DAEMON_CONVERTERS, **JOB_CONVERTERS}
+DECLARATION_KEYS = tuple(k for k in CONVERTERS if k != "shell")
 
 # Spellings from uWSGI's attach-daemon2, supervisord and habit -> our key.
 _ALIASES = {
@@ -275,7 +280,7 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
     leader = fields.get("leader")
     if isinstance(leader, LeaderSpec) and "stop_timeout" not in bad:
         found += _leader_arithmetic(leader, fields.get("stop_timeout", LEADER_STOP_TIMEOUT))
-    return found
+    return found + job_problems(fields, bad)
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:
@@ -293,6 +298,7 @@ def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
         "log": "runtime" if smart else "prefix",
         "restart": "never" if fields.get("control") else "always",
         "stop_timeout": LEADER_STOP_TIMEOUT if fields.get("leader") else 10.0,
+        **job_defaults(fields),
     }
     return {**defaults, **fields}
 
