@@ -23,6 +23,10 @@ from attachdaemon_core.engine.states import State
 
 log = logging.getLogger("attachdaemon")
 
+# The longest sleep for a run further ahead (a yearly job): select() cannot wait 25 days, and
+# a wake-up a day re-reads the wall clock (a step of it is seen within a day at the latest).
+MAX_SLEEP = 86400.0
+
 
 def local_zone() -> tzinfo:
     """The server's time zone with its DST rules: ``TZ``, else /etc/localtime, else UTC."""
@@ -150,7 +154,8 @@ class CronRunner:
             self.timer = None
         slots = [j.next_slot for j in self.jobs.values() if j.next_slot is not None]
         if slots:
-            self.timer = self.timers.call_later(delay_until(min(slots), self.wall()), self._fired)
+            delay = min(delay_until(min(slots), self.wall()), MAX_SLEEP)
+            self.timer = self.timers.call_later(delay, self._fired)
 
     def _fired(self) -> None:
         self.timer = None
