@@ -29,6 +29,7 @@ from attachdaemon_core.control.server import CommandError, ControlServer, Peer
 from attachdaemon_core.control.verbs import VERBS
 from attachdaemon_core.engine import launches, report, watch
 from attachdaemon_core.engine.attached import AttachedRunner
+from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.reload import Do, Seen, plan_reload
 from attachdaemon_core.engine.decide.start_gate import offered_starts, waiting_for
@@ -147,6 +148,16 @@ class Supervisor:
             known_pids=lambda: [d.pid for d in self.daemons.values() if d.pid is not None],
             tell_guard=self._tell_guard,
             save_state=self.save_state,
+        )
+        self.cron = CronRunner(
+            self.daemons,
+            timers=self.timers,
+            clock=clock,
+            children=self.children,
+            start=self.start,
+            spawn_attached=self.attached.start,
+            stop=self.stop,
+            runnable=lambda d: not self.final and d.name not in self.held,
         )
         self.smart = SmartRunner(
             os=os,
@@ -397,6 +408,7 @@ class Supervisor:
         for action in actions:
             if action.do != Do.FORGET:
                 self._carry_out(action.do, action.name, new[action.name])
+        self.cron.declarations_changed()
         self.upkeep.declarations_changed()
         self._start_waiting()
 
@@ -530,7 +542,9 @@ class Supervisor:
             if d.state != State.STARTING:
                 d.set_state(State.STARTING, d.error)
             return
-        if d.spec.kind == "attached":
+        if d.spec.schedule is not None:
+            self.cron.activate_or_run(d)  # a job: wait for its next run, or run now
+        elif d.spec.kind == "attached":
             self.attached.start(d)
         elif launches.lock_pidfile(d):
             self.smart.start(d)
@@ -632,6 +646,9 @@ class Supervisor:
         """After a run ended: restart (now or after ``delay``) or rest in ``state``."""
         d.runtime.cancel_timer()
         self.leadership.stopped(d.name)
+        if d.spec.schedule is not None:  # a job's run ended: record it, wait for the next
+            self.cron.run_ended(d, what)
+            return
         if state == State.STARTING:
             log.info("daemon %r %s; restarting", d.name, what)
             if d.state != State.STARTING:
@@ -757,6 +774,9 @@ class Supervisor:
         names = self._names(args)
         for d in names:
             self.held.discard(d.name)
+            if d.spec.schedule is not None:  # a job: run it now (docs/events.md, "Jobs")
+                self.cron.run(d, "started by command")
+                continue
             if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
                 d.quick_deaths = 0
                 if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
@@ -828,6 +848,7 @@ class Supervisor:
                     held=d.name in self.held,
                     error=self._error(d),
                     leader=self.leadership.status(d.name),
+                    job=self.cron.status(d),
                 )
                 for d in self.daemons.values()
             ],
