@@ -35,6 +35,7 @@ from attachdaemon_core.spec.converters import (
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
+from attachdaemon_core.spec.uwsgi_cron import list_harakiri
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 
 if sys.platform != "win32":
@@ -133,7 +134,9 @@ def _entries(decls: object, leader_backend: str, source: str) -> list[_Entry]:
     if isinstance(decls, Mapping):
         return [_mapping_entry(name, decl, leader_backend) for name, decl in decls.items()]
     if isinstance(decls, (list, tuple)):
-        entries = [_list_entry(i, item, leader_backend) for i, item in enumerate(decls, 1)]
+        items, harakiri, bad = list_harakiri(list(decls))  # uWSGI's cron-harakiri: a list-wide default
+        entries = [_list_entry(i, item, leader_backend, harakiri) for i, item in enumerate(items, 1)]
+        entries += [_Entry("", None, pending=[Problem(message)]) for message in bad]
         _name_lines(entries)
         return entries
     shape = "a mapping of name -> declaration, or a list of uWSGI lines"
@@ -154,9 +157,9 @@ def _mapping_entry(name: object, decl: object, leader_backend: str) -> _Entry:
     return _Entry(name, decl)
 
 
-def _list_entry(index: int, item: object, leader_backend: str) -> _Entry:
+def _list_entry(index: int, item: object, leader_backend: str, harakiri: float | None = None) -> _Entry:
     if isinstance(item, str):
-        return _line_entry(item, None, leader_backend)
+        return _line_entry(item, None, leader_backend, harakiri)
     if not isinstance(item, Mapping):
         shape = "a uWSGI line or a mapping with a 'name'"
         return _failed("", f"item {index}: must be {shape}, not {type_name(item)}")
@@ -170,12 +173,12 @@ def _failed(name: str, message: str, daemon: str | None = None, key: str | None 
     return _Entry(name, None, pending=[Problem(message, daemon=daemon, key=key)])
 
 
-def _line_entry(line: str, name: str | None, leader_backend: str) -> _Entry:
+def _line_entry(line: str, name: str | None, leader_backend: str, harakiri: float | None = None) -> _Entry:
     """Parse one uWSGI line; a list's line gets its final name (and problems renamed) later.
 
     Its ``W`` problems are notes on an accepted line: kept for :func:`check_specs`, never raised.
     """
-    decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend)
+    decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend, cron_harakiri=harakiri)
     derived = str(decl.pop("name", ""))
     if name is not None:
         problems = [dataclasses.replace(p, daemon=name) for p in problems]

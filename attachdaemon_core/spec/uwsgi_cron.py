@@ -12,26 +12,41 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 
-from attachdaemon_core.spec.uwsgi_lines import shell_syntax
+from attachdaemon_core.spec.uwsgi_command import shell_syntax
+from attachdaemon_core.spec.uwsgi_state import LineError, LineState
 
-__all__ = ["CRON_OPTIONS", "CronLineError", "cron_fields", "uwsgi_schedule"]
+__all__ = [
+    "CRON_OPTIONS",
+    "CronLineError",
+    "cron_fields",
+    "cron_parsers",
+    "harakiri_seconds",
+    "uwsgi_schedule",
+]
 
-CRON_OPTIONS = ("cron", "cron2", "unique-cron", "legion-cron", "unique-legion-cron", "cron-harakiri")
+# core/uwsgi.c: every cron option ("cron-legion" and "unique-cron-legion" are aliases).
+CRON_OPTIONS = (
+    "cron",
+    "cron2",
+    "unique-cron",
+    "legion-cron",
+    "cron-legion",
+    "unique-legion-cron",
+    "unique-cron-legion",
+)
+HARAKIRI_OPTION = "cron-harakiri"  # not a job: the default timeout of the cron lines of its list
 
 # field name, lowest value, highest value
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("week", 0, 7))
 _INT = re.compile(r"-?[0-9]+\Z")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_SHELL_WORDS = frozenset({"{", "}", "!", "exec", "if", "then", "else", "fi", "for", "while", "do", "done"})
 _CRON2_KEYS = ("minute", "hour", "day", "month", "week", "unique", "harakiri", "legion")
 
 
-class CronLineError(ValueError):
-    """A cron line uWSGI would refuse, or whose meaning a cron expression cannot carry."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+CronLineError = LineError  # a cron line uWSGI would refuse, or whose meaning cron cannot carry
 
 
 def uwsgi_schedule(minute: int, hour: int, day: int, month: int, week: int) -> str:
@@ -74,6 +89,7 @@ def cron_fields(
     (``cron2``'s ``harakiri=0`` turns it off for that job).
     """
     decl: dict[str, object] = {}
+    option = {"cron-legion": "legion-cron", "unique-cron-legion": "unique-legion-cron"}.get(option, option)
     if option in ("legion-cron", "unique-legion-cron"):
         legion, _, value = value.strip().partition(" ")
         if not value.strip():
@@ -139,28 +155,71 @@ def _cron2_int(key: str, text: str) -> int:
 
 def harakiri_seconds(value: str) -> float:
     """``cron-harakiri = N``: seconds, 0 for none."""
-    if not _INT.match(value.strip()) or int(value) < 0:
+    if not _INT.match(value.strip()) or int(value) < 0:  # (0: none, as in uWSGI)
         raise CronLineError(f"cron-harakiri must be a whole number of seconds, not {value!r}")
     return float(int(value))
 
 
 def job_command(cmd: str) -> tuple[dict[str, object], str]:
     """uWSGI runs a cron command with ``/bin/sh -c``: a job runs to its end, so shell syntax is
-    kept (``a && b``, pipes) and run by ``/bin/sh``; a plain command is run directly."""
+    kept (``a && b``, pipes, ``{ …; }``) and run by ``/bin/sh``; a plain command is run directly."""
     cmd = cmd.strip()
     if not cmd:
-        raise CronLineError("the command is missing")
+        raise LineError("the command is missing")
     refused, needs_sh = shell_syntax(cmd)
     if "unterminated quote" in refused:
-        raise CronLineError("the command has an unterminated quote")
-    words = cmd.split()
-    program = words[1] if words[0] == "exec" and len(words) > 1 else words[0]
-    if refused or needs_sh:
-        return {"command": ["/bin/sh", "-c", cmd], "shell": True}, program.strip("'\"")
+        raise LineError("the command has an unterminated quote")
     try:
         argv = shlex.split(cmd)
     except ValueError as exc:
-        raise CronLineError(f"the command cannot be split into arguments: {exc}") from None
-    if argv and argv[0] == "exec" and len(argv) > 1:
-        argv = argv[1:]
-    return {"command": argv}, argv[0]
+        raise LineError(f"the command cannot be split into arguments: {exc}") from None
+    if len(argv) > 1 and argv[0] == "exec":
+        argv = argv[1:]  # uWSGI's sh -c would exec it: the same process
+    words = [w for w in argv if w not in _SHELL_WORDS and not _ASSIGNMENT.match(w)]
+    program = words[0] if words else "job"
+    if refused or needs_sh or any(w in _SHELL_WORDS for w in argv):
+        return {"command": ["/bin/sh", "-c", cmd], "shell": True}, program
+    return {"command": argv}, program
+
+
+def _line_parser(option: str) -> Callable[[str, LineState], None]:
+    def parse(value: str, state: LineState) -> None:
+        decl, state.program = cron_fields(option, value, cron_harakiri=state.cron_harakiri)
+        leader = decl.get("leader")
+        if isinstance(leader, dict):
+            leader["backend"] = state.leader_backend
+        state.decl.update(decl)
+
+    return parse
+
+
+def _harakiri_alone(value: str, state: LineState) -> None:
+    raise LineError(
+        "cron-harakiri is not a job: it sets the timeout of the cron lines of its list",
+        "put it in the same list of uWSGI lines as the cron lines, or give each job its timeout",
+    )
+
+
+def cron_parsers() -> dict[str, Callable[[str, LineState], None]]:
+    """The cron options' line parsers, for :mod:`.uwsgi_lines`."""
+    parsers = {option: _line_parser(option) for option in CRON_OPTIONS}
+    parsers[HARAKIRI_OPTION] = _harakiri_alone
+    return parsers
+
+
+def list_harakiri(items: list[object]) -> tuple[list[object], float | None, list[str]]:
+    """A list of declarations without its ``cron-harakiri`` lines, the value they set (the last
+    one, as uWSGI keeps the last), and what is wrong with them."""
+    kept: list[object] = []
+    value: float | None = None
+    problems: list[str] = []
+    for item in items:
+        option, _, text = item.partition("=") if isinstance(item, str) else ("", "", "")
+        if option.strip().lower().replace("_", "-").lstrip("-") != HARAKIRI_OPTION:
+            kept.append(item)
+            continue
+        try:
+            value = harakiri_seconds(text.strip()) or None
+        except LineError as exc:
+            problems.append(f"uWSGI line {item!r}: {exc.message}")
+    return kept, value, problems

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from attachdaemon_core.declarations import parse_declarations
 from attachdaemon_core.engine.decide.schedule import Schedule, ScheduleError, delay_until, on_timer
+from attachdaemon_core.spec.model import ConfigError
 from attachdaemon_core.spec.uwsgi_cron import CronLineError, cron_fields, uwsgi_schedule
 
 pytestmark = pytest.mark.unit
@@ -232,3 +234,48 @@ def test_spring_forward_through_a_fixed_time_is_one_run_not_a_miss() -> None:
     due = on_timer(daily, slot, slot + 1)
     assert due.run and due.missed == 0
     assert datetime.fromtimestamp(due.next_slot, PARIS).strftime("%d %H:%M") == "30 02:30"
+
+
+# ---------------------------------------------------------------------- real lines, whole lists
+CLA_BACKEND = [  # ministryofjustice/cla_backend, docker/cla_backend.ini (found with the search tool)
+    "cron2=minute=0,hour=5,unique=1 python /home/app/django/manage.py housekeeping",
+    "cron2=minute=15,hour=2,unique=1,harakiri=30 python /home/app/django/manage.py"
+    " monitor_missing_outcome_codes",
+    "cron2=minute=-15,unique=1,harakiri=30 python /home/app/django/manage.py monitor_multiple_outcome_codes",
+]
+
+
+def test_real_cron2_lines_become_jobs() -> None:
+    specs = parse_declarations(CLA_BACKEND)
+    assert [(s.name, s.schedule, s.unique, s.timeout) for s in specs] == [
+        ("python", "0 5 * * *", True, None),
+        ("python-2", "15 2 * * *", True, 30.0),
+        ("python-3", "*/15 * * * *", True, 30.0),
+    ]
+    assert specs[0].command == ("python", "/home/app/django/manage.py", "housekeeping")
+
+
+def test_cron_harakiri_is_the_default_timeout_of_its_lists_cron_lines() -> None:
+    # uwsgi-docs Cron.rst: "cron-harakiri = 10" with "cron2 = harakiri=0 my command" (no limit)
+    specs = parse_declarations(
+        ["cron-harakiri = 10", "cron2 = harakiri=0 sleep 30", "cron2 = sleep 31", "attach-daemon = memcached"]
+    )
+    assert [(s.name, s.timeout, s.schedule) for s in specs] == [
+        ("sleep", None, "* * * * *"),
+        ("sleep-2", 10.0, "* * * * *"),
+        ("memcached", None, None),
+    ]
+    with pytest.raises(ConfigError, match="cron-harakiri is not a job"):
+        parse_declarations({"h": "cron-harakiri = 10"})
+
+
+def test_legion_cron_lines_lead_on_the_host_settings_backend() -> None:
+    (spec,) = parse_declarations(
+        ["unique-cron-legion = mycluster 0 -2 -1 -1 -1 /usr/bin/backup_my_home --recursive"],
+        leader_backend="redis://127.0.0.1:6379/0",
+    )
+    assert spec.leader is not None and (spec.leader.lock, spec.leader.backend) == (
+        "mycluster",
+        "redis://127.0.0.1:6379/0",
+    )
+    assert spec.unique and spec.schedule == "0 */2 * * *"
