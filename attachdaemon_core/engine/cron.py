@@ -13,13 +13,15 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping
-from datetime import timezone, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.schedule import Schedule, ScheduleError, delay_until, on_timer
 from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.states import State
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
 
 log = logging.getLogger("attachdaemon")
 
@@ -30,6 +32,7 @@ MAX_SLEEP = 86400.0
 
 def local_zone() -> tzinfo:
     """The server's time zone with its DST rules: ``TZ``, else /etc/localtime, else UTC."""
+    from datetime import timezone
     from zoneinfo import ZoneInfo
 
     name = os.environ.get("TZ", "").lstrip(":")

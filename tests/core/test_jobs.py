@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from attachdaemon_core.hosts.status import public_status
+from attachdaemon_core.hosts.status import format_table, public_status
 from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec
 from tests.core.test_idle import context_switches
 from tests.helpers.harness import Sandbox, probe, wait_for
@@ -106,6 +106,10 @@ def test_start__runs_a_job_now_and_stop_holds_its_schedule(sandbox: Sandbox) -> 
     wait_for(lambda: sandbox.daemon("yearly")["job"]["last_exit"] is not None, 5, "the run's end")
     d = sandbox.daemon("yearly")
     assert d["job"]["runs"] == 1 and d["state"] == "scheduled" and len(sandbox.events.starts("yearly")) == 1
+    table = format_table(sandbox.status())
+    assert "yearly  job" in table and "scheduled" in table, table
+    assert "  yearly: schedule '0 0 1 1 *', next run " in table and "; last run exit 0 after " in table, table
+    assert table.rstrip().endswith("runs 1, skipped 0, timed out 0"), table
     sandbox.call("stop", names=["yearly"])
     assert sandbox.daemon("yearly")["state"] == "stopped"
 

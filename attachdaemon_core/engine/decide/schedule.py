@@ -10,7 +10,6 @@ with ``*`` in either field keeps its interval in real time.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,9 +35,11 @@ class Schedule:
 
     def next_after(self, wall: float) -> float:
         """The first run strictly after ``wall`` (seconds since the epoch), as seconds since the epoch."""
+        from datetime import datetime  # (not at import: the supervisor's boot without jobs)
+
         from cronsim import CronSim, CronSimError
 
-        start = dt.datetime.fromtimestamp(int(wall), self.tz)
+        start = datetime.fromtimestamp(int(wall), self.tz)
         try:
             return next(CronSim(self.expr, start)).timestamp()
         except CronSimError as exc:
