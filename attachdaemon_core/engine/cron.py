@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.schedule import Schedule, ScheduleError, delay_until, on_timer
@@ -86,6 +86,14 @@ class Job:
         self.timing_out = False
 
 
+class Starts(Protocol):
+    """What the runner needs of the supervisor's ``Starter``."""
+
+    def start(self, d: Daemon) -> None: ...  # the gates (leader lock, depends_on), then run_job
+
+    def run_attached(self, d: Daemon) -> None: ...  # spawn it as an attached process
+
+
 class CronRunner:
     """Schedules the jobs of ``daemons`` and starts their runs."""
 
@@ -94,10 +102,8 @@ class CronRunner:
         daemons: Mapping[str, Daemon],
         *,
         timers: Timers,
-        clock: Callable[[], float],
         children: MutableMapping[int, Callable[[ExitStatus], None]],
-        start: Callable[[Daemon], None],
-        spawn_attached: Callable[[Daemon], None],
+        starter: Starts,
         stop: Callable[..., None],
         runnable: Callable[[Daemon], bool],
         wall: Callable[[], float] = time.time,
@@ -105,10 +111,9 @@ class CronRunner:
     ) -> None:
         self.daemons = daemons
         self.timers = timers
-        self.clock = clock
+        self.clock = timers.clock  # monotonic: run durations
         self.children = children
-        self.start = start  # the supervisor's start: leader lock and depends_on gates, then us
-        self.spawn_attached = spawn_attached
+        self.starter = starter
         self.stop = stop
         self.runnable = runnable  # not held, not in the final stop
         self.wall = wall
@@ -204,7 +209,7 @@ class CronRunner:
         job.run_asked = True
         if d.state != State.STARTING:
             d.set_state(State.STARTING, why)
-        self.start(d)
+        self.starter.start(d)
         if d.state != State.STARTING:  # ran, or standby (another host leads: never a stale run)
             job.run_asked = False  # (still starting: waits at the depends_on gate, then runs)
 
@@ -218,7 +223,7 @@ class CronRunner:
             return
         job.pending = False
         job.run_asked = False
-        self.spawn_attached(d)
+        self.starter.run_attached(d)
         if d.pid is None:
             return  # the spawn failed: the supervisor's settle was told (run_ended)
         job.runs += 1

@@ -32,10 +32,8 @@ class World:
         self.cron = CronRunner(
             self.daemons,
             timers=self.timers,
-            clock=lambda: self.mono,
             children={},
-            start=self.start,
-            spawn_attached=self.spawn,
+            starter=self,
             stop=lambda d, then=None: None,
             runnable=lambda d: True,
             wall=lambda: T0 - 100.0 + self.mono + self.step,
@@ -48,7 +46,7 @@ class World:
     def start(self, d: Daemon) -> None:
         self.cron.activate_or_run(d)
 
-    def spawn(self, d: Daemon) -> None:
+    def run_attached(self, d: Daemon) -> None:
         self.next_pid += 1
         d.mark_started(self.next_pid, self.mono, T0 + self.mono)
         d.set_state(State.RUNNING)
