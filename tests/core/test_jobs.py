@@ -1,19 +1,17 @@
 """Jobs under a real supervisor (docs/events.md, "Jobs"): runs are real processes on a
 seconds-resolution schedule (a 6-field expression), so nothing waits for real minutes.
-``unique`` skips, ``timeout`` stops then kills, ``start`` runs now, ``leader`` runs each due
-run on exactly one of two hosts, and an idle supervisor with a job far ahead never wakes up."""
+``unique`` skips, ``timeout`` stops then kills, ``start`` runs now, and an idle supervisor with
+a job far ahead never wakes up. (Two hosts on one lock: tests/leader/test_leader_jobs.py.)"""
 
 from __future__ import annotations
 
+import io
 import itertools
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
+from attachdaemon_core.hosts.commands import wait_ready
 from attachdaemon_core.hosts.status import format_table, public_status
-from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec
+from attachdaemon_core.spec.model import DaemonSpec
 from tests.core.test_idle import context_switches
 from tests.helpers.harness import Sandbox, probe, wait_for
 from tests.helpers.status_json import check_status_json
@@ -124,33 +122,10 @@ def test_an_idle_supervisor_with_a_job_far_ahead_does_not_wake_up(sandbox: Sandb
     assert context_switches(sup) == before
 
 
-# ---------------------------------------------------------------------- two hosts, one lock
-@pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[list[Sandbox]]:
-    boxes = []
-    for h in ("h1", "h2"):
-        (tmp_path / h).mkdir()
-        boxes.append(Sandbox(tmp_path / h))
-    yield boxes
-    problems = [p for b in boxes for p in b.cleanup()]
-    assert not problems, problems
-
-
-def test_leader__two_hosts_run_each_due_run_exactly_once(hosts: list[Sandbox], tmp_path: Path) -> None:
-    runs = tmp_path / "runs.log"
-    lock = f"job-{tmp_path.name}"
-    for h, box in zip(("h1", "h2"), hosts, strict=True):
-        record = f'echo "{h} $(date +%s.%N)" >> {runs}'
-        leader = LeaderSpec(lock=lock, backend="file", lease=4.0, renew=0.5)
-        spec = job(
-            "beat", ("/bin/sh", "-c", record), "* * * * * *", leader=leader, stop_timeout=0.5, shell=True
-        )
-        box.join(box.owner(), [spec])
-    wait_for(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 6, 15, "six runs")
-    lines = [line.split() for line in runs.read_text().splitlines()]
-    seconds = [int(float(t)) for _h, t in lines]
-    assert len(set(seconds)) == len(seconds), f"a slot ran twice: {lines}"
-    assert seconds == list(range(seconds[0], seconds[0] + len(seconds))), f"a slot was skipped: {lines}"
-    assert len({h for h, _t in lines}) == 1, f"both hosts ran the job: {lines}"
-    states = sorted(b.daemon("beat")["state"] for b in hosts)
-    assert states[1] == "standby" and states[0] in ("running", "scheduled"), states
+def test_wait_ready_does_not_wait_for_a_job(sandbox: Sandbox) -> None:
+    owner = sandbox.owner()
+    specs = [job("yearly", ("true",), "0 0 1 1 *"), DaemonSpec(name="up", command=("sleep", "600"))]
+    sandbox.join(owner, specs)
+    started = time.monotonic()
+    assert wait_ready(sandbox.runtime_dir, 10, io.StringIO(), specs)
+    assert time.monotonic() - started < 5
