@@ -152,9 +152,6 @@ class CronRunner:
 
         return ZoneInfo(name)
 
-    def is_job(self, d: Daemon) -> bool:
-        return d.spec.schedule is not None and d.name in self.jobs
-
     # ------------------------------------------------------------------ the one timer
     def _arm(self) -> None:
         if self.timer is not None:
@@ -218,6 +215,8 @@ class CronRunner:
         wait for the next slot (``scheduled``)."""
         job = self.jobs.get(d.name)
         if job is None or not job.run_asked:
+            if job is not None:
+                job.pending = False  # (a run queued before a stop or a lost lock is not owed)
             if d.state != State.SCHEDULED:
                 d.set_state(State.SCHEDULED, "waiting for its next run")
             return
