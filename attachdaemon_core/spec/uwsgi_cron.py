@@ -14,6 +14,7 @@ import re
 import shlex
 from collections.abc import Callable
 
+from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.uwsgi_command import shell_syntax
 from attachdaemon_core.spec.uwsgi_state import LineError, LineState
 
@@ -132,7 +133,9 @@ def _cron2(value: str) -> tuple[tuple[int, int, int, int, int], str, dict[str, o
     for item in first.split(","):
         key, eq, val = item.partition("=")
         if not eq or key not in _CRON2_KEYS:
-            hint = "keys: " + ", ".join(_CRON2_KEYS) + " (no blank after the commas)"
+            hint = did_you_mean(key.strip(), _CRON2_KEYS) or (
+                "keys: " + ", ".join(_CRON2_KEYS) + " (no blank after the commas)"
+            )
             raise CronLineError(f"cron2: unknown item {item!r}", hint)
         keys[key] = val
     numbers = tuple(_cron2_int(k, keys.get(k, "-1")) for k in ("minute", "hour", "day", "month", "week"))
