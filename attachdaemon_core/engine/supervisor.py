@@ -237,6 +237,7 @@ class Supervisor:
             leadership=self.leadership,
             prober=self.prober,
             upkeep=self.upkeep,
+            os=os,
             clock=clock,
             save_state=self.save_state,
             about={"started_at": self.started_at, "respawns": respawns, "runtime_dir": runtime_dir},

@@ -279,6 +279,7 @@ class Live:
     descends_from = staticmethod(descends_from)
     started_since = staticmethod(started_since)
     boot_seconds = staticmethod(boot_seconds)
+    boot_id = staticmethod(boot_id)
     getpid = staticmethod(os.getpid)
     getppid = staticmethod(os.getppid)
     geteuid = staticmethod(os.geteuid)
