@@ -17,7 +17,16 @@ import pytest
 
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.engine.supervisor import Supervisor
-from tests.unit.fake_os import OWNER, FakeClock, FakeOS, end_supervisor, new_supervisor, replay, turn
+from tests.unit.fake_os import (
+    OWNER,
+    SUPERVISOR,
+    FakeClock,
+    FakeOS,
+    end_supervisor,
+    new_supervisor,
+    replay,
+    turn,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -193,6 +202,9 @@ def test_smart__kept_across_a_reload_and_adopted_again_by_the_next_supervisor_fr
         d2 = s2.daemons["kv"]
         assert fake.calls == [("spawn", PROG, 5001)]  # not launched again
         assert d2.state == State.RUNNING and d2.pid == 5002 and d2.adopted
+        status = s2.answers.status()  # what status reports comes from the seam too
+        assert status["supervisor"]["pid"] == SUPERVISOR
+        assert [(e["pid"], e["state"], e["rss_bytes"]) for e in status["daemons"]] == [(5002, "running", 0)]
         s2.stop(d2)  # an adopted daemon leading its group: the stop signal to the group
         assert fake.calls[-1] == ("signal", "kvd-child", 5002, "SIGTERM")
     finally:
