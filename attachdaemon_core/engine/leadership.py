@@ -112,7 +112,7 @@ class Leadership:
         restarts = self.restarts.get(d.name)
         if restarts is not None and restarts.timer is not None:
             return
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "daemon": d.name}
+        info = {"host": socket.gethostname(), "pid": self.os.getpid(), "daemon": d.name}
         argv = (
             sys.executable, "-m", "attachdaemon_core.leader", "hold",
             "--name", leader.lock,

@@ -3,7 +3,9 @@ signals it makes, in order, are the assertion. No process is started."""
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.engine.supervisor import Supervisor
-from tests.unit.fake_os import OWNER, FakeClock, FakeOS, replay, turn
+from tests.unit.fake_os import OWNER, SUPERVISOR, FakeClock, FakeOS, replay, turn
 
 pytestmark = pytest.mark.unit
 
@@ -173,6 +175,8 @@ def test_replayed_history__leader_holder_and_hooks_through_the_seam(
     d = s.daemons["beat"]
     holder = 5001
     assert fake.calls == [("spawn", sys.executable, holder)] and d.state == State.STANDBY
+    info = fake.cmdline(holder)[fake.cmdline(holder).index("--info") + 1]
+    assert json.loads(info) == {"host": socket.gethostname(), "pid": SUPERVISOR, "daemon": "beat"}
 
     fake.say(holder, {"event": "acquired", "d_stop": clock.now + 10.0, "token": 7})
     turn(s)
