@@ -3,7 +3,8 @@ run of every job; each run is an attached process (its own session, reaped, swep
 stopped through the supervisor's own verbs, so leader locks, the final stop and ``stop``/``start``
 apply to jobs as to daemons.
 
-Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
+Owned by the ``Starter`` (engine/starter.py), which runs a job past its gates through it and
+hands it each run's end; it receives the objects and callbacks it needs, nothing more.
 What a fired timer means (run, skip, a wall-clock step) is decided by :mod:`.decide.schedule`.
 """
 

@@ -1,6 +1,7 @@
 """Starting daemons: the gates before a start (the final stop, the leader lock, ``depends_on``),
 the spawn itself through the OS seam, and what follows a run (running, ready, restart now, after a
-backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here.
+backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here;
+jobs (``schedule``) are timed by its ``CronRunner`` (engine/cron.py) and started here too.
 
 Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
 """
@@ -12,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping, MutableMapping
 
 from attachdaemon_core.engine import launch_request, launches
+from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.start_gate import offered_starts, waiting_for
 from attachdaemon_core.engine.leadership import Leadership
@@ -20,7 +22,7 @@ from attachdaemon_core.engine.loop import Timers
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.readiness import Prober
 from attachdaemon_core.engine.states import RUNNING_STATES, State
-from attachdaemon_core.osproc.spawn import Credentials, SpawnError, SpawnRequest, environment_for, spawn
+from attachdaemon_core.osproc.spawn import Credentials, SpawnError, SpawnRequest, environment_for
 from attachdaemon_core.spec.messages import error_text
 from attachdaemon_core.spec.model import DaemonSpec
 
@@ -46,8 +48,7 @@ class Starter:
         prober: Callable[[], Prober],
         run_attached: Callable[[Daemon], None],
         run_smart: Callable[[Daemon], None],
-        run_job: Callable[[Daemon], None],
-        job_ended: Callable[[Daemon, str], None],
+        stop_job: Callable[..., None],
         final: Callable[[], bool],
         shut_down_owners: Callable[[], None],
     ) -> None:
@@ -64,11 +65,18 @@ class Starter:
         self.prober = prober  # (built after this: the prober calls back ``became_ready``)
         self.run_attached = run_attached
         self.run_smart = run_smart
-        self.run_job = run_job  # a job past its gates: wait for its next run, or run now (engine/cron.py)
-        self.job_ended = job_ended  # a job's run ended: record it, wait for the next
         self.final = final
         self.shut_down_owners = shut_down_owners
         self.default_user: tuple[int, int] | None = None  # the server's user, from the declarations
+        # Jobs (``schedule``): when each runs; a run is started through start() like a daemon.
+        self.jobs = CronRunner(
+            daemons,
+            timers=timers,
+            children=children,
+            starter=self,
+            stop=stop_job,
+            runnable=lambda d: not final() and d.name not in held,
+        )
 
     # ------------------------------------------------------------------ starting
     def start(self, d: Daemon) -> None:
@@ -89,7 +97,7 @@ class Starter:
                 d.set_state(State.STARTING, d.error)
             return
         if d.spec.schedule is not None:
-            self.run_job(d)
+            self.jobs.activate_or_run(d)  # wait for its next run, or run it now
         elif d.spec.kind == "attached":
             self.run_attached(d)
         elif launches.lock_pidfile(d):
@@ -147,7 +155,7 @@ class Starter:
             req = launch_request.side_request(argv, spec, environment_for(self.env, spec, creds), creds)
         else:
             req = SpawnRequest(argv=argv, env=dict(self.env), cwd=spec.cwd)
-        pid = spawn(req)
+        pid = self.os.spawn(req)
         self.children[pid] = done
         return pid
 
@@ -174,7 +182,7 @@ class Starter:
         d.runtime.cancel_timer()
         self.leadership.stopped(d.name)
         if d.spec.schedule is not None:  # a job: no restart policy, its schedule says when
-            self.job_ended(d, what)
+            self.jobs.run_ended(d, what)
             return
         if state == State.STARTING:
             log.info("daemon %r %s; restarting", d.name, what)

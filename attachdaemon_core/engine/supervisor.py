@@ -4,8 +4,8 @@ control socket, and the wiring of the parts of ``engine/`` it composes (docs/pro
 Runs in a process forked from the guard (``python -m attachdaemon_core guard``; named
 ``ad-supervisor``), single-threaded, a child subreaper that reaps every child on SIGCHLD. Nothing
 polls unless a daemon needs it. The parts, each given the objects and callbacks it needs: the
-``Starter`` (launching a daemon), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
-``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, ``StateFile``, ``CronRunner``,
+``Starter`` (launching; jobs too), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
+``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, the ``StateFile``,
 ``Upkeep`` and ``ControlAnswers`` (the verbs). Decisions are pure functions (``engine/decide/``);
 acts go through an OS seam (``engine/os_seam.py``) that a unit test replaces.
 """
@@ -23,7 +23,6 @@ from attachdaemon_core.control.server import ControlServer
 from attachdaemon_core.engine import launch_request, launches, watch
 from attachdaemon_core.engine.apply import Declarations
 from attachdaemon_core.engine.attached import AttachedRunner
-from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.leader_link import LeaderLink
 from attachdaemon_core.engine.leadership import Leadership
@@ -101,6 +100,7 @@ class Supervisor:
         self.leadership = Leadership(
             self.selector,
             self.timers,
+            os=os,
             children=self.children,
             on_acquired=lambda name: self.leader_link.acquired(name),
             on_lost=lambda name, reason: self.leader_link.lost(name, reason),
@@ -120,8 +120,7 @@ class Supervisor:
             prober=lambda: self.prober,
             run_attached=lambda d: self.attached.start(d),
             run_smart=lambda d: self.smart.start(d),
-            run_job=lambda d: self.cron.activate_or_run(d),
-            job_ended=lambda d, what: self.cron.run_ended(d, what),
+            stop_job=lambda d, then=None: self.stopper.stop(d, then=then),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
         )
@@ -146,14 +145,6 @@ class Supervisor:
             known_pids=lambda: [d.pid for d in self.daemons.values() if d.pid is not None],
             tell_guard=self._tell_guard,
             save_state=self.save_state,
-        )
-        self.cron = CronRunner(
-            self.daemons,
-            timers=self.timers,
-            children=self.children,
-            starter=self.starter,
-            stop=lambda d, then=None: self.stopper.stop(d, then=then),
-            runnable=lambda d: not self.final and d.name not in self.held,
         )
         self.smart = SmartRunner(
             os=os,
@@ -186,7 +177,7 @@ class Supervisor:
             leadership=self.leadership,
             capture=self.capture,
             start=self.starter.start,
-            launch_leftovers=launches.leftovers,
+            launch_leftovers=lambda d: launches.leftovers(d, procs=os),
             forget_session=self.attached.forget_session,
             on_finished=self._finished,
         )
@@ -202,6 +193,7 @@ class Supervisor:
             self.daemons,
             held=self.held,
             env=self.env,
+            os=os,
             children=self.children,
             leadership=self.leadership,
             starter=self.starter,
@@ -218,7 +210,7 @@ class Supervisor:
             smart=self.smart,
             leadership=self.leadership,
             changed=self.upkeep.declarations_changed,
-            jobs_changed=self.cron.declarations_changed,
+            jobs_changed=self.starter.jobs.declarations_changed,
         )
         self.owner_set = Owners(
             os=os,
@@ -247,7 +239,8 @@ class Supervisor:
             leadership=self.leadership,
             prober=self.prober,
             upkeep=self.upkeep,
-            cron=self.cron,
+            cron=self.starter.jobs,
+            os=os,
             clock=clock,
             save_state=self.save_state,
             about={"started_at": self.started_at, "respawns": respawns, "runtime_dir": runtime_dir},
@@ -322,25 +315,31 @@ class Supervisor:
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
             else:
                 timeout = self.timers.timeout()
-            try:
-                events = self.selector.select(timeout)
-            except InterruptedError:
-                events = []
-            self._reap()
-            for key, mask in events:
-                callback = key.data
-                callback(mask)
-            self.timers.run_due()
-            if self.state.dirty:
-                self.state.write()
-            self.output.flush()
-            if self.control.conns and self._sweep_timer is None:
-                self._sweep_timer = self.timers.call_later(1.0, self._sweep)
-            elif not self.control.conns and self._sweep_timer is not None:
-                self._sweep_timer.cancel()  # idle: no timer unless something needs one
-                self._sweep_timer = None
+            self.turn(timeout)
         self.shutdown_cleanup()
         return self.exit_code
+
+    def turn(self, timeout: float | None) -> None:
+        """One turn of the loop: wait up to ``timeout`` for a file descriptor (pidfds, signals,
+        the control socket), reap, run what became ready and what is due, write the state file.
+        (A replayed history drives the loop one turn at a time, with a timeout of 0.)"""
+        try:
+            events = self.selector.select(timeout)
+        except InterruptedError:
+            events = []
+        self._reap()
+        for key, mask in events:
+            callback = key.data
+            callback(mask)
+        self.timers.run_due()
+        if self.state.dirty:
+            self.state.write()
+        self.output.flush()
+        if self.control.conns and self._sweep_timer is None:
+            self._sweep_timer = self.timers.call_later(1.0, self._sweep)
+        elif not self.control.conns and self._sweep_timer is not None:
+            self._sweep_timer.cancel()  # idle: no timer unless something needs one
+            self._sweep_timer = None
 
     def _sweep(self) -> None:
         self._sweep_timer = None
