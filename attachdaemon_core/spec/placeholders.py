@@ -13,7 +13,8 @@ Two stages, in uWSGI's order:
    named, a ``set-placeholder`` included; ``%(a b + 1)`` concatenates and counts). A replaced
    value is scanned again from its second character, as uWSGI does, so a value may hold
    further references. uWSGI leaves a reference it cannot resolve in the value as written;
-   :func:`resolve` does too and records it, and the caller decides whether the option matters (an unresolved reference in a line attachdaemon uses is an error).
+   :func:`resolve` does too and records it, and the caller decides whether the option matters
+   (an unresolved reference in a line attachdaemon uses is an error).
 
 Runs in whichever process reads the configuration; reads files and the environment, nothing else.
 """
@@ -156,28 +157,9 @@ def resolve(options: MutableSequence[Option], environ: Mapping[str, str] | None 
     def first_value(key: str) -> str | None:
         return next((opt.value for opt in options if opt.key == key), None)
 
-    _apply_pass(options, "$", lambda key: _environment(key, env))
+    _apply_pass(options, "$", env.get)
     _apply_pass(options, "@", _read_at_file)
     _apply_pass(options, "%", option_value)
-
-
-def _environment(key: str, env: Mapping[str, str]) -> str | None:
-    """``$(NAME)``; also uWSGI 2.1's ``$(NAME:-DEFAULT)`` (unset or empty) and ``$(NAME-DEFAULT)``
-    (unset), the default ending, as uWSGI's ``strtok`` makes it, at the next ``:`` or ``-``."""
-    for sep, empty_too in ((":-", True), ("-", False)):
-        if sep in key:
-            parts = (
-                [p for p in key.replace(":", "-").split("-") if p]
-                if sep == ":-"
-                else [p for p in key.split("-") if p]
-            )
-            if not parts:
-                return None
-            value = env.get(parts[0])
-            if value is None or (empty_too and value == ""):
-                return parts[1] if len(parts) > 1 else None
-            return value
-    return env.get(key)
 
 
 def _pipeline(key: str, lookup: Callable[[str], str | None]) -> str:

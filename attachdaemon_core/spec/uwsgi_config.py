@@ -39,7 +39,6 @@ LOGIC_KEYS = frozenset(
         *END_KEYS,
         *INCLUDES,
         *SET_KEYS,
-        "else",
         "for",
         "for-glob",
         "for-times",
@@ -64,7 +63,7 @@ LOGIC_KEYS = frozenset(
         "if-not-reload",
     }
 )
-ENV_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*(?::?-[^)]*)?\)")
+ENV_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
 
 @dataclass
@@ -137,7 +136,7 @@ def _unresolved(opt: Option, problems: list[Problem]) -> bool:
 def _hint(ref: str) -> str:
     inner = ref[2:-1]
     if ref.startswith("$("):
-        return f"set the environment variable {re.split(r':?-', inner)[0]}, or write the value out"
+        return f"set the environment variable {inner}, or write the value out"
     if ref.startswith("@("):
         return "the file cannot be read (uWSGI exits); uWSGI's schemes (exec://, http://) are not read"
     return f"no option {inner!r} in the file (uWSGI leaves it as written)"

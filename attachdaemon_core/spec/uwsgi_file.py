@@ -7,7 +7,7 @@ each ``key = value`` of the asked section (default ``uwsgi``) becomes an
 :class:`~attachdaemon_core.spec.placeholders.Option`, in file order, repeated keys kept. On the
 way it does what uWSGI does at that moment: ``ini``/``include``/``inherit``/``yaml``/``json``
 read another file (or ``:section`` of this one) in place; ``set``/``set-ph``/``set-placeholder``
-add an option; the ``if-*``/``else``/``endif`` and ``for*``/``endfor`` blocks keep or drop and
+add an option; the ``if-*``/``endif`` and ``for*``/``endfor`` blocks keep or drop and
 repeat what they enclose, with ``%(_)`` replaced. References (``$(…)``, ``@(…)``, ``%(…)``)
 are left for :func:`~attachdaemon_core.spec.placeholders.resolve`.
 
@@ -83,7 +83,6 @@ class _Reader:
         self.out = Reading()
         self.first: dict[str, str] | None = None  # the first file's table: the capital letters
         self.logic: _Logic | None = None
-        self.if_failed = False
         self.depth = 0
 
     # -- files ---------------------------------------------------------------------------------
@@ -122,8 +121,6 @@ class _Reader:
     def add(self, opt: Option) -> None:
         """uWSGI's ``add_exported_option``: logic blocks first, then immediate options."""
         if opt.key in END_KEYS:
-            self.logic, self.if_failed = None, False
-        elif opt.key == "else":
             self.logic = None
         elif self.logic is not None:
             for made in self.logic.apply(opt):
@@ -142,7 +139,7 @@ class _Reader:
         elif opt.key in INCLUDES:
             self.include(opt)
         elif opt.key in _OPENERS:
-            if self.logic is not None and opt.key != "else":
+            if self.logic is not None:
                 self.out.problems.append(
                     f"{opt.where}: a block inside a block (uWSGI exits: recursive logic)"
                 )
@@ -155,7 +152,6 @@ class _Reader:
         self.load(os.path.join(self.base, path) if path else opt.file, section, opt)
 
     def logic_result(self, keep: bool, opt: Option, data: str | None) -> list[Option]:
-        self.if_failed = not keep
         if not keep:
             return []
         value = opt.value.replace("%(_)", data) if data is not None else opt.value
@@ -206,11 +202,6 @@ def _hostname_test(_reader: _Reader, arg: str) -> str | None:
     return arg if socket.gethostname() == arg else None
 
 
-def _else(reader: _Reader, _arg: str) -> Callable[[Option], list[Option]]:
-    failed = reader.if_failed
-    return lambda opt: [opt] if failed else []
-
-
 def _for(split: Callable[[str], list[str]]) -> Callable[[_Reader, str], Callable[[Option], list[Option]]]:
     def opener(_reader: _Reader, arg: str) -> Callable[[Option], list[Option]]:
         return lambda opt: [
@@ -247,7 +238,6 @@ _OPENERS: dict[str, Callable[[_Reader, str], Callable[[Option], list[Option]]]] 
     "if-not-hostname": _if(_hostname_test, negate=True),
     "if-reload": _if(lambda _r, _a: None),  # a first start is never a reload
     "if-not-reload": _if(lambda _r, _a: ""),
-    "else": _else,
     "for": _for(lambda arg: arg.split()),
     "for-times": _for(lambda arg: [str(i) for i in range(1, int(arg) + 1)] if arg.strip().isdigit() else []),
     "for-glob": _for(lambda arg: sorted(glob.glob(arg)) or [arg]),
@@ -292,7 +282,8 @@ def _yaml(
     ``key: value`` lines; ``#`` starts a comment anywhere; a list item ends the section."""
     inside, depth_seen, found = False, 0, False
     for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.split("#", 1)[0]
+        replaced, unknown = magic_sub(raw, table)  # uWSGI replaces them in the text, first
+        line = replaced.split("#", 1)[0]
         if not line:
             continue
         depth = len(line) - len(line.lstrip(" \t\r"))
@@ -314,7 +305,9 @@ def _yaml(
         cut = min((i for i in (stripped.find(": "), stripped.find(":\t")) if i >= 0), default=-1)
         if cut < 0:
             return
-        yield _magic(stripped[cut + 2 :].strip(" \t\r"), table, path, number, stripped[:cut].rstrip())[1]
+        opt = Option(stripped[:cut].rstrip(" \t"), stripped[cut + 2 :].strip(" \t\r"), path, number)
+        opt.magic_errors += unknown
+        yield opt
     if not found:
         problems.append(f"{path}: no {asked}: mapping")
 
