@@ -9,7 +9,8 @@ uwsgi.ini`` all come here (docs/uwsgi-files.md). :func:`read_file` reads the fil
 - ``env``/``ienv`` (``NAME=VALUE``) are passed to every daemon, as uWSGI's master passes its
   environment on; ``chdir`` is where the daemons run and where their relative paths start;
 - cron lines and ``hook-pre-app``-style one-shots are recognised but not yet run (W008);
-- every other key is listed once, with its lines, as not ours, ignored (W007).
+- every other key is listed once, with its lines, as not ours, ignored (W007), but for a key some
+  ``%(…)`` names: that is the file's own placeholder (``pg = $(HOME)/db.pg``).
 
 A placeholder that cannot be resolved in a line attachdaemon uses is an error naming the file and
 line; uWSGI would leave it in the value as written.
@@ -63,6 +64,7 @@ LOGIC_KEYS = frozenset(
         "if-not-reload",
     }
 )
+REFERENCE = re.compile(r"%\(([^()]*)\)")
 ENV_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
 
@@ -83,6 +85,8 @@ def read_file(spec: str, base_dir: str, environ: Mapping[str, str] | None = None
     path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(split_section(spec)[0])))
     reading = read_options(spec, base_dir, environ)
     out = FileDeclarations(path, problems=[Problem(p) for p in reading.problems])
+    # a key some %(…) names is a placeholder of the file's own (pg = $(HOME)/db.pg), not an option
+    named = {word for o in reading.options for ref in REFERENCE.findall(o.value) for word in ref.split()}
     resolve(reading.options, environ)
     ignored: dict[str, list[int]] = {}
     for opt in reading.options:
@@ -92,7 +96,7 @@ def read_file(spec: str, base_dir: str, environ: Mapping[str, str] | None = None
             _use(opt, out)
         elif opt.key in CRON_KEYS or opt.key in ONESHOT_KEYS:
             out.notes.append(_not_yet(opt))
-        elif opt.key not in LOGIC_KEYS and not opt.placeholder:
+        elif opt.key not in LOGIC_KEYS and not opt.placeholder and opt.key not in named:
             ignored.setdefault(opt.key, []).append(opt.line)
     if ignored:
         out.notes.append(_ignored(path, ignored))
