@@ -1,4 +1,6 @@
-"""The ``attachdaemon`` console script (``python -m attachdaemon_core``) for TOML declarations."""
+"""The ``attachdaemon`` console script (``python -m attachdaemon_core``) for a TOML file of
+declarations or a uWSGI config file (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``),
+told apart by the file's suffix (docs/uwsgi-files.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import Sequence
 
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.hosts.commands import Context, main_for
+from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
 
 DEFAULT_CONFIG = "attachdaemon.toml"
 
@@ -20,7 +23,10 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
         "-c",
         "--config",
         default=default,
-        help=f"TOML file with [daemons.NAME] tables (default: $ATTACHDAEMON_CONFIG or ./{DEFAULT_CONFIG})",
+        help=(
+            "TOML file with [daemons.NAME] tables, or a uWSGI config file (uwsgi.ini[:section], .yaml, .json)"
+            f" (default: $ATTACHDAEMON_CONFIG or ./{DEFAULT_CONFIG})"
+        ),
     )
 
 
@@ -29,6 +35,8 @@ def _context(args: argparse.Namespace) -> Context:
     from attachdaemon_core.spec.config_file import load_toml, read_runtime_dir
 
     path = os.path.abspath(args.config)
+    if is_uwsgi_file(path):
+        return _uwsgi_context(path)
     override = read_runtime_dir(path)
 
     def load() -> tuple:  # type: ignore[type-arg]
@@ -44,6 +52,20 @@ def _context(args: argparse.Namespace) -> Context:
         warnings=check_specs,
         wait_ready=wait,
     )
+
+
+def _uwsgi_context(spec: str) -> Context:
+    """A uWSGI file: its relative paths start where uWSGI would run, the current directory (or
+    its ``chdir``); the runtime directory is derived from the file and section."""
+    from attachdaemon_core.spec.checks import check_specs
+    from attachdaemon_core.spec.declarations import parse_declarations
+
+    base = os.getcwd()
+
+    def load() -> tuple:  # type: ignore[type-arg]
+        return parse_declarations(spec, base_dir=base, source=spec)
+
+    return Context(runtime_dir=runtime.runtime_dir_for(spec), load=load, source=spec, warnings=check_specs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
