@@ -121,7 +121,7 @@ def _spawn_guard(runtime_dir: str) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "attachdaemon_core", "guard", "--runtime-dir", runtime_dir],
-        stdin=subprocess.DEVNULL,
+        stdin=None,  # the server's fd 0, for daemons declared with `stdin: true` (docs/declarations.md)
         close_fds=True,
         start_new_session=True,
         env=env,

@@ -36,7 +36,9 @@ class Run:
         self.proc: subprocess.Popen[str] | None = None
         self.events = Events(tmp / "events.log")
 
-    def start(self, *extra: str, config_after_verb: bool = False) -> subprocess.Popen[str]:
+    def start(
+        self, *extra: str, config_after_verb: bool = False, stdin: int | None = None
+    ) -> subprocess.Popen[str]:
         config = ["-c", str(self.config)]
         argv = ["run", *config, *extra] if config_after_verb else [*config, "run", *extra]
         with open(self.tmp / "run.out", "ab") as out:
@@ -44,6 +46,7 @@ class Run:
                 [*CLI, *argv],
                 env=self.env,
                 text=True,
+                stdin=stdin,
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
@@ -276,6 +279,32 @@ def test_run_with_command__exits_with_its_status_and_stops_daemons(run) -> None:
     flag.write_text("")
     assert p.wait(15) == 7
     assert not alive(a)
+
+
+def test_run__stdin_true__the_daemon_reads_the_servers_stdin_others_get_dev_null(run) -> None:  # type: ignore[no-untyped-def]
+    # docs/declarations.md, `stdin`: the server's fd 0 instead of /dev/null (uWSGI's stdin=1).
+    r = run("")
+    read = "import sys; line = sys.stdin.readline(); open({!r}, 'w').write(repr(line))"
+    fed, deaf = r.tmp / "fed.out", r.tmp / "deaf.out"
+    r.config.write_text(
+        f"[daemons.fed]\ncommand = {json.dumps([PY, '-c', read.format(str(fed))])}\n"
+        'stdin = true\nrestart = "never"\n'
+        f"[daemons.deaf]\ncommand = {json.dumps([PY, '-c', read.format(str(deaf))])}\n"
+        'restart = "never"\n'
+    )
+    feed_r, feed_w = os.pipe()
+    try:
+        r.start(stdin=feed_r)
+    finally:
+        os.close(feed_r)
+    try:
+        wait_for(lambda: deaf.exists() and deaf.read_text(), 10, "deaf read its stdin")
+        assert deaf.read_text() == "''", "a daemon without stdin reads /dev/null"
+        os.write(feed_w, b"hello from the server\n")
+        wait_for(lambda: fed.exists() and fed.read_text(), 10, "fed read its stdin")
+    finally:
+        os.close(feed_w)
+    assert fed.read_text() == repr("hello from the server\n")
 
 
 def test_run__sigkilled__attached_daemons_stopped(run) -> None:  # type: ignore[no-untyped-def]
