@@ -336,6 +336,39 @@ def test_status__key_misses__lists_the_supervisors_that_run(run, tmp_path: Path)
     assert "supervisors recorded for this user:" in out.stderr and str(r.runtime_dir) in out.stderr
 
 
+def test_status__an_exited_supervisors_index_entry_is_removed_a_live_ones_kept(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    xdg = tmp_path / "xdg"  # a private user root: the index holds this test's supervisor only
+    xdg.mkdir(mode=0o700)
+    r.env["XDG_RUNTIME_DIR"] = str(xdg)
+    index = xdg / f"attachdaemon-{os.geteuid()}" / "index"
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    p = r.start()
+    wait_for(lambda: r.events.starts("a"), 10, "a up")
+    (entry,) = wait_for(lambda: list(index.glob("*.json")), 10, "the supervisor's index entry")
+    sup = json.loads(entry.read_text())["pid"]
+    other = tmp_path / "other.toml"
+    other.write_text("")
+    miss = subprocess.run(  # the key misses: status reads the index
+        [*CLI, "-c", str(other), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in r.env.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
+    )
+    assert miss.returncode == 4
+    assert f"pid {sup}: {r.runtime_dir}" in miss.stderr
+    assert entry.exists(), "a live supervisor's entry is kept"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0
+    wait_for(lambda: not alive(sup), 10, "the supervisor exited")
+    assert entry.exists(), "the supervisor leaves its entry behind (else this test proves nothing)"
+    after = r.cli("status")
+    assert after.returncode == 4
+    assert "supervisors recorded" not in after.stderr
+    assert list(index.iterdir()) == []
+
+
 @pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(), reason="needs root and unshare"
 )
