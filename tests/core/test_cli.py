@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -318,20 +319,25 @@ def test_run__sigkilled__attached_daemons_stopped(run) -> None:  # type: ignore[
     assert r.cli("status").returncode == 4
 
 
+def status_elsewhere(tmp: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``status`` for a config whose key misses every supervisor: it reads the index."""
+    other = tmp / "other.toml"
+    other.write_text("")
+    return subprocess.run(
+        [*CLI, "-c", str(other), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in env.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
+    )
+
+
 def test_status__key_misses__lists_the_supervisors_that_run(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = run("")
     r.config.write_text(probe_toml(r.events.path, "a"))
     r.start()
     wait_for(lambda: r.events.starts("a"), 10, "a up")
-    other = tmp_path / "other.toml"
-    other.write_text("")
-    out = subprocess.run(
-        [*CLI, "-c", str(other), "status"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={k: v for k, v in os.environ.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
-    )
+    out = status_elsewhere(tmp_path, os.environ)
     assert out.returncode == 4
     assert "supervisors recorded for this user:" in out.stderr and str(r.runtime_dir) in out.stderr
 
@@ -347,15 +353,7 @@ def test_status__an_exited_supervisors_index_entry_is_removed_a_live_ones_kept(r
     wait_for(lambda: r.events.starts("a"), 10, "a up")
     (entry,) = wait_for(lambda: list(index.glob("*.json")), 10, "the supervisor's index entry")
     sup = json.loads(entry.read_text())["pid"]
-    other = tmp_path / "other.toml"
-    other.write_text("")
-    miss = subprocess.run(  # the key misses: status reads the index
-        [*CLI, "-c", str(other), "status"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={k: v for k, v in r.env.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
-    )
+    miss = status_elsewhere(tmp_path, r.env)
     assert miss.returncode == 4
     assert f"pid {sup}: {r.runtime_dir}" in miss.stderr
     assert entry.exists(), "a live supervisor's entry is kept"
