@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from attachdaemon_core.control import client, verbs
 from attachdaemon_core.hosts import runtime
+from attachdaemon_core.hosts.index import read_index
 from attachdaemon_core.hosts.status import (
     STATUS_TIMEOUT,
     format_table,
@@ -118,7 +119,7 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
     except (client.NoSupervisor, client.ControlError) as exc:
         reason = f"no supervisor answered within {STATUS_TIMEOUT:g}s in {ctx.runtime_dir} ({exc})"
         err.write(f"{reason}\n")
-        others = [e for e in runtime.read_index() if e.get("runtime_dir") != ctx.runtime_dir]
+        others = [e for e in read_index() if e.get("runtime_dir") != ctx.runtime_dir]
         if others:
             err.write("supervisors recorded for this user:\n")
             for e in others:

@@ -9,7 +9,6 @@ exits), so the host's child reaper never sees the guard or the supervisor.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import subprocess
@@ -20,7 +19,6 @@ from typing import Any
 
 from attachdaemon_core.control import client
 from attachdaemon_core.osproc.paths import RuntimeDirError, base_root, ensure_dir, private_subdir, user_root
-from attachdaemon_core.osproc.proc import cmdline as proc_cmdline
 from attachdaemon_core.osproc.proc import stat as proc_stat
 from attachdaemon_core.spec.model import DaemonSpec
 
@@ -40,7 +38,6 @@ __all__ = [
     "owner_identity",
     "payload",
     "private_subdir",
-    "read_index",
     "release",
     "runtime_dir_for",
     "start_warnings",
@@ -121,7 +118,7 @@ def _spawn_guard(runtime_dir: str) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "attachdaemon_core", "guard", "--runtime-dir", runtime_dir],
-        stdin=subprocess.DEVNULL,
+        stdin=None,  # the server's fd 0, for daemons declared with `stdin: true` (docs/declarations.md)
         close_fds=True,
         start_new_session=True,
         env=env,
@@ -191,28 +188,6 @@ def release(runtime_dir: str, owner_pid: int, *, wait: float = 0.0) -> bool:
             pass
         time.sleep(0.02)
     return False
-
-
-def read_index() -> list[dict[str, Any]]:
-    """Every live supervisor recorded under this user's root (for ``status`` when the key misses)."""
-    entries = []
-    index = os.path.join(user_root(), "index")
-    try:
-        names = sorted(os.listdir(index))
-    except OSError:
-        return []
-    for name in names:
-        path = os.path.join(index, name)
-        try:
-            with open(path) as f:
-                entry = json.load(f)
-        except (OSError, ValueError):
-            continue
-        st = proc_stat(int(entry.get("pid", 0)))
-        if st is None or "attachdaemon_core" not in " ".join(proc_cmdline(st.pid)):
-            continue  # that supervisor has exited
-        entries.append(entry)
-    return entries
 
 
 AUTOSTART_VARIABLE = "ATTACH_DAEMONS_AUTOSTART"
