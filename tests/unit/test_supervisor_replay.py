@@ -67,6 +67,10 @@ class FakeOS(RealOS):
     def session_members(self, sid: int) -> list[int]:
         return [sid] if sid in self.live else []
 
+    def live_sessions(self) -> set[int]:
+        self.calls.append(("scan /proc",))
+        return set(self.live)  # each fake session holds only its leader
+
     def group_exists(self, pgid: int) -> bool:
         return pgid in self.live
 
@@ -201,3 +205,26 @@ def test_replayed_history__dependency_gate_and_reload_policies(
         fake.exit(pid, sig=signal.SIGTERM)
     s._reap()
     assert fake.live == {}
+
+
+def test_replayed_history__daemons_reaped_in_one_wake_up_share_one_proc_pass(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    """The final stop of many daemons reads /proc once per wake-up, not once per daemon; a pass
+    made while a leader still lived is not trusted for it (bench/PROFILE-exec-form.md)."""
+    s, fake, _clock = sup
+    s.add_owner({"pid": OWNER}, decl("a", "b", "c", "d"))
+    s.timers.run_due()
+    fake.calls.clear()
+    s.remove_owner(OWNER, why="exited")
+    for pid in (5001, 5002, 5003):
+        fake.exit(pid, sig=signal.SIGTERM)
+    s._reap()
+    scans = [c for c in fake.calls if c == ("scan /proc",)]
+    assert len(scans) == 1  # 5004 was alive in it: d is not done yet
+    assert [s.daemons[n].state for n in "abc"] == [State.STOPPED] * 3
+    assert s.daemons["d"].state == State.STOPPING and not s.exiting
+    fake.exit(5004, sig=signal.SIGTERM)
+    s._reap()
+    assert len([c for c in fake.calls if c == ("scan /proc",)]) == 2  # a fresh pass for d
+    assert s.exiting and s.daemons["d"].state == State.STOPPED
