@@ -9,7 +9,7 @@ import stat
 import time
 from typing import Any
 
-from attachdaemon_core.control.protocol import MAX_ANSWER_BYTES, VERSION, encode
+from attachdaemon_core.control.wire import MAX_ANSWER_BYTES, VERSION, encode
 from attachdaemon_core.osproc.paths import RuntimeDirError, check_runtime_dir
 
 SOCKET_NAME = "control.sock"
