@@ -8,7 +8,10 @@ requests against (:mod:`.protocol`).
 from __future__ import annotations
 
 import json
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (about 2 ms): mypy reads it alike
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = 1
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # declarations of a few hundred daemons fit easily

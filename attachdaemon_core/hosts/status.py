@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, TextIO
 
 from attachdaemon_core.control import client
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (about 2 ms): mypy reads it alike
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 STATUS_TIMEOUT = 2.0
 EXIT_OK = 0
