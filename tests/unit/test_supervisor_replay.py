@@ -213,10 +213,10 @@ def test_replayed_history__daemons_reaped_in_one_wake_up_share_one_proc_pass(
     """The final stop of many daemons reads /proc once per wake-up, not once per daemon; a pass
     made while a leader still lived is not trusted for it (bench/PROFILE-exec-form.md)."""
     s, fake, _clock = sup
-    s.add_owner({"pid": OWNER}, decl("a", "b", "c", "d"))
+    s.answers.add_owner({"pid": OWNER}, decl("a", "b", "c", "d"))
     s.timers.run_due()
     fake.calls.clear()
-    s.remove_owner(OWNER, why="exited")
+    s.answers.remove_owner(OWNER, why="exited")
     for pid in (5001, 5002, 5003):
         fake.exit(pid, sig=signal.SIGTERM)
     s._reap()
