@@ -171,6 +171,13 @@ def test_global_options_after_the_verb__same_as_before_it(run) -> None:  # type:
     assert status.returncode == 0, status.stderr
     check_status_json(json.loads(status.stdout))
     assert json.loads(status.stdout)["supervisor"]["owners"] == [p.pid]
+    # `-c FILE status --json` is answered without the argument parser (hosts/cli.py): the same
+    # answer and exit code as the spelling the full parser takes
+    plain = r.cli("status", "--json")
+    assert (plain.returncode, json.loads(plain.stdout)) == (0, json.loads(status.stdout)), plain.stderr
+    for table in (r.cli("status"), r.cli("status", "-c", str(r.config), config=False)):
+        row = table.stdout.splitlines()[2].split()
+        assert (table.returncode, row[:3]) == (0, ["a", "attached", "running"]), table.stdout
     logs = r.cli("logs", "a", "--config", str(r.config), "-n", "1", config=False)
     assert logs.returncode == 0, logs.stderr
     p.send_signal(signal.SIGTERM)
