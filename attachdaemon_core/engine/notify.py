@@ -18,7 +18,9 @@ from collections.abc import Callable, Mapping
 
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.decide import notify as protocol
+from attachdaemon_core.engine.limits import Limits
 from attachdaemon_core.engine.loop import Timer, Timers
+from attachdaemon_core.engine.readiness import Prober
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.osproc import proc
 
@@ -41,24 +43,17 @@ class _Watchdog:
 
 
 class Notifier:
-    """The notify sockets of the daemons in ``daemons``."""
+    """The notify sockets of the daemons; a watchdog restart goes through ``limits``."""
 
     def __init__(
-        self,
-        daemons: Mapping[str, Daemon],
-        *,
-        runtime_dir: str,
-        selector: selectors.BaseSelector,
-        timers: Timers,
-        on_ready: Callable[[Daemon], None],
-        restart_because: Callable[[Daemon, str, str], None],
+        self, limits: Limits, prober: Prober, selector: selectors.BaseSelector, runtime_dir: str
     ) -> None:
-        self.daemons = daemons
+        self.daemons: Mapping[str, Daemon] = limits.daemons  # (the limits' daemons and timers)
+        self.timers: Timers = limits.timers
         self.dir = os.path.join(runtime_dir, "notify")
         self.selector = selector
-        self.timers = timers
-        self.on_ready = on_ready
-        self.restart_because = restart_because
+        self.on_ready: Callable[[Daemon], None] = prober.report_ready  # READY=1 (again)
+        self.restart_because: Callable[[Daemon, str, str], None] = limits.restart_because
         self.socks: dict[str, socket.socket] = {}
         self.watchdogs: dict[str, _Watchdog] = {}
         self.refused = 0  # messages from a process outside the daemon's tree

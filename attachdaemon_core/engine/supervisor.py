@@ -6,8 +6,8 @@ Runs in a process forked from the guard (``python -m attachdaemon_core guard``; 
 polls unless a daemon needs it. The parts, each given the objects and callbacks it needs: the
 ``Starter`` (launching a daemon), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
 ``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, the ``StateFile``,
-``Upkeep`` and ``ControlAnswers`` (the verbs). Decisions are pure functions (``engine/decide/``);
-acts go through an OS seam (``engine/os_seam.py``) that a unit test replaces.
+``Upkeep``, ``Limits``, the ``Notifier`` (notify sockets) and ``ControlAnswers`` (the verbs).
+Decisions are pure functions (``engine/decide/``); acts go through an OS seam that tests replace.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from attachdaemon_core.engine.attached import AttachedRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.leader_link import LeaderLink
 from attachdaemon_core.engine.leadership import Leadership
+from attachdaemon_core.engine.limits import Limits
 from attachdaemon_core.engine.logs import Capture, Output
 from attachdaemon_core.engine.loop import SignalWake, Timer, Timers
+from attachdaemon_core.engine.notify import Notifier
 from attachdaemon_core.engine.os_seam import REAL_OS, RealOS
 from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.engine.readiness import Prober
@@ -121,6 +123,8 @@ class Supervisor:
             run_smart=lambda d: self.smart.start(d),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
+            extra_env=lambda d: self.notifier.env_for(d),
+            on_running=lambda d: self.limits.running(d),
         )
         self.prober = Prober(
             self.selector,
@@ -128,6 +132,7 @@ class Supervisor:
             run_child=self.starter.run_probe_child,
             kill=lambda pid, sig: self.stopper.kill_pid(pid, sig),
             on_ready=self.starter.became_ready,
+            log_path=self.starter.log_path,
         )
         self.attached = AttachedRunner(
             os=os,
@@ -187,6 +192,8 @@ class Supervisor:
             restart=self.stopper.restart,
             final=lambda: self.final,
         )
+        self.limits = Limits(self.daemons, timers=self.timers, restart=self.stopper.restart)
+        self.notifier = Notifier(self.limits, self.prober, self.selector, runtime_dir)
         self.leader_link = LeaderLink(
             self.daemons,
             held=self.held,
@@ -206,7 +213,11 @@ class Supervisor:
             stopper=self.stopper,
             smart=self.smart,
             leadership=self.leadership,
-            changed=self.upkeep.declarations_changed,
+            changed=(
+                self.upkeep.declarations_changed,
+                self.limits.declarations_changed,
+                self.notifier.declarations_changed,
+            ),
         )
         self.owner_set = Owners(
             os=os,
@@ -261,6 +272,7 @@ class Supervisor:
 
     def shutdown_cleanup(self) -> None:
         self.leadership.drop_all()
+        self.notifier.close_all()  # (the limits' timers end with the process)
         self.state.write()
         self.control.close()
         self.capture.close_all()
