@@ -63,6 +63,19 @@ def _uptime(started: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def _said(d: dict[str, Any]) -> list[str]:
+    """A notify daemon's own STATUS= and phase, and the last restart a limit caused."""
+    notes = []
+    notify, cause = d.get("notify"), d.get("restart_cause")
+    if notify and (notify.get("status") or notify.get("phase")):
+        phase = f" ({notify['phase']})" if notify.get("phase") else ""
+        notes.append(f"  {d['name']}: says {notify.get('status') or ''}{phase}".rstrip())
+    if cause:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cause["at"]))
+        notes.append(f"  {d['name']}: restarted at {when}, {cause['detail']}")
+    return notes
+
+
 def format_table(result: dict[str, Any]) -> str:
     sup = result["supervisor"]
     rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
@@ -83,6 +96,7 @@ def format_table(result: dict[str, Any]) -> str:
         )
         if d["error"]:
             notes.append(f"  {d['name']}: {d['error']}")
+        notes += _said(d)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "

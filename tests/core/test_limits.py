@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from attachdaemon_core.hosts.status import format_table
 from attachdaemon_core.spec.declarations import parse_declarations
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.core.test_idle import context_switches
@@ -60,6 +61,7 @@ def test_max_lifetime_restarts_on_plan_and_says_so(sandbox: Sandbox) -> None:
     assert f"daemon 'old' (pid {first}) max_lifetime: ran for 1.5s, its planned restart; restarting it" in (
         sandbox.log_text()
     )
+    assert ", max_lifetime: ran for 1.5s, its planned restart" in format_table(sandbox.status())
 
 
 def _wakeups(sandbox: Sandbox, specs: list[DaemonSpec], window: float) -> int:

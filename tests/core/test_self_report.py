@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from attachdaemon_core.hosts.status import format_table
 from attachdaemon_core.spec.declarations import parse_declarations
 from tests.helpers.harness import Sandbox, alive, wait_for
 
@@ -72,6 +73,7 @@ def test_notify_daemon_is_ready_only_on_ready_and_reports_status_reload_stop(
     script.send("READY=1\nSTATUS=serving")
     wait_for(lambda: field(sandbox, "app", "ready") is True, 5, "ready after READY=1")
     assert field(sandbox, "app", "notify") == {"status": "serving", "phase": None}
+    assert "\n  app: says serving\n" in format_table(sandbox.status())
     script.send("RELOADING=1\nSTATUS=reloading")
     wait_for(lambda: field(sandbox, "app", "notify")["phase"] == "reloading", 5, "reloading")
     assert field(sandbox, "app", "ready") is False
