@@ -66,8 +66,8 @@ class Starter:
         self.run_smart = run_smart
         self.final = final
         self.shut_down_owners = shut_down_owners
-        self.extra_env = extra_env  # a notify daemon's NOTIFY_SOCKET (engine/notify.py)
-        self.on_running = on_running  # its limits' timers (engine/limits.py)
+        self.extra_env = extra_env  # a notify daemon's NOTIFY_SOCKET (plugged in by engine/watches.py)
+        self.on_running = on_running  # its limits' timers (plugged in by engine/watches.py)
         self.default_user: tuple[int, int] | None = None  # the server's user, from the declarations
 
     # ------------------------------------------------------------------ starting

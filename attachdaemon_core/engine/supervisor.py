@@ -6,7 +6,7 @@ Runs in a process forked from the guard (``python -m attachdaemon_core guard``; 
 polls unless a daemon needs it. The parts, each given the objects and callbacks it needs: the
 ``Starter`` (launching a daemon), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
 ``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, the ``StateFile``,
-``Upkeep``, ``Limits``, the ``Notifier`` (notify sockets) and ``ControlAnswers`` (the verbs).
+``Upkeep``, the ``Watches`` (limits, notify sockets) and ``ControlAnswers`` (the verbs).
 Decisions are pure functions (``engine/decide/``); acts go through an OS seam that tests replace.
 """
 
@@ -26,10 +26,8 @@ from attachdaemon_core.engine.attached import AttachedRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.leader_link import LeaderLink
 from attachdaemon_core.engine.leadership import Leadership
-from attachdaemon_core.engine.limits import Limits
 from attachdaemon_core.engine.logs import Capture, Output
 from attachdaemon_core.engine.loop import SignalWake, Timer, Timers
-from attachdaemon_core.engine.notify import Notifier
 from attachdaemon_core.engine.os_seam import REAL_OS, RealOS
 from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.engine.readiness import Prober
@@ -40,6 +38,7 @@ from attachdaemon_core.engine.state_file import LOG_FILE, StateFile, configure_l
 from attachdaemon_core.engine.stopper import Stopper
 from attachdaemon_core.engine.upkeep import Upkeep
 from attachdaemon_core.engine.verbs import ControlAnswers
+from attachdaemon_core.engine.watches import Watches
 from attachdaemon_core.osproc.spawn import (
     PR_SET_CHILD_SUBREAPER,
     prctl,
@@ -124,8 +123,6 @@ class Supervisor:
             run_smart=lambda d: self.smart.start(d),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
-            extra_env=lambda d: self.notifier.env_for(d),
-            on_running=lambda d: self.limits.running(d),
         )
         self.prober = Prober(
             self.selector,
@@ -133,7 +130,6 @@ class Supervisor:
             run_child=self.starter.run_probe_child,
             kill=lambda pid, sig: self.stopper.kill_pid(pid, sig),
             on_ready=self.starter.became_ready,
-            log_path=self.starter.log_path,
         )
         self.attached = AttachedRunner(
             os=os,
@@ -193,8 +189,7 @@ class Supervisor:
             restart=self.stopper.restart,
             final=lambda: self.final,
         )
-        self.limits = Limits(self.daemons, timers=self.timers, restart=self.stopper.restart)
-        self.notifier = Notifier(self.limits, self.prober, self.selector, runtime_dir)
+        self.watches = Watches(self.starter, self.prober, self.stopper, self.selector)  # limits, notify
         self.leader_link = LeaderLink(
             self.daemons,
             held=self.held,
@@ -215,11 +210,7 @@ class Supervisor:
             stopper=self.stopper,
             smart=self.smart,
             leadership=self.leadership,
-            changed=(
-                self.upkeep.declarations_changed,
-                self.limits.declarations_changed,
-                self.notifier.declarations_changed,
-            ),
+            changed=(self.upkeep.declarations_changed, self.watches.declarations_changed),
         )
         self.owner_set = Owners(
             os=os,
@@ -275,7 +266,7 @@ class Supervisor:
 
     def shutdown_cleanup(self) -> None:
         self.leadership.drop_all()
-        self.notifier.close_all()  # (the limits' timers end with the process)
+        self.watches.close()
         self.state.write()
         self.control.close()
         self.capture.close_all()
