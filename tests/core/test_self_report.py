@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from attachdaemon_core.hosts.status import format_table
+from attachdaemon_core.osproc import proc
 from attachdaemon_core.spec.declarations import parse_declarations
 from tests.helpers.harness import Sandbox, alive, wait_for
 
@@ -50,6 +51,13 @@ class Script:
 
     def pids(self) -> set[int]:
         return {int(p.name[4:]) for p in self.dir.iterdir() if p.name.startswith("pid-")}
+
+
+def environ_after_exec(pid: int) -> list[bytes]:
+    """The daemon's environment once it runs its program (before its exec, /proc shows the
+    supervisor's copy in the forked child)."""
+    wait_for(lambda: DAEMON in proc.cmdline(pid), 5, "the daemon's exec")
+    return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
 
 
 def start(sandbox: Sandbox, decls: dict[str, Any]) -> None:
@@ -90,7 +98,7 @@ def test_notify_socket_is_the_daemons_own_in_the_runtime_dir(sandbox: Sandbox, t
     start(sandbox, {"app": {"command": [sys.executable, DAEMON, str(script.dir)], "ready": {"notify": True}}})
     pid = wait_for(lambda: sandbox.running("app"), 5, "app running")
     sandbox.extra_pids.add(pid)
-    environ = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
+    environ = dict(e.decode().split("=", 1) for e in environ_after_exec(pid) if b"=" in e)
     path = Path(sandbox.runtime_dir) / "notify" / "app.sock"
     assert environ["NOTIFY_SOCKET"] == str(path)
     assert "WATCHDOG_USEC" not in environ  # no watchdog declared
@@ -137,8 +145,7 @@ def test_watchdog_restarts_a_daemon_that_stops_pinging(sandbox: Sandbox, tmp_pat
     start(sandbox, {"app": decl})
     first = wait_for(lambda: sandbox.running("app"), 5, "app running")
     sandbox.extra_pids.add(first)
-    environ = Path(f"/proc/{first}/environ").read_bytes().split(b"\0")
-    assert b"WATCHDOG_USEC=1000000" in environ
+    assert b"WATCHDOG_USEC=1000000" in environ_after_exec(first)
     script.send("READY=1")
     wait_for(lambda: field(sandbox, "app", "ready") is True, 5, "ready")
     assert field(sandbox, "app", "restart_cause") is None
