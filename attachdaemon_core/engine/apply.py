@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from attachdaemon_core.engine import launches
@@ -39,8 +39,7 @@ class Declarations:
         stopper: Stopper,
         smart: SmartRunner,
         leadership: Leadership,
-        changed: Callable[[], None],
-        jobs_changed: Callable[[], None] = lambda: None,
+        changed: Sequence[Callable[[], None]],
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: not started by a reload
@@ -50,8 +49,7 @@ class Declarations:
         self.stopper = stopper
         self.smart = smart
         self.leadership = leadership
-        self.changed = changed  # after each apply (the touch and log files to watch)
-        self.jobs_changed = jobs_changed  # after each apply, first: the jobs' schedules (engine/cron.py)
+        self.changed = changed  # after each apply, in order (jobs' schedules, touch files, limits...)
 
     def apply(self, decl: dict[str, Any], *, reload: bool) -> None:
         """Make the running set match ``decl``: start added, stop removed, restart changed."""
@@ -76,8 +74,8 @@ class Declarations:
         for action in actions:
             if action.do != Do.FORGET:
                 self._carry_out(action.do, action.name, new[action.name])
-        self.jobs_changed()
-        self.changed()
+        for hook in self.changed:
+            hook()
         self.starter.start_waiting()
 
     def _carry_out(self, do: str, name: str, spec: DaemonSpec) -> None:

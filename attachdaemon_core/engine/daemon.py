@@ -17,7 +17,7 @@ from attachdaemon_core.engine.decide.backoff import backoff_delay
 from attachdaemon_core.engine.states import State, check_transition
 from attachdaemon_core.spec.model import DaemonSpec
 
-__all__ = ["Daemon", "Decision", "ExitStatus", "Launch", "backoff_delay"]
+__all__ = ["Daemon", "Decision", "ExitStatus", "Launch", "RestartCause", "backoff_delay"]
 
 log = logging.getLogger("attachdaemon")
 
@@ -52,6 +52,16 @@ class Decision:
     state: State
     delay: float = 0.0
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class RestartCause:
+    """Why the supervisor itself restarted a running daemon: a limit or the watchdog
+    (docs/status-json.md, ``restart_cause``)."""
+
+    limit: str  # "max_rss", "max_lifetime", "restart_at" or "watchdog"
+    detail: str
+    at: float  # wall clock
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,11 @@ class Daemon:
         self.line_seq = 0
         self.cpu_sample: tuple[float, float] | None = None  # (monotonic, cpu seconds)
         self.cpu_percent: float | None = None
+        self.restart_cause: RestartCause | None = None  # the last restart a limit or watchdog caused
+        self.tree_rss: int | None = None  # its process tree's resident bytes at the last max_rss check
+        self.status_text: str | None = None  # sd_notify STATUS= of the current run
+        self.phase: str | None = None  # sd_notify: "reloading" or "stopping" (current run)
+        self.line_watch: Callable[[str], None] | None = None  # a log readiness probe's matcher
         self._rand = rand
         self.runtime = DaemonRuntime()  # the supervisor's live state for it: handles, timer, stop
 
@@ -131,6 +146,8 @@ class Daemon:
         self.launcher_pid = None
         self.adopted = False
         self.ready = None
+        self.status_text = self.phase = None
+        self.tree_rss = None
         if stopping:
             return Decision(State.STOPPED, reason="stopped")
         spec = self.spec
@@ -162,3 +179,5 @@ class Daemon:
     def add_line(self, line: str) -> None:
         self.lines.append(line)
         self.line_seq += 1
+        if self.line_watch is not None:
+            self.line_watch(line)

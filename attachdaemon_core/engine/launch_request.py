@@ -62,11 +62,14 @@ def daemon_request(
     capture: Capture,
     path: str,
     attached: bool,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[SpawnRequest, list[int]]:
     """The request that starts ``d``'s command, and the descriptors to close once it is spawned.
-    ``path`` is its log file (unused for ``prefix`` and ``raw`` output)."""
+    ``path`` is its log file (unused for ``prefix`` and ``raw`` output); ``extra_env``: what the
+    supervisor adds (a notify daemon's NOTIFY_SOCKET and WATCHDOG_USEC)."""
     spec = d.spec
     env = environment_for(base_env, spec, creds)
+    env.update(extra_env or {})
     if token is not None:
         env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)  # the fencing token (docs/events.md)
     if spec.pidfile is not None:  # tells this daemon's processes, whatever they run, from others

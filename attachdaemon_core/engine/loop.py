@@ -9,7 +9,11 @@ import itertools
 import os
 import selectors
 import signal
+import time
 from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from attachdaemon_core.engine.daemon import ExitStatus
 
 
 class Timer:
@@ -86,3 +90,30 @@ class SignalWake:
         pending, self.pending = self.pending, []
         for sig in pending:
             self.on_signal(sig)
+
+
+class _Reaper(Protocol):
+    def reap_one(self) -> tuple[int, int] | None: ...
+
+
+def reap_children(
+    os_seam: _Reaper,
+    children: dict[int, Callable[[ExitStatus], None]],
+    exit_status: dict[int, ExitStatus],
+) -> None:
+    """Reap every exited child: its callback gets how it ended; a pid nobody waits for yet keeps
+    its status in ``exit_status`` (the last 1000), for the part that asks later."""
+    while True:
+        reaped = os_seam.reap_one()
+        if reaped is None:
+            return
+        pid, status = reaped
+        code = os.waitstatus_to_exitcode(status)
+        ended = ExitStatus(code if code >= 0 else None, -code if code < 0 else None, time.time())
+        callback = children.pop(pid, None)
+        if callback is not None:
+            callback(ended)
+        else:
+            exit_status[pid] = ended
+            if len(exit_status) > 1000:
+                exit_status.pop(next(iter(exit_status)))

@@ -1,10 +1,15 @@
 """Readiness probing inside the supervisor's loop (docs/declarations.md): one probe run per daemon start,
 every 0.1 s backing off to 1 s until its first success, then it stops. It never restarts a
-daemon; after ``ready_timeout`` the daemon's error says so and dependents keep waiting."""
+daemon; after ``ready_timeout`` the daemon's error says so and dependents keep waiting.
+
+A daemon that reports readiness itself is not probed on a timer: ``notify`` waits for READY=1
+(``engine/notify.py`` calls :meth:`Prober.report_ready`); ``log`` matches each output line as it
+is captured (``prefix``), or reads a log file's new lines at the probe intervals."""
 
 from __future__ import annotations
 
 import logging
+import re
 import selectors
 import signal
 import socket
@@ -14,6 +19,7 @@ from typing import Protocol
 
 from attachdaemon_core.engine import probes
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.logs import file_size, lines_since
 from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.osproc.spawn import SpawnError
@@ -39,6 +45,7 @@ class _Run:
     sock: socket.socket | None = None
     last: str | None = None
     timed_out: bool = False
+    offset: int = 0  # a log probe on a log file: where the lines of this run start
 
 
 class Prober:
@@ -52,18 +59,81 @@ class Prober:
         run_child: RunChild,
         kill: Callable[[int, int], None],
         on_ready: Callable[[Daemon], None],
+        log_path: Callable[[DaemonSpec], str] | None = None,
     ) -> None:
         self.selector = selector
         self.timers = timers
         self.run_child = run_child
         self.kill = kill
         self.on_ready = on_ready
+        self.log_path = log_path
         self.runs: dict[str, _Run] = {}
 
     def start(self, d: Daemon) -> None:
         self.cancel(d)
-        self.runs[d.name] = _Run(deadline=self.timers.clock() + d.spec.ready_timeout)
+        run = self.runs[d.name] = _Run(deadline=self.timers.clock() + d.spec.ready_timeout)
+        probe = d.spec.ready
+        if probe is not None and probe.self_reported:
+            self._start_self_reported(d, run, probe.notify)
+            return
         self._later(d, 0.0)
+
+    def report_ready(self, d: Daemon) -> None:
+        """The daemon said it is ready (sd_notify READY=1), now or again after RELOADING=1."""
+        if d.name in self.runs:
+            self._result(d, None)
+        else:
+            log.info("daemon %r is ready again", d.name)
+            self.on_ready(d)
+
+    # ------------------------------------------------------------------ self-reported readiness
+    def _start_self_reported(self, d: Daemon, run: _Run, notify: bool) -> None:
+        """No probe timer: one timer at ``ready_timeout`` for the warning, and the log's lines."""
+        if d.adopted and notify:  # its READY=1 went to the supervisor that started it
+            log.info("daemon %r adopted: ready (its READY=1 was sent to an earlier supervisor)", d.name)
+            self._result(d, None)
+            return
+        pattern = d.spec.ready.log if d.spec.ready is not None else None
+        if pattern is None or d.spec.log == "prefix":
+            run.timer = self.timers.call_at(run.deadline, lambda: self._self_reported_late(d))
+        if pattern is None:
+            return
+        regex = re.compile(pattern)
+        if d.spec.log == "prefix":
+            d.line_watch = lambda line: self._line(d, regex, line)
+            return
+        path = self.log_path(d.spec) if self.log_path is not None else d.spec.log
+        run.offset = 0 if d.adopted else (d.launch.log_offset if d.launch is not None else file_size(path))
+        self._poll_file(d, regex, path)
+
+    def _line(self, d: Daemon, regex: re.Pattern[str], line: str) -> None:
+        if d.name in self.runs and regex.search(line):
+            self._result(d, None)
+
+    def _poll_file(self, d: Daemon, regex: re.Pattern[str], path: str) -> None:
+        run = self.runs.get(d.name)
+        if run is None or d.state != State.RUNNING:
+            return
+        new = lines_since(path, run.offset, lines=1000, limit=1 << 20)
+        run.offset = max(run.offset, file_size(path))
+        if any(regex.search(line) for line in new):
+            self._result(d, None)
+            return
+        self._late_check(d, run)
+        run.interval = probes.next_interval(run.interval)
+        run.timer = self.timers.call_later(run.interval, lambda: self._poll_file(d, regex, path))
+
+    def _self_reported_late(self, d: Daemon) -> None:
+        run = self.runs.get(d.name)
+        if run is not None and d.state == State.RUNNING:
+            self._late_check(d, run)
+
+    def _late_check(self, d: Daemon, run: _Run) -> None:
+        probe = d.spec.ready
+        if self.timers.clock() >= run.deadline and not run.timed_out and probe is not None:
+            run.timed_out = True
+            d.error = f"not ready after {d.spec.ready_timeout:g}s ({probe.describe()})"
+            log.warning("daemon %r %s; dependents keep waiting", d.name, d.error)
 
     def last_failure(self, name: str) -> str | None:
         run = self.runs.get(name)
@@ -71,6 +141,7 @@ class Prober:
 
     def cancel(self, d: Daemon) -> None:
         run = self.runs.pop(d.name, None)
+        d.line_watch = None
         if run is None:
             return
         if run.timer is not None:

@@ -62,9 +62,27 @@ def daemon_status(
         "error": error,
         "leader": leader,
         "job": job,
+        "notify": _notify(d),
+        "restart_cause": _cause(d),
         "autostart": d.spec.autostart,
         "held": held,
     }
+
+
+def _notify(d: Daemon) -> dict[str, Any] | None:
+    """What a ``ready = {notify = true}`` daemon said of itself in this run (STATUS=, and
+    RELOADING=1 / STOPPING=1 as its phase)."""
+    if d.spec.ready is None or not d.spec.ready.notify:
+        return None
+    return {"status": d.status_text, "phase": d.phase}
+
+
+def _cause(d: Daemon) -> dict[str, Any] | None:
+    """The last restart a limit (``max_rss``, ``max_lifetime``, ``restart_at``) or the watchdog caused."""
+    cause = d.restart_cause
+    if cause is None:
+        return None
+    return {"limit": cause.limit, "detail": cause.detail, "at": cause.at}
 
 
 def log_lines(d: Daemon, path: str | None, lines: int, since: object) -> dict[str, Any]:

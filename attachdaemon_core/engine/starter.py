@@ -51,6 +51,8 @@ class Starter:
         stop_job: Callable[..., None],
         final: Callable[[], bool],
         shut_down_owners: Callable[[], None],
+        extra_env: Callable[[Daemon], Mapping[str, str]] = lambda _d: {},
+        on_running: Callable[[Daemon], None] = lambda _d: None,
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: not started again until told
@@ -67,6 +69,8 @@ class Starter:
         self.run_smart = run_smart
         self.final = final
         self.shut_down_owners = shut_down_owners
+        self.extra_env = extra_env  # a notify daemon's NOTIFY_SOCKET (plugged in by engine/watches.py)
+        self.on_running = on_running  # its limits' timers (plugged in by engine/watches.py)
         self.default_user: tuple[int, int] | None = None  # the server's user, from the declarations
         # Jobs (``schedule``): when each runs; a run is started through start() like a daemon.
         self.jobs = CronRunner(
@@ -125,6 +129,7 @@ class Starter:
                 capture=self.capture,
                 path=self.log_path(d.spec),
                 attached=attached,
+                extra_env=self.extra_env(d),
             )
         except (KeyError, OSError, SpawnError) as exc:
             self.spawn_failed(d, error_text(exc))
@@ -167,6 +172,7 @@ class Starter:
             st = self.os.stat(d.pid)
             if st is not None:  # the holder owns this session's deadline from now on
                 self.leadership.session(d, st.sid, st.starttime)
+        self.on_running(d)
         if d.spec.ready is None:
             self.became_ready(d)
         else:

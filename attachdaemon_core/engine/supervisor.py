@@ -6,8 +6,8 @@ Runs in a process forked from the guard (``python -m attachdaemon_core guard``; 
 polls unless a daemon needs it. The parts, each given the objects and callbacks it needs: the
 ``Starter`` (launching; jobs too), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
 ``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, the ``StateFile``,
-``Upkeep`` and ``ControlAnswers`` (the verbs). Decisions are pure functions (``engine/decide/``);
-acts go through an OS seam (``engine/os_seam.py``) that a unit test replaces.
+``Upkeep``, the ``Watches`` (limits, notify sockets) and ``ControlAnswers`` (the verbs).
+Decisions are pure functions (``engine/decide/``); acts go through an OS seam that tests replace.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.leader_link import LeaderLink
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.logs import Capture, Output
-from attachdaemon_core.engine.loop import SignalWake, Timer, Timers
+from attachdaemon_core.engine.loop import SignalWake, Timer, Timers, reap_children
 from attachdaemon_core.engine.os_seam import REAL_OS, RealOS
 from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.engine.readiness import Prober
@@ -38,6 +38,7 @@ from attachdaemon_core.engine.state_file import LOG_FILE, StateFile, configure_l
 from attachdaemon_core.engine.stopper import Stopper
 from attachdaemon_core.engine.upkeep import Upkeep
 from attachdaemon_core.engine.verbs import ControlAnswers
+from attachdaemon_core.engine.watches import Watches
 from attachdaemon_core.osproc.spawn import (
     PR_SET_CHILD_SUBREAPER,
     prctl,
@@ -189,6 +190,7 @@ class Supervisor:
             restart=self.stopper.restart,
             final=lambda: self.final,
         )
+        self.watches = Watches(self.starter, self.prober, self.stopper, self.selector)  # limits, notify
         self.leader_link = LeaderLink(
             self.daemons,
             held=self.held,
@@ -209,8 +211,11 @@ class Supervisor:
             stopper=self.stopper,
             smart=self.smart,
             leadership=self.leadership,
-            changed=self.upkeep.declarations_changed,
-            jobs_changed=self.starter.jobs.declarations_changed,
+            changed=(  # after each apply, in this order: jobs, touch and log files, limits, notify
+                self.starter.jobs.declarations_changed,
+                self.upkeep.declarations_changed,
+                self.watches.declarations_changed,
+            ),
         )
         self.owner_set = Owners(
             os=os,
@@ -267,6 +272,7 @@ class Supervisor:
 
     def shutdown_cleanup(self) -> None:
         self.leadership.drop_all()
+        self.watches.close()
         self.state.write()
         self.control.close()
         self.capture.close_all()
@@ -353,20 +359,7 @@ class Supervisor:
             self._sweep()
 
     def _reap(self) -> None:
-        while True:
-            reaped = self.os.reap_one()
-            if reaped is None:
-                return
-            pid, status = reaped
-            code = os.waitstatus_to_exitcode(status)
-            exit_status = ExitStatus(code if code >= 0 else None, -code if code < 0 else None, time.time())
-            callback = self.children.pop(pid, None)
-            if callback is not None:
-                callback(exit_status)
-            else:
-                self.exit_status[pid] = exit_status
-                if len(self.exit_status) > 1000:
-                    self.exit_status.pop(next(iter(self.exit_status)))
+        reap_children(self.os, self.children, self.exit_status)
 
     def _no_owner(self) -> None:
         self.exit_code = EXIT_NO_OWNER

@@ -39,6 +39,7 @@ from attachdaemon_core.control import client
 from attachdaemon_core.hosts import commands, runtime
 from attachdaemon_core.hosts.reader import Declared, ReaderFailed
 from attachdaemon_core.hosts.replaced_hooks import HOOK_MARK, replaced_hooks
+from attachdaemon_core.osproc import sd_notify
 from attachdaemon_core.spec import host_settings
 from attachdaemon_core.spec.declarations import parse_declarations
 from attachdaemon_core.spec.host_settings import HostSettings
@@ -229,6 +230,12 @@ class GunicornHooks:
             rd,
         )
         if wait > 0:
+            # Under systemd Type=notify, gunicorn says READY=1 once on_starting returns: only after
+            # this wait. Meanwhile systemd shows why, and its start timeout covers the wait.
+            sd_notify.notify(
+                f"STATUS=attachdaemon: waiting up to {wait:g}s for the daemons to be ready\n"
+                f"EXTEND_TIMEOUT_USEC={int((wait + 10) * 1_000_000)}"
+            )
             commands.wait_ready(rd, wait, cast(TextIO, _LogStream(server.log)), d.specs)
 
     def on_reload(self, server: Any) -> None:

@@ -110,6 +110,19 @@ def job_line(job: dict[str, Any]) -> str:
     return text + f"; runs {job['runs']}, skipped {job['skipped']}, timed out {job['timed_out']}"
 
 
+def _said(d: dict[str, Any]) -> list[str]:
+    """A notify daemon's own STATUS= and phase, and the last restart a limit caused."""
+    notes = []
+    notify, cause = d.get("notify"), d.get("restart_cause")
+    if notify and (notify.get("status") or notify.get("phase")):
+        phase = f" ({notify['phase']})" if notify.get("phase") else ""
+        notes.append(f"  {d['name']}: says {notify.get('status') or ''}{phase}".rstrip())
+    if cause:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cause["at"]))
+        notes.append(f"  {d['name']}: restarted at {when}, {cause['detail']}")
+    return notes
+
+
 def format_table(result: dict[str, Any]) -> str:
     sup = result["supervisor"]
     rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
@@ -132,6 +145,7 @@ def format_table(result: dict[str, Any]) -> str:
             notes.append(f"  {d['name']}: {d['error']}")
         if d.get("job"):
             notes.append(f"  {d['name']}: {job_line(d['job'])}")
+        notes += _said(d)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "

@@ -21,10 +21,9 @@ from typing import Any
 
 from attachdaemon_core.leader.rules import backend_problem as leader_backend_problem
 from attachdaemon_core.leader.rules import check_arithmetic
+from attachdaemon_core.spec import limits, self_report
 from attachdaemon_core.spec.checks import check_specs
-from attachdaemon_core.spec.converters import (
-    CONVERTERS as DAEMON_CONVERTERS,
-)
+from attachdaemon_core.spec.converters import CONVERTERS as KEY_CONVERTERS
 from attachdaemon_core.spec.converters import (
     LEADER_STOP_TIMEOUT,
     NAME_RE,
@@ -43,6 +42,7 @@ from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 if sys.platform != "win32":
     pass
 
+
 __all__ = [
     "DECLARATION_KEYS",
     "check_specs",
@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 
-CONVERTERS = {**DAEMON_CONVERTERS, **JOB_CONVERTERS}
+# Every key's converter: the base keys', then jobs, self-reported readiness and limits (own modules).
+CONVERTERS = {**KEY_CONVERTERS, **JOB_CONVERTERS, **self_report.CONVERTERS, **limits.CONVERTERS}
 DECLARATION_KEYS = tuple(k for k in CONVERTERS if k != "shell")
 
 # Spellings from uWSGI's attach-daemon2, supervisord and habit -> our key.
@@ -301,7 +302,12 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
     leader = fields.get("leader")
     if isinstance(leader, LeaderSpec) and "stop_timeout" not in bad:
         found += _leader_arithmetic(leader, fields.get("stop_timeout", LEADER_STOP_TIMEOUT))
-    return found + job_problems(fields, bad)
+    return (
+        found
+        + job_problems(fields, bad)
+        + self_report.combined_problems(fields, bad)
+        + limits.combined_problems(fields, bad)
+    )
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:

@@ -72,14 +72,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class ReadyProbe:
-    """How to tell a daemon is ready: exactly one of tcp, http, command, postgres."""
+    """How to tell a daemon is ready: exactly one of tcp, http, command, postgres, or the daemon
+    says so itself: notify (sd_notify READY=1) or log (the first output line matching a regex)."""
 
     tcp: tuple[str, int] | None = None
     http: str | None = None
     command: tuple[str, ...] | None = None
     postgres: bool = False
+    notify: bool = False
+    log: str | None = None  # a regular expression (Python's re, searched in each line)
+
+    @property
+    def self_reported(self) -> bool:
+        """The daemon reports readiness itself: nothing is probed on a timer."""
+        return self.notify or self.log is not None
 
     def describe(self) -> str:
+        if self.notify:
+            return "notify READY=1"
+        if self.log is not None:
+            return f"log line matching {self.log!r}"
         if self.tcp is not None:
             return f"tcp {self.tcp[0]}:{self.tcp[1]}"
         if self.http is not None:
@@ -142,6 +154,11 @@ class DaemonSpec:
     unique: bool = False  # a job: skip a run while the previous one still runs
     timeout: float | None = None  # a job: a run is stopped after this long (uWSGI's harakiri)
     timezone: str | None = None  # a job: the schedule's time zone (None: the server's local time)
+    watchdog_timeout: float | None = None  # with ready notify: restart when WATCHDOG=1 stops
+    max_rss: int | None = None  # bytes of resident memory of its process tree
+    max_lifetime: float | None = None  # seconds of one run before a planned restart
+    restart_at: tuple[str, ...] = ()  # local "HH:MM" times of a daily planned restart
+    limit_check_interval: float = 5.0  # how often max_rss is checked
     shell: bool = False  # command is ["/bin/sh", "-c", "exec …"] made from a uWSGI line
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -169,7 +186,7 @@ class DaemonSpec:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> DaemonSpec:
         d = dict(data)
-        for key in ("command", "touch", "depends_on", "env_keep"):
+        for key in ("command", "touch", "depends_on", "env_keep", "restart_at"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         d["env"] = tuple((str(k), str(v)) for k, v in d.get("env") or ())

@@ -213,12 +213,15 @@ BAD_INPUTS = [
     ),
     pytest.param(
         {"mc": {"command": "memcached", "ready": {"tcp": "127.0.0.1:11211", "http": "http://localhost/"}}},
-        [("daemon 'mc', key 'ready': needs exactly one of tcp, http, command, postgres, not 2 (tcp, http)")],
+        [
+            "daemon 'mc', key 'ready': needs exactly one of tcp, http, command, postgres, notify, log, "
+            "not 2 (tcp, http)"
+        ],
         id="ready-two-probes",
     ),
     pytest.param(
         {"mc": {"command": "memcached", "ready": {}}},
-        ["daemon 'mc', key 'ready': needs exactly one of tcp, http, command, postgres"],
+        ["daemon 'mc', key 'ready': needs exactly one of tcp, http, command, postgres, notify, log"],
         id="ready-no-probe",
     ),
     pytest.param(
@@ -238,7 +241,10 @@ BAD_INPUTS = [
     ),
     pytest.param(
         {"mc": {"command": "memcached", "ready": {"port": 11211}}},
-        ["daemon 'mc', key 'ready': unknown probe 'port' (use one of tcp, http, command, postgres)"],
+        [
+            "daemon 'mc', key 'ready': unknown probe 'port' "
+            "(use one of tcp, http, command, postgres, notify, log)"
+        ],
         id="ready-unknown-probe",
     ),
     pytest.param(
