@@ -16,7 +16,7 @@ from typing import Any
 
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.decide.conditions import followers, unmet, waiting_text
-from attachdaemon_core.engine.loop import Timers
+from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.states import State
 
 log = logging.getLogger("attachdaemon")
@@ -31,13 +31,16 @@ class Dependents:
         *,
         timers: Timers,
         restart: Callable[[Daemon], None],
+        start_waiting: Callable[[], None],
         final: Callable[[], bool],
     ) -> None:
         self.daemons = daemons
         self.timers = timers
         self.restart = restart
+        self.start_waiting = start_waiting  # offer a start to every daemon at the gate
         self.final = final
         self._said: dict[str, str] = {}  # daemon -> what the log last said it waits on
+        self._offer: Timer | None = None
 
     def watch(self, d: Daemon) -> None:
         """Hear of ``d``'s state changes (its dependents may follow them)."""
@@ -76,11 +79,25 @@ class Dependents:
         return True
 
     def _state_changed(self, d: Daemon, old: State, new: State) -> None:
+        """After the change is carried out (never from inside it): the dependents declared with
+        ``restart = true`` follow it, and those at the gate are offered a start again, which
+        starts them or brings what they say they wait on up to date."""
         if self.final():
             return
         names = followers(d, old, new, self.daemons.values())
-        if names:  # after the change is carried out: never from inside a state change
+        if names:
             self.timers.call_later(0.0, functools.partial(self._follow, d.name, names))
+        if self._offer is None and any(self._waits_on(w, d.name) for w in self.daemons.values()):
+            self._offer = self.timers.call_later(0.0, self._offer_starts)
+
+    def _waits_on(self, d: Daemon, name: str) -> bool:
+        at_gate = d.state == State.STARTING and d.pid is None and d.launcher_pid is None
+        return at_gate and not d.stopping and name in d.spec.depends_on
+
+    def _offer_starts(self) -> None:
+        self._offer = None
+        if not self.final():
+            self.start_waiting()
 
     def _follow(self, dependency: str, names: list[str]) -> None:
         for name in names:

@@ -32,7 +32,13 @@ def sample_usage(d: Daemon, now: float) -> int | None:
 
 
 def daemon_status(
-    d: Daemon, *, now: float, held: bool, error: str | None, leader: dict[str, Any] | None = None
+    d: Daemon,
+    *,
+    now: float,
+    held: bool,
+    error: str | None,
+    leader: dict[str, Any] | None = None,
+    waiting_on: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
     rss = sample_usage(d, now)
@@ -42,6 +48,7 @@ def daemon_status(
         "name": d.name,
         "kind": d.spec.kind,
         "control": d.spec.control,
+        "oneshot": d.spec.oneshot,
         "state": d.state.value,
         "pid": d.pid if running else d.launcher_pid,
         "ready": d.ready,
@@ -52,6 +59,7 @@ def daemon_status(
         "rss_bytes": rss,
         "error": error,
         "leader": leader,
+        "waiting_on": waiting_on or [],
         "autostart": d.spec.autostart,
         "held": held,
     }

@@ -121,6 +121,7 @@ class Supervisor:
             run_smart=lambda d: self.smart.start(d),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
+            restart=lambda d: self.stopper.restart(d),
         )
         self.prober = Prober(
             self.selector,

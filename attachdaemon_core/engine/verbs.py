@@ -177,6 +177,7 @@ class ControlAnswers:
                     held=d.name in self.held,
                     error=self._error(d),
                     leader=self.leadership.status(d.name),
+                    waiting_on=self.starter.dependents.waiting_on(d),
                 )
                 for d in self.daemons.values()
             ],

@@ -195,7 +195,14 @@ def test_dependents__gate_log_and_restart_propagation(caplog: pytest.LogCaptureF
     migrate = Daemon(oneshot("migrate"))
     web = Daemon(spec("web", Dependency("redis", restart=True), Dependency("migrate", "completed")))
     daemons = {d.name: d for d in (redis, migrate, web)}
-    deps = Dependents(daemons, timers=timers, restart=lambda d: restarted.append(d.name), final=lambda: False)
+    offers: list[int] = []
+    deps = Dependents(
+        daemons,
+        timers=timers,
+        restart=lambda d: restarted.append(d.name),
+        start_waiting=lambda: offers.append(1),
+        final=lambda: False,
+    )
     for d in daemons.values():
         deps.watch(d)
     caplog.set_level(logging.INFO, logger="attachdaemon")
@@ -211,6 +218,8 @@ def test_dependents__gate_log_and_restart_propagation(caplog: pytest.LogCaptureF
     migrate.set_state(State.RUNNING)
     decision = migrate.decide_after_exit(FAILED, 1.0, stopping=False)
     migrate.set_state(decision.state)
+    timers.run_due()
+    assert offers == [1]  # migrate's changes (web waits on it at the gate): one offer for them all
     assert deps.settled(migrate, decision.state, "(pid 20) exited with status 3")
     assert not deps.may_start(web)
     assert web.error == (
@@ -253,7 +262,13 @@ def test_dependents__nothing_follows_during_the_final_stop() -> None:
     redis = Daemon(spec("redis"))
     web = Daemon(spec("web", Dependency("redis", restart=True)))
     daemons = {"redis": redis, "web": web}
-    deps = Dependents(daemons, timers=timers, restart=lambda d: restarted.append(d.name), final=lambda: True)
+    deps = Dependents(
+        daemons,
+        timers=timers,
+        restart=lambda d: restarted.append(d.name),
+        start_waiting=lambda: restarted.append("offered"),
+        final=lambda: True,
+    )
     deps.watch(redis)
     for d, pid in ((redis, 1), (web, 2)):
         d.set_state(State.STARTING)
