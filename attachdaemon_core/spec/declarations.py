@@ -33,7 +33,7 @@ from attachdaemon_core.spec.converters import (
 from attachdaemon_core.spec.dependencies import convert_depends_on, dependency_problems, split_dependencies
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Dependency, LeaderSpec, Problem, ReadyProbe
-from attachdaemon_core.spec.oneshots import oneshot_defaults, oneshot_problems
+from attachdaemon_core.spec.oneshots import after_line_hooks, oneshot_defaults, oneshot_problems
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 
 __all__ = [
@@ -121,7 +121,7 @@ def parse_declarations(
     problems += dependency_problems(graph, {e.name for e in entries if e.name}, never_complete)
     if problems:
         raise ConfigError(problems, source)
-    return tuple(specs)
+    return tuple(after_line_hooks(specs, {e.name for e in entries if e.from_line}))
 
 
 # --- the outer shape -----------------------------------------------------------------------------

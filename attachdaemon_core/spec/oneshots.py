@@ -7,10 +7,13 @@ whose exit with status 0 is its completion.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-__all__ = ["oneshot_defaults", "oneshot_problems"]
+from attachdaemon_core.spec.model import DaemonSpec, Dependency
+
+__all__ = ["after_line_hooks", "oneshot_defaults", "oneshot_problems"]
 
 Found = list[tuple[str, str, str | None]]  # key, message, hint
 
@@ -49,3 +52,23 @@ def oneshot_problems(decl: Mapping[Any, object], fields: Mapping[str, Any], bad:
 def oneshot_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A one-shot is not restarted after it ends, unless ``restart`` says so."""
     return {"restart": "never"} if fields.get("oneshot") else {}
+
+
+def after_line_hooks(specs: Sequence[DaemonSpec], from_line: Collection[str]) -> list[DaemonSpec]:
+    """uWSGI runs its pre-app hooks (``hook-pre-app = exec:…``) to completion while it loads the
+    app, before its master starts the daemons: so each daemon read from a uWSGI line depends on
+    the one-shots read from lines, with condition ``completed``."""
+    hooks = [s.name for s in specs if s.oneshot and s.name in from_line]
+    if not hooks:
+        return list(specs)
+    out = []
+    for spec in specs:
+        if spec.name in from_line and not spec.oneshot:
+            added = [h for h in hooks if h not in spec.depends_on]
+            spec = dataclasses.replace(
+                spec,
+                depends_on=spec.depends_on + tuple(added),
+                dependencies=spec.dependencies + tuple(Dependency(h, "completed") for h in added),
+            )
+        out.append(spec)
+    return out

@@ -186,3 +186,64 @@ def test_bad_oneshot_and_dependency_input_gets_its_exact_message(
     decls: dict[str, Any], expected: list[str]
 ) -> None:
     assert problems(decls) == expected
+
+
+# healthchecks/healthchecks, docker/uwsgi.ini (commit 08849d6f22342f6101c3fa9b3524fe8bf156aa39):
+# the migration runs before the app loads, and uWSGI's master starts the daemons after it.
+HEALTHCHECKS = [
+    "hook-pre-app = exec:./manage.py migrate",
+    "attach-daemon = ./manage.py sendalerts",
+    "attach-daemon = ./manage.py sendreports --loop",
+]
+
+
+def test_hook_pre_app_exec_is_a_one_shot_the_lines_daemons_wait_for() -> None:
+    migrate, alerts, reports = parse_declarations(HEALTHCHECKS, base_dir="/opt/healthchecks")
+    assert (migrate.name, migrate.command, migrate.oneshot) == (
+        "manage.py",
+        ("/opt/healthchecks/manage.py", "migrate"),
+        True,
+    )
+    assert migrate.restart == "never" and not alerts.oneshot and not reports.oneshot
+    assert alerts.requirements() == reports.requirements() == (Dependency("manage.py", "completed"),)
+
+
+def test_exec_pre_app_and_native_declarations_beside_hook_lines() -> None:
+    specs = parse(
+        {
+            "static": "exec-pre-app = python3 manage.py collectstatic --noinput",
+            "env": "hook-pre-app = exec:FLASK_APP=uffd flask db upgrade",
+            "web": {"command": "gunicorn app", "depends_on": {"static": "completed"}},
+        }
+    )
+    assert specs["static"].oneshot and specs["static"].command[1:] == (
+        "manage.py",
+        "collectstatic",
+        "--noinput",
+    )
+    assert specs["env"].oneshot and specs["env"].command == (
+        "/bin/sh",
+        "-c",
+        "FLASK_APP=uffd exec flask db upgrade",
+    )
+    assert specs["web"].requirements() == (Dependency("static", "completed"),)  # nothing added
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "hook-pre-app = chdir:/srv",
+            "uWSGI line 'hook-pre-app = chdir:/srv': hook action 'chdir:' is uWSGI's own (not a "
+            "command to run) (only exec: runs a command; do the rest in the app's own start-up code)",
+        ),
+        (
+            "hook-pre-app = ./manage.py migrate",
+            "uWSGI line 'hook-pre-app = ./manage.py migrate': a hook is ACTION:ARGUMENTS (write "
+            "'hook-pre-app = exec:CMD')",
+        ),
+        ("hook-pre-app = exec:  ", "uWSGI line 'hook-pre-app = exec:  ': hook-pre-app exec: needs a command"),
+    ],
+)
+def test_hook_lines_that_are_not_exec_are_refused(line: str, expected: str) -> None:
+    assert problems([line]) == [expected]
