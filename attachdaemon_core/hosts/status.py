@@ -73,7 +73,7 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 d["name"],
-                d["kind"] + ("+control" if d["control"] else ""),
+                d["kind"] + ("+control" if d["control"] else "") + ("+oneshot" if d.get("oneshot") else ""),
                 state,
                 str(d["pid"] or "-"),
                 _uptime(d["started_at"]),

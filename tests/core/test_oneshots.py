@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from attachdaemon_core.hosts.status import format_table
 from attachdaemon_core.spec.declarations import parse_declarations
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, probe, wait_for
@@ -50,6 +51,11 @@ def test_a_worker_waits_for_its_migration_to_complete(sandbox: Sandbox, tmp_path
         {"name": "migrate", "condition": "completed", "failed": False, "why": "'migrate' to complete"}
     ]
     assert sandbox.events.starts("worker") == []
+    table = format_table(sandbox.status()).splitlines()  # what `status` prints
+    assert [line.split()[:3] for line in table if line.startswith("migrate")] == [
+        ["migrate", "attached+oneshot", "running"]
+    ]
+    assert "  worker: waiting on 'migrate' to complete" in table
     release(fifo, 0)
     wait_for(lambda: sandbox.running("worker"), 5, "worker started once migrate completed")
     migrate = sandbox.daemon("migrate")
