@@ -41,6 +41,7 @@ def daemon_status(
     error: str | None,
     leader: dict[str, Any] | None = None,
     waiting_on: list[dict[str, Any]] | None = None,
+    job: dict[str, Any] | None = None,
     stat: Callable[[int], proc.Stat | None] = proc.stat,
 ) -> dict[str, Any]:
     """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
@@ -63,6 +64,7 @@ def daemon_status(
         "error": error,
         "leader": leader,
         "waiting_on": waiting_on or [],
+        "job": job,
         "autostart": d.spec.autostart,
         "held": held,
     }

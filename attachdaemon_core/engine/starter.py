@@ -1,7 +1,8 @@
 """Starting daemons: the gates before a start (the final stop, the leader lock, ``depends_on``
 and its conditions, through :class:`~attachdaemon_core.engine.dependents.Dependents`),
 the spawn itself through the OS seam, and what follows a run (running, ready, restart now, after a
-backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here.
+backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here;
+jobs (``schedule``) are timed by its ``CronRunner`` (engine/cron.py) and started here too.
 
 Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
 """
@@ -13,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping, MutableMapping
 
 from attachdaemon_core.engine import launch_request, launches
+from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.start_gate import offered_starts
 from attachdaemon_core.engine.dependents import Dependents
@@ -48,6 +50,7 @@ class Starter:
         prober: Callable[[], Prober],
         run_attached: Callable[[Daemon], None],
         run_smart: Callable[[Daemon], None],
+        stop_job: Callable[..., None],
         final: Callable[[], bool],
         shut_down_owners: Callable[[], None],
         restart: Callable[[Daemon], None],
@@ -71,6 +74,15 @@ class Starter:
         self.dependents = Dependents(
             daemons, timers=timers, restart=restart, start_waiting=self.start_waiting, final=final
         )
+        # Jobs (``schedule``): when each runs; a run is started through start() like a daemon.
+        self.jobs = CronRunner(
+            daemons,
+            timers=timers,
+            children=children,
+            starter=self,
+            stop=stop_job,
+            runnable=lambda d: not final() and d.name not in held,
+        )
 
     # ------------------------------------------------------------------ starting
     def start(self, d: Daemon) -> None:
@@ -88,7 +100,9 @@ class Starter:
             if d.state != State.STARTING:
                 d.set_state(State.STARTING, d.error or "")
             return
-        if d.spec.kind == "attached":
+        if d.spec.schedule is not None:
+            self.jobs.activate_or_run(d)  # wait for its next run, or run it now
+        elif d.spec.kind == "attached":
             self.run_attached(d)
         elif launches.lock_pidfile(d):
             self.run_smart(d)
@@ -173,6 +187,9 @@ class Starter:
         """After a run ended: restart (now or after ``delay``) or rest in ``state``."""
         d.runtime.cancel_timer()
         self.leadership.stopped(d.name)
+        if d.spec.schedule is not None:  # a job: no restart policy, its schedule says when
+            self.jobs.run_ended(d, what)
+            return
         if state == State.STARTING:
             log.info("daemon %r %s; restarting", d.name, what)
             if d.state != State.STARTING:

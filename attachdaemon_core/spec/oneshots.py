@@ -28,6 +28,7 @@ _REFUSED = {
     ),
     "leader": ("a one-shot runs on every host that starts", "drop leader"),
     "on_reload": ("a one-shot is not restarted by a reload", "use rerun_on_reload = true to run it again"),
+    "schedule": ("a one-shot runs once per server start, a job on its schedule", "drop one of them"),
 }
 
 

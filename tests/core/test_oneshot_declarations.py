@@ -104,6 +104,14 @@ BAD = [
         id="oneshot-restart-always",
     ),
     pytest.param(
+        {"m": {"command": "true", "oneshot": True, "schedule": "*/5 * * * *"}},
+        [
+            "daemon 'm', key 'schedule': not for a one-shot: a one-shot runs once per server start, a "
+            "job on its schedule (drop one of them)"
+        ],
+        id="oneshot-schedule",
+    ),
+    pytest.param(
         {"m": {"command": "true", "rerun_on_reload": True}},
         ["daemon 'm', key 'rerun_on_reload': only applies with oneshot = true (add oneshot = true)"],
         id="rerun-without-oneshot",

@@ -28,6 +28,7 @@ DAEMON_KEYS = {
     "error",
     "leader",
     "waiting_on",
+    "job",
 }
 
 
@@ -48,6 +49,7 @@ def check_status_json(data: dict[str, Any]) -> None:
             "exited",
             "fatal",
             "standby",
+            "scheduled",
         )
         assert d["pid"] is None or isinstance(d["pid"], int)
         assert d["ready"] is None or isinstance(d["ready"], bool)
