@@ -63,10 +63,14 @@ class Dependents:
 
     def waiting_on(self, d: Daemon) -> list[dict[str, Any]]:
         """Status's ``waiting_on``: what holds ``d`` at the start gate, now (empty unless it
-        waits there: starting, with no process and no stop in progress)."""
+        waits there: starting, with no process and no stop in progress). ``d.error`` is brought
+        up to date with it: a change this loop turn made is not offered to the gate yet."""
         if d.state != State.STARTING or d.pid is not None or d.launcher_pid is not None or d.stopping:
             return []
-        return [w.as_status() for w in unmet(d.spec.requirements(), self.daemons)]
+        waits = unmet(d.spec.requirements(), self.daemons)
+        if waits:
+            d.error = waiting_text(waits)
+        return [w.as_status() for w in waits]
 
     def settled(self, d: Daemon, state: State, what: str) -> bool:
         """Say how a one-shot's run ended (``True``: said; other daemons: ``False``)."""
