@@ -81,6 +81,7 @@ class Declarations:
     def _carry_out(self, do: str, name: str, spec: DaemonSpec) -> None:
         if do == Do.ADD:
             self.daemons[name] = Daemon(spec)
+            self.starter.dependents.watch(self.daemons[name])
             return
         d = self.daemons[name]
         if do == Do.START:

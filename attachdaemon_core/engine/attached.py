@@ -150,6 +150,7 @@ class AttachedRunner:
             "pidfile to make it a smart daemon"
         )
         log.error("daemon %r %s; that copy was stopped and the daemon is not restarted", d.name, d.error)
+        d.ready = None  # (a one-shot that did this did not complete: docs/declarations.md)
         for st in escaped:
             self.kill_pid(st.pid, d.spec.stop_signal)
             self.timers.call_later(

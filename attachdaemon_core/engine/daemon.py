@@ -108,6 +108,8 @@ class Daemon:
         self.phase: str | None = None  # sd_notify: "reloading" or "stopping" (current run)
         self.line_watch: Callable[[str], None] | None = None  # a log readiness probe's matcher
         self._rand = rand
+        # Told of every state change (old, new): the supervisor's dependents (engine/dependents.py).
+        self.on_state: Callable[[Daemon, State, State], None] | None = None
         self.runtime = DaemonRuntime()  # the supervisor's live state for it: handles, timer, stop
 
     @property
@@ -126,6 +128,8 @@ class Daemon:
         self.state = new
         if old != new:
             log.debug("daemon %r: %s -> %s%s", self.name, old.value, new.value, f" ({why})" if why else "")
+            if self.on_state is not None:
+                self.on_state(self, old, new)
 
     def mark_started(self, pid: int, now: float, wall: float, *, adopted: bool = False) -> None:
         self.pid = pid
@@ -139,7 +143,14 @@ class Daemon:
                 self.restarts += 1
 
     def decide_after_exit(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
-        """Given how a run ended, decide the next state and any restart delay."""
+        """Given how a run ended, decide the next state and any restart delay. A one-shot is
+        ready once a run ends with status 0 and it rests (docs/declarations.md, "One-shot tasks")."""
+        decision = self._decide_after_exit(status, now, stopping=stopping)
+        if self.spec.oneshot and decision.state == State.EXITED and status.success:
+            self.ready = True
+        return decision
+
+    def _decide_after_exit(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
         ran = (now - self.started_mono) if self.started_mono is not None else 0.0
         self.last_exit = status
         self.pid = None

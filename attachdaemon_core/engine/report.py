@@ -40,6 +40,7 @@ def daemon_status(
     held: bool,
     error: str | None,
     leader: dict[str, Any] | None = None,
+    waiting_on: list[dict[str, Any]] | None = None,
     job: dict[str, Any] | None = None,
     stat: Callable[[int], proc.Stat | None] = proc.stat,
 ) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def daemon_status(
         "name": d.name,
         "kind": d.spec.kind,
         "control": d.spec.control,
+        "oneshot": d.spec.oneshot,
         "state": d.state.value,
         "pid": d.pid if running else d.launcher_pid,
         "ready": d.ready,
@@ -61,6 +63,7 @@ def daemon_status(
         "rss_bytes": rss,
         "error": error,
         "leader": leader,
+        "waiting_on": waiting_on or [],
         "job": job,
         "notify": _notify(d),
         "restart_cause": _cause(d),

@@ -1,4 +1,5 @@
-"""Starting daemons: the gates before a start (the final stop, the leader lock, ``depends_on``),
+"""Starting daemons: the gates before a start (the final stop, the leader lock, ``depends_on``
+and its conditions, through :class:`~attachdaemon_core.engine.dependents.Dependents`),
 the spawn itself through the OS seam, and what follows a run (running, ready, restart now, after a
 backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here;
 jobs (``schedule``) are timed by its ``CronRunner`` (engine/cron.py) and started here too.
@@ -15,7 +16,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from attachdaemon_core.engine import launch_request, launches
 from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
-from attachdaemon_core.engine.decide.start_gate import offered_starts, waiting_for
+from attachdaemon_core.engine.decide.start_gate import offered_starts
+from attachdaemon_core.engine.dependents import Dependents
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.logs import Capture
 from attachdaemon_core.engine.loop import Timers
@@ -53,6 +55,7 @@ class Starter:
         shut_down_owners: Callable[[], None],
         extra_env: Callable[[Daemon], Mapping[str, str]] = lambda _d: {},
         on_running: Callable[[Daemon], None] = lambda _d: None,
+        restart: Callable[[Daemon], None],
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: not started again until told
@@ -72,6 +75,9 @@ class Starter:
         self.extra_env = extra_env  # a notify daemon's NOTIFY_SOCKET (plugged in by engine/watches.py)
         self.on_running = on_running  # its limits' timers (plugged in by engine/watches.py)
         self.default_user: tuple[int, int] | None = None  # the server's user, from the declarations
+        self.dependents = Dependents(
+            daemons, timers=timers, restart=restart, start_waiting=self.start_waiting, final=final
+        )
         # Jobs (``schedule``): when each runs; a run is started through start() like a daemon.
         self.jobs = CronRunner(
             daemons,
@@ -94,11 +100,9 @@ class Starter:
             if d.state != State.STANDBY:
                 d.set_state(State.STANDBY, "waiting for the leader lock")
             return
-        waiting = waiting_for(d.spec.depends_on, self.daemons)
-        if waiting:
-            d.error = f"waiting for {', '.join(waiting)} to be ready"
+        if not self.dependents.may_start(d):  # (d.error says on what it waits)
             if d.state != State.STARTING:
-                d.set_state(State.STARTING, d.error)
+                d.set_state(State.STARTING, d.error or "")
             return
         if d.spec.schedule is not None:
             self.jobs.activate_or_run(d)  # wait for its next run, or run it now
@@ -173,7 +177,9 @@ class Starter:
             if st is not None:  # the holder owns this session's deadline from now on
                 self.leadership.session(d, st.sid, st.starttime)
         self.on_running(d)
-        if d.spec.ready is None:
+        if d.spec.oneshot:  # ready once it exits 0 (Daemon.decide_after_exit)
+            d.ready = False
+        elif d.spec.ready is None:
             self.became_ready(d)
         else:
             d.ready = False
@@ -206,6 +212,8 @@ class Starter:
                 log.error("control daemon %r %s; shutting the server down", d.name, what)
                 d.error = f"control daemon {what}; the server was asked to shut down"
                 self.shut_down_owners()
+            elif self.dependents.settled(d, state, what):
+                pass  # (a one-shot's end, said its own way)
             elif state == State.FATAL:
                 log.error("daemon %r %s; giving up (fatal)", d.name, what)
             else:

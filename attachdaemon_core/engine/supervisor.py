@@ -124,6 +124,7 @@ class Supervisor:
             stop_job=lambda d, then=None: self.stopper.stop(d, then=then),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
+            restart=lambda d: self.stopper.restart(d),
         )
         self.prober = Prober(
             self.selector,

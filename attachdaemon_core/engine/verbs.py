@@ -169,6 +169,8 @@ class ControlAnswers:
         return report.log_lines(d, path, lines, since)
 
     def status(self) -> dict[str, Any]:
+        # First: what each daemon waits on at the start gate (which brings its error up to date).
+        waits = {name: self.starter.dependents.waiting_on(d) for name, d in self.daemons.items()}
         return {
             "supervisor": {
                 "pid": self.os.getpid(),
@@ -185,6 +187,7 @@ class ControlAnswers:
                     held=d.name in self.held,
                     error=self._error(d),
                     leader=self.leadership.status(d.name),
+                    waiting_on=waits[d.name],
                     job=self.cron.status(d),
                     stat=self.os.stat,
                 )

@@ -287,14 +287,16 @@ def _reap_orphans(child: subprocess.Popen[bytes] | None) -> None:
 
 
 def wait_ready(runtime_dir: str, timeout: float, err: TextIO, expected: Sequence[DaemonSpec] = ()) -> bool:
-    """Hold until every daemon with a ready probe is ready, at most ``timeout`` seconds.
+    """Hold until every daemon with a ready probe is ready and every one-shot has completed, at
+    most ``timeout`` seconds; sooner when what is left cannot get there without a command (a
+    failed one-shot, a fatal daemon, or one held by such a failure), saying why.
 
     ``expected``: the declarations just sent. One the supervisor does not list yet (its status
     answered before it applied them) counts as not ready, never as nothing to wait for.
     """
     names = [s.name for s in expected if s.autostart]
     end = time.monotonic() + timeout
-    waiting: list[str] | None = None  # None until the supervisor has answered once
+    waiting: list[dict[str, Any]] | None = None  # None until the supervisor has answered once
     while True:  # at least one status call, even when a slow machine ate the whole bound
         try:
             result = client.call(runtime_dir, "status", timeout=STATUS_TIMEOUT)
@@ -302,8 +304,8 @@ def wait_ready(runtime_dir: str, timeout: float, err: TextIO, expected: Sequence
             pass
         else:
             listed = {d["name"] for d in result["daemons"]}
-            waiting = [n for n in names if n not in listed] + [
-                d["name"]
+            waiting = [{"name": n} for n in names if n not in listed] + [
+                d
                 for d in result["daemons"]
                 if d["ready"] is not True
                 and d["state"] != "standby"
@@ -313,14 +315,31 @@ def wait_ready(runtime_dir: str, timeout: float, err: TextIO, expected: Sequence
             ]
             if not waiting:
                 return True
+            if all(_stuck(d) for d in waiting):
+                what = "; ".join(f"{d['name']}: {_stuck(d)}" for d in waiting)
+                err.write(f"attachdaemon: ATTACH_DAEMONS_WAIT_READY: {what}; going on\n")
+                return False
         if time.monotonic() >= end:
             break
         time.sleep(0.05)
-    what = ", ".join(waiting) if waiting is not None else "an answer from the supervisor"
+    what = ", ".join(d["name"] for d in waiting) if waiting is not None else "an answer from the supervisor"
     err.write(
         f"attachdaemon: ATTACH_DAEMONS_WAIT_READY: still waiting for {what} after {timeout:g}s; going on\n"
     )
     return False
+
+
+def _stuck(d: dict[str, Any]) -> str | None:
+    """Why a daemon of the status answer cannot become ready without a command, or None."""
+    last = d.get("last_exit") or {}
+    if d.get("oneshot") and d.get("state") in ("exited", "fatal"):
+        code, sig = last.get("code"), last.get("signal")
+        how = f"killed by signal {sig}" if sig else f"exit status {code}"
+        return f"the one-shot failed ({how})"
+    if d.get("state") == "fatal":
+        return "fatal" + (f" ({d['error']})" if d.get("error") else "")
+    failed = [w["why"] for w in d.get("waiting_on") or () if w.get("failed")]
+    return "not starting: " + "; ".join(failed) if failed else None
 
 
 def main_for(

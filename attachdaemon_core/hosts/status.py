@@ -133,7 +133,9 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 d["name"],
-                ("job" if d.get("job") else d["kind"]) + ("+control" if d["control"] else ""),
+                ("job" if d.get("job") else d["kind"])
+                + ("+control" if d["control"] else "")
+                + ("+oneshot" if d.get("oneshot") else ""),
                 state,
                 str(d["pid"] or "-"),
                 _uptime(d["started_at"]),

@@ -266,16 +266,6 @@ def _log(value: object, ctx: Context) -> str:
     return _path(value, ctx)
 
 
-def _names(value: object, ctx: Context) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        hint = f"write [{value!r}]" if isinstance(value, str) else None
-        raise Invalid(f"must be a list of daemon names, not {show_value(value)}", hint)
-    for item in value:
-        if not isinstance(item, str) or not item:
-            raise Invalid(f"must be a list of daemon names, not one holding {show_value(item)}")
-    return tuple(dict.fromkeys(value))
-
-
 # --- ready and leader ----------------------------------------------------------------------------
 
 PROBES = ("tcp", "http", "command", "postgres")
@@ -380,13 +370,12 @@ CONVERTERS: dict[str, Converter] = {
     "max_backoff": _seconds,
     "ready": _ready,
     "ready_timeout": _seconds,
-    "depends_on": _names,
+    "oneshot": _bool,
+    "rerun_on_reload": _bool,
     "autostart": _bool,
     "leader": _leader,
     "shell": _bool,  # only from uWSGI lines (see _key)
 }
-
-DECLARATION_KEYS = tuple(k for k in CONVERTERS if k != "shell")
 
 
 def show_value(value: object) -> str:

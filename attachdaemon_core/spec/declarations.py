@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,20 +27,19 @@ from attachdaemon_core.spec.converters import (
     LEADER_STOP_TIMEOUT,
     NAME_RE,
     Context,
+    Converter,
     Invalid,
     type_name,
 )
+from attachdaemon_core.spec.dependencies import convert_depends_on, dependency_problems, split_dependencies
 from attachdaemon_core.spec.hints import did_you_mean
-from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Dependency, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.oneshots import after_line_hooks, oneshot_defaults, oneshot_problems
 from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
 from attachdaemon_core.spec.uwsgi_config import read_file
 from attachdaemon_core.spec.uwsgi_cron import list_harakiri
 from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
-
-if sys.platform != "win32":
-    pass
-
 
 __all__ = [
     "DECLARATION_KEYS",
@@ -52,8 +50,16 @@ __all__ = [
 ]
 
 
-# Every key's converter: the base keys', then jobs, self-reported readiness and limits (own modules).
-CONVERTERS = {**KEY_CONVERTERS, **JOB_CONVERTERS, **self_report.CONVERTERS, **limits.CONVERTERS}
+# Every key's converter: the daemons' (spec/converters.py), the jobs' (spec/schedule_keys.py),
+# depends_on's (spec/dependencies.py), self-reported readiness's and the limits' (own modules).
+CONVERTERS: dict[str, Converter] = {
+    **KEY_CONVERTERS,
+    **JOB_CONVERTERS,
+    "depends_on": convert_depends_on,
+    **self_report.CONVERTERS,
+    **limits.CONVERTERS,
+}
+KEYS = CONVERTERS
 DECLARATION_KEYS = tuple(k for k in CONVERTERS if k != "shell")
 
 # Spellings from uWSGI's attach-daemon2, supervisord and habit -> our key.
@@ -121,7 +127,7 @@ def parse_declarations(
         shared = {k: v for k, v in (("env", found.env), ("cwd", found.cwd)) if v}
     entries = _entries(decls, leader_backend, source)
     specs: list[DaemonSpec] = []
-    graph: dict[str, tuple[str, ...]] = {}  # name -> depends_on, also for declarations that failed
+    graph: dict[str, tuple[Dependency, ...]] = {}  # name -> depends_on, also for failed declarations
     seen: set[str] = set()
     for entry in entries:
         problems += _name_problems(entry, seen) + entry.pending
@@ -132,14 +138,15 @@ def parse_declarations(
                 notes = tuple(dataclasses.replace(p, daemon=entry.name) for p in entry.notes)
                 spec = dataclasses.replace(spec, extra={**spec.extra, "notes": notes})
             specs += [spec] if spec else []
-    problems += _dependency_problems(graph, {e.name for e in entries if e.name})
+    never_complete = {s.name for s in specs if s.restart == "always" and not s.oneshot}
+    problems += dependency_problems(graph, {e.name for e in entries if e.name}, never_complete)
     if problems:
         raise ConfigError(problems, source)
     if file_notes and specs:  # a uWSGI file's own notes (W007, W008), shown once by check_specs
         first = specs[0]
         notes = (*file_notes, *first.extra.get("notes", ()))
         specs[0] = dataclasses.replace(first, extra={**first.extra, "notes": notes})
-    return tuple(specs)
+    return tuple(after_line_hooks(specs, {e.name for e in entries if e.from_line}))
 
 
 # --- the outer shape -----------------------------------------------------------------------------
@@ -233,7 +240,7 @@ def _name_problems(entry: _Entry, seen: set[str]) -> list[Problem]:
 
 def _spec(
     decl: Mapping[Any, object], ctx: Context, problems: list[Problem]
-) -> tuple[DaemonSpec | None, tuple[str, ...]]:
+) -> tuple[DaemonSpec | None, tuple[Dependency, ...]]:
     """Convert every key, apply the rules tying keys together, build the spec; also its depends_on."""
     own: list[tuple[str, str, str | None, str]] = []  # key, message, hint, code
     fields: dict[str, Any] = {}
@@ -242,14 +249,15 @@ def _spec(
             continue
         try:
             name = _key(key, ctx)
-            fields[name] = CONVERTERS[name](value, ctx)
+            fields[name] = KEYS[name](value, ctx)
         except Invalid as exc:
             own.append((str(key), exc.message, exc.hint, exc.code))
     if "command" not in decl:
         own.append(("command", "is required", None, "E001"))
-    own += [(k, m, h, "E001") for k, m, h in _combined(fields, {o[0] for o in own})]
+    bad = {o[0] for o in own}
+    own += [(k, m, h, "E001") for k, m, h in _combined(fields, bad) + oneshot_problems(decl, fields, bad)]
     problems += [Problem(m, daemon=ctx.name, key=k, hint=h, code=c) for k, m, h, c in own]
-    depends_on: tuple[str, ...] = fields.get("depends_on", ())
+    depends_on = split_dependencies(fields)
     if own:
         return None, depends_on
     return DaemonSpec(name=ctx.name, **_with_defaults(fields)), depends_on
@@ -262,7 +270,7 @@ def _key(key: object, ctx: Context) -> str:
     if key == "shell" and not ctx.from_line:
         hint = "commands never run through a shell: use a uWSGI line or ['/bin/sh', '-c', …]"
         raise Invalid("unknown key", hint)
-    if key not in CONVERTERS:
+    if key not in KEYS:
         raise Invalid("unknown key", _unknown_key_hint(key))
     return key
 
@@ -325,52 +333,7 @@ def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
         "log": "runtime" if smart else "prefix",
         "restart": "never" if fields.get("control") else "always",
         "stop_timeout": LEADER_STOP_TIMEOUT if fields.get("leader") else 10.0,
+        **oneshot_defaults(fields),
         **job_defaults(fields),
     }
     return {**defaults, **fields}
-
-
-# --- converters: one per key, each returns the DaemonSpec value or raises Invalid ---------------
-
-
-# --- dependencies --------------------------------------------------------------------------------
-
-
-def _dependency_problems(graph: Mapping[str, Sequence[str]], names: set[str]) -> list[Problem]:
-    """Unknown names, self-dependencies and cycles, in declaration order."""
-    problems = []
-    for name, deps in graph.items():
-        for dep in deps:
-            if dep == name:
-                problems.append(Problem("a daemon cannot depend on itself", name, "depends_on"))
-            elif dep not in names:
-                hint = did_you_mean(dep, sorted(names - {name}))
-                problems.append(Problem(f"unknown daemon {dep!r}", name, "depends_on", hint))
-    for cycle in _cycles(graph):
-        message = "dependency cycle " + " -> ".join(cycle)
-        problems.append(Problem(message, daemon=cycle[0], key="depends_on"))
-    return problems
-
-
-def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """Each dependency cycle once, starting and ending at its earliest-declared daemon."""
-    order = {name: i for i, name in enumerate(graph)}
-    edges = {name: [d for d in deps if d in order and d != name] for name, deps in graph.items()}
-    done: set[str] = set()
-    found: dict[frozenset[str], list[str]] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            cycle = path[path.index(name) :]
-            i = cycle.index(min(cycle, key=order.__getitem__))
-            found.setdefault(frozenset(cycle), [*cycle[i:], *cycle[:i], cycle[i]])
-            return
-        if name in done:
-            return
-        for dep in edges[name]:
-            visit(dep, [*path, name])
-        done.add(name)
-
-    for name in graph:
-        visit(name, [])
-    return list(found.values())

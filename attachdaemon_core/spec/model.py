@@ -17,6 +17,8 @@ from typing import Any, Literal
 Kind = Literal["attached", "smart", "smart2"]
 OnReload = Literal["restart", "signal", "keep"]
 RestartPolicy = Literal["always", "on-failure", "never"]
+Condition = Literal["ready", "started", "completed"]
+CONDITIONS: tuple[Condition, ...] = ("ready", "started", "completed")
 
 MIB = 1024 * 1024
 
@@ -34,6 +36,7 @@ IDENTITY_KEYS = (
     "pidfile",
     "daemonize",
     "log",
+    "oneshot",
 )
 
 
@@ -113,6 +116,16 @@ class LeaderSpec:
     on_unlead: tuple[str, ...] = ()  # run after the daemon was stopped on losing it (unlord)
 
 
+@dataclass(frozen=True)
+class Dependency:
+    """One entry of ``depends_on``: start once ``name`` meets ``condition``; with ``restart``,
+    stop when ``name`` goes down and start again once it meets the condition again."""
+
+    name: str
+    condition: Condition = "ready"
+    restart: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class DaemonSpec:
     """One validated daemon declaration. Paths are absolute; signals are numbers."""
@@ -147,7 +160,10 @@ class DaemonSpec:
     max_backoff: float = 30.0
     ready: ReadyProbe | None = None
     ready_timeout: float = 60.0
-    depends_on: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # the names, in declared order (stop order, cycles)
+    dependencies: tuple[Dependency, ...] = ()  # their conditions; a name missing here: "ready"
+    oneshot: bool = False  # runs to completion once per server start (uWSGI's hook-pre-app exec:)
+    rerun_on_reload: bool = False  # a one-shot runs again on each server reload
     autostart: bool = True
     leader: LeaderSpec | None = None
     schedule: str | None = None  # a job: runs at these times (docs/declarations.md, "Jobs")
@@ -173,6 +189,11 @@ class DaemonSpec:
         """The program a smart pidfile must name: ``process_name`` or the command's program."""
         return self.process_name or self.command[0]
 
+    def requirements(self) -> tuple[Dependency, ...]:
+        """Each of ``depends_on`` with its condition (``ready`` unless declared otherwise)."""
+        declared = {dep.name: dep for dep in self.dependencies}
+        return tuple(declared.get(name, Dependency(name)) for name in self.depends_on)
+
     def identity(self) -> tuple[Any, ...]:
         """What the process is; a reload that changes this restarts the daemon."""
         return tuple(getattr(self, k) for k in IDENTITY_KEYS)
@@ -197,6 +218,7 @@ class DaemonSpec:
             if r.get("command") is not None:
                 r["command"] = tuple(r["command"])
             d["ready"] = ReadyProbe(**r)
+        d["dependencies"] = tuple(Dependency(**dep) for dep in d.get("dependencies") or ())
         if d.get("leader") is not None:
             lead = dict(d["leader"])
             for key in ("on_lead", "on_unlead"):

@@ -9,7 +9,9 @@ uwsgi.ini`` all come here (docs/uwsgi-files.md). :func:`read_file` reads the fil
 - ``env``/``ienv`` (``NAME=VALUE``) are passed to every daemon, as uWSGI's master passes its
   environment on; ``chdir`` is where the daemons run and where their relative paths start;
 - the cron family becomes jobs, through the same line parser (docs/declarations.md, "Jobs");
-- ``hook-pre-app``-style one-shots are recognised but not yet run (W008);
+- ``hook-pre-app = exec:…`` and ``exec-pre-app`` are one-shots, through the same line parser
+  (docs/declarations.md, "One-shot tasks"); ``hook-as-user``/``exec-as-user`` are recognised
+  but not run (W008);
 - every other key is listed once, with its lines, as not ours, ignored (W007), but for a key some
   ``%(…)`` names: that is the file's own placeholder (``pg = $(HOME)/db.pg``).
 

@@ -43,6 +43,8 @@ OPTIONS = (
     "legion-attach-daemon",
     "legion-smart-attach-daemon",
     "legion-smart-attach-daemon2",
+    "hook-pre-app",  # only its exec: action: a one-shot
+    "exec-pre-app",
     *CRON_OPTIONS,  # jobs (docs/declarations.md, "Jobs"): parsed in uwsgi_cron
     HARAKIRI_OPTION,
 )
@@ -223,6 +225,28 @@ def _set_pidfile(token: str, state: LineState) -> None:
         state.decl["start_timeout"] = int(freq)
 
 
+def _exec_pre_app(value: str, state: LineState) -> None:
+    """``exec-pre-app = CMD``: uWSGI runs it (with /bin/sh -c) before loading the app, once per
+    start; here a one-shot (docs/declarations.md, "One-shot tasks")."""
+    attach(value, state)
+    state.decl["oneshot"] = True
+
+
+def _hook_pre_app(value: str, state: LineState) -> None:
+    """``hook-pre-app = exec:CMD`` is ``exec-pre-app = CMD``; uWSGI's other hook actions
+    (``chdir:``, ``mount:``, ``call:``…) act inside uWSGI's own process and are refused."""
+    action, colon, args = value.partition(":")
+    action = action.strip().lower()
+    if not colon:
+        raise LineError("a hook is ACTION:ARGUMENTS", "write 'hook-pre-app = exec:CMD'")
+    if action != "exec":
+        hint = "only exec: runs a command; do the rest in the app's own start-up code"
+        raise LineError(f"hook action {action + ':'!r} is uWSGI's own (not a command to run)", hint)
+    if not args.strip():
+        raise LineError("hook-pre-app exec: needs a command")
+    _exec_pre_app(args.strip(), state)
+
+
 def _legion(parse: Callable[[str, LineState], None]) -> Callable[[str, LineState], None]:
     def parse_legion(value: str, state: LineState) -> None:
         legion, rest = _first_and_rest(value)
@@ -243,5 +267,7 @@ _PARSERS: dict[str, Callable[[str, LineState], None]] = {
     "legion-attach-daemon": _legion(attach),
     "legion-smart-attach-daemon": _legion(_smart),
     "legion-smart-attach-daemon2": _legion(_smart2),
+    "hook-pre-app": _hook_pre_app,
+    "exec-pre-app": _exec_pre_app,
     **cron_parsers(),
 }

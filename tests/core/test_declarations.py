@@ -159,7 +159,10 @@ BAD_INPUTS = [
     ),
     pytest.param(
         {"a": {"command": "x", "depends_on": "b"}, "b": {"command": "y"}},
-        ["daemon 'a', key 'depends_on': must be a list of daemon names, not 'b' (write ['b'])"],
+        [
+            "daemon 'a', key 'depends_on': must be a list of daemon names, or a mapping of name to "
+            "{condition = …, restart = …}, not 'b' (write ['b'])"
+        ],
         id="depends-on-string",
     ),
     pytest.param(

@@ -84,7 +84,7 @@ def test_http_and_command_probes_gate_dependents(sandbox: Sandbox, tmp_path: Pat
     wait_for(lambda: sandbox.running("cmd") and sandbox.running("web"), 5, "probed daemons running")
     app = sandbox.daemon("app")
     assert app["state"] == "starting" and app["pid"] is None
-    assert app["error"] == "waiting for cmd, web to be ready"
+    assert app["error"] == "waiting on 'cmd' to be ready, 'web' to be ready"
     flag.write_text("")
     wait_for(lambda: sandbox.daemon("cmd")["ready"], 5, "command probe succeeded")
     assert sandbox.daemon("app")["pid"] is None
@@ -111,4 +111,4 @@ def test_ready_timeout__reported_and_dependents_keep_waiting(sandbox: Sandbox) -
         lambda: (d := sandbox.daemon("db"))["error"] and "not ready after" in d["error"] and d, 5, "timeout"
     )
     assert db["error"] == f"not ready after 0.3s (tcp 127.0.0.1:{port})" and db["ready"] is False
-    assert sandbox.daemon("app")["error"] == "waiting for db to be ready"
+    assert sandbox.daemon("app")["error"] == "waiting on 'db' to be ready"

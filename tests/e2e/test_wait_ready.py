@@ -34,6 +34,32 @@ def test_wait_ready__workers_boot_after_the_probe_passes(host: Callable[..., Hos
     assert "still waiting" not in g.output()
 
 
+def exit_ns(h: Host, name: str) -> int:
+    return next(ns for ns, n, w, _ in h.box.events.lines() if n == name and w.startswith("EXIT"))
+
+
+def test_wait_ready__waits_for_a_one_shot_to_complete(host: Callable[..., Host]) -> None:
+    h = host("plain")
+    port = free_port()
+    g = h.gunicorn(port, AD_MIGRATE_CODE="0", AD_WAIT_READY="20")
+    answered = first_answer_ns(h, port)
+    assert answered > exit_ns(h, "migrate"), "gunicorn served before its migration completed"
+    assert "still waiting" not in g.output()
+    migrate = next(d for d in h.status()["daemons"] if d["name"] == "migrate")
+    assert (migrate["oneshot"], migrate["state"], migrate["ready"]) == (True, "exited", True)
+
+
+def test_wait_ready__a_failed_one_shot_ends_the_wait_saying_why(host: Callable[..., Host]) -> None:
+    h = host("plain")
+    port = free_port()
+    g = h.gunicorn(port, AD_MIGRATE_CODE="3", AD_WAIT_READY="60")
+    answered = first_answer_ns(h, port)
+    failed = exit_ns(h, "migrate")
+    assert answered > failed
+    assert (answered - failed) / 1e9 < 20, "the master waited on after the one-shot had failed"
+    assert "ATTACH_DAEMONS_WAIT_READY: migrate: the one-shot failed (exit status 3); going on" in g.output()
+
+
 def test_wait_ready__bound_hit__says_so_and_goes_on(host: Callable[..., Host]) -> None:
     h = host("plain")
     port = free_port()

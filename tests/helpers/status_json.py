@@ -16,6 +16,7 @@ DAEMON_KEYS = {
     "name",
     "kind",
     "control",
+    "oneshot",
     "state",
     "pid",
     "ready",
@@ -26,6 +27,7 @@ DAEMON_KEYS = {
     "rss_bytes",
     "error",
     "leader",
+    "waiting_on",
     "job",
 }
 
@@ -57,4 +59,8 @@ def check_status_json(data: dict[str, Any]) -> None:
         assert d["cpu_percent"] is None or isinstance(d["cpu_percent"], float)
         assert d["rss_bytes"] is None or isinstance(d["rss_bytes"], int)
         assert d["error"] is None or isinstance(d["error"], str)
+        assert isinstance(d["oneshot"], bool)
+        for wait in d["waiting_on"]:
+            assert set(wait) == {"name", "condition", "failed", "why"}, wait
+            assert wait["condition"] in ("ready", "started", "completed") and isinstance(wait["failed"], bool)
         assert d["leader"] is None

@@ -8,8 +8,9 @@ import pytest
 
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.backoff import backoff_delay
+from attachdaemon_core.engine.decide.conditions import unmet
 from attachdaemon_core.engine.decide.reload import Action, Do, Seen, plan_reload
-from attachdaemon_core.engine.decide.start_gate import is_ready, offer_start, offered_starts, waiting_for
+from attachdaemon_core.engine.decide.start_gate import offer_start, offered_starts
 from attachdaemon_core.engine.decide.stop_order import step_wave
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.spec.model import DaemonSpec
@@ -73,12 +74,15 @@ def test_start_gate__waits_for_dependencies_until_running_and_ready() -> None:
     db = Rec(spec("db"))
     web = Rec(spec("web", "db", "cache"))
     daemons = {"db": db, "web": web}
-    assert waiting_for(web.spec.depends_on, daemons) == ["db", "cache"]
+
+    def waiting_for() -> list[str]:
+        return [w.name for w in unmet(web.spec.requirements(), daemons)]
+
+    assert waiting_for() == ["db", "cache"]
     db.state, db.pid, db.ready = State.RUNNING, 10, False  # running, probe not passed yet
-    assert waiting_for(web.spec.depends_on, daemons) == ["db", "cache"]
+    assert waiting_for() == ["db", "cache"]
     db.ready = True
-    assert waiting_for(web.spec.depends_on, daemons) == ["cache"]
-    assert is_ready(db) and not is_ready(None)
+    assert waiting_for() == ["cache"]
 
 
 def test_start_gate__offers_a_start_only_to_idle_starting_daemons() -> None:

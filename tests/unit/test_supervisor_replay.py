@@ -208,6 +208,61 @@ def test_replayed_history__a_control_daemon_that_gives_up_asks_the_owner_to_shut
     assert fake.calls == [("spawn", "ctl", 5001), ("pidfd_signal", "server", OWNER, "SIGTERM")]
 
 
+def test_replayed_history__a_one_shot_gates_its_dependent_and_restart_true_follows(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    """worker waits for migrate to exit 0 (a failure holds it, a second run frees it); web, with
+    restart = true on cache, is stopped when cache dies and started again once it is back."""
+    s, fake, clock = sup
+    specs = [
+        {"name": "migrate", "command": ["migrate"], "log": "raw", "oneshot": True, "restart": "never"},
+        {
+            "name": "worker",
+            "command": ["worker"],
+            "log": "raw",
+            "depends_on": ["migrate"],
+            "dependencies": [{"name": "migrate", "condition": "completed", "restart": False}],
+        },
+        {"name": "cache", "command": ["cache"], "log": "raw"},
+        {
+            "name": "web",
+            "command": ["web"],
+            "log": "raw",
+            "depends_on": ["cache"],
+            "dependencies": [{"name": "cache", "condition": "ready", "restart": True}],
+        },
+    ]
+    s.answers.add_owner({"pid": OWNER}, {"specs": specs, "env": {}})
+    s.timers.run_due()
+    assert fake.calls == [("spawn", "migrate", 5001), ("spawn", "cache", 5002), ("spawn", "web", 5003)]
+    worker = s.daemons["worker"]
+    assert worker.state == State.STARTING and worker.error == "waiting on 'migrate' to complete"
+
+    fake.calls.clear()
+    fake.exit(5001, code=2)
+    s._reap()
+    s.timers.run_due()
+    assert fake.calls == [] and s.daemons["migrate"].state == State.EXITED
+    assert worker.error == "not starting: one-shot 'migrate' failed: it exited with status 2"
+    s.answers.verb_start({"names": ["migrate"]})
+    assert fake.calls == [("spawn", "migrate", 5004)]
+    fake.exit(5004, code=0)
+    s._reap()
+    s.timers.run_due()
+    assert fake.calls[-1] == ("spawn", "worker", 5005) and s.daemons["migrate"].ready is True
+
+    fake.calls.clear()
+    clock.now += 5.0  # cache ran long enough: its death restarts it at once
+    fake.exit(5002, sig=signal.SIGKILL)
+    s._reap()
+    s.timers.run_due()
+    assert fake.calls == [("spawn", "cache", 5006), ("signal", "web", 5003, "SIGTERM")]
+    fake.exit(5003, sig=signal.SIGTERM)
+    s._reap()
+    s.timers.run_due()
+    assert fake.calls[-1] == ("spawn", "web", 5007)  # cache is back and ready: web follows
+
+
 def test_replayed_history__daemons_reaped_in_one_wake_up_share_one_proc_pass(
     sup: tuple[Supervisor, FakeOS, FakeClock],
 ) -> None:

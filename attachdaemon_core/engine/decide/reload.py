@@ -79,6 +79,8 @@ def _for_spec(
         return [Action(Do.ADD, name)] + ([Action(Do.START, name)] if wants_start else [])
     if old.leader != spec.leader:
         return [Action(Do.RELEAD, name)]
+    if spec.oneshot and old.oneshot:
+        return _for_oneshot(spec, seen, reload, wants_start)
     if old.identity() != spec.identity():
         return [Action(Do.RESTART, name)]
     if not reload:
@@ -89,4 +91,17 @@ def _for_spec(
         return [Action(Do.RELOAD_RESTART, name)]
     if spec.on_reload == "signal":
         return [Action(Do.RELOAD_SIGNAL, name)]
+    return []
+
+
+def _for_oneshot(spec: ReloadSpec, seen: Seen, reload: bool, wants_start: bool) -> list[Action]:
+    """A one-shot runs once per server start: a run in progress finishes (with the command it
+    started with); an ended one runs again on a reload only with ``rerun_on_reload``; one never
+    run (``autostart`` turned on) starts."""
+    if not wants_start:
+        return []
+    if seen.state == State.STOPPED:
+        return [Action(Do.START, spec.name)]
+    if reload and spec.rerun_on_reload and seen.state in (State.EXITED, State.FATAL):
+        return [Action(Do.START, spec.name)]
     return []

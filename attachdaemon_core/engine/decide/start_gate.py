@@ -1,9 +1,10 @@
-"""The dependency start gate: a daemon starts only once every daemon it ``depends_on`` is running
-and ready; until then it waits in ``starting`` with no process."""
+"""The start gate: who is offered a start. A daemon starts only once every daemon it
+``depends_on`` meets its condition (:mod:`.conditions`); until then it waits in ``starting``
+with no process."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from attachdaemon_core.engine.states import State
@@ -12,16 +13,6 @@ if TYPE_CHECKING:
     from attachdaemon_core.engine.decide.views import DaemonView
 
 D = TypeVar("D", bound="DaemonView")
-
-
-def is_ready(d: DaemonView | None) -> bool:
-    """A dependency counts once it runs and its readiness probe (if any) passed."""
-    return d is not None and d.state == State.RUNNING and d.ready is True
-
-
-def waiting_for(depends_on: Iterable[str], daemons: Mapping[str, DaemonView]) -> list[str]:
-    """The dependencies (in declared order) that are not ready yet: the daemon waits for these."""
-    return [n for n in depends_on if not is_ready(daemons.get(n))]
 
 
 def offer_start(d: DaemonView, *, held: Container[str]) -> bool:
