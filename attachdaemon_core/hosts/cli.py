@@ -1,4 +1,5 @@
-"""The ``attachdaemon`` console script (``python -m attachdaemon_core``) for TOML declarations."""
+"""The ``attachdaemon`` console script (``python -m attachdaemon_core``) for TOML declarations or
+a Procfile (told apart by the file's name: docs/procfile.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.hosts.commands import Context, main_for
+from attachdaemon_core.spec.procfile import is_procfile
 
 DEFAULT_CONFIG = "attachdaemon.toml"
 
@@ -20,7 +22,10 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
         "-c",
         "--config",
         default=default,
-        help=f"TOML file with [daemons.NAME] tables (default: $ATTACHDAEMON_CONFIG or ./{DEFAULT_CONFIG})",
+        help=(
+            "TOML file with [daemons.NAME] tables, or a Procfile"
+            f" (default: $ATTACHDAEMON_CONFIG or ./{DEFAULT_CONFIG})"
+        ),
     )
 
 
@@ -29,6 +34,8 @@ def _context(args: argparse.Namespace) -> Context:
     from attachdaemon_core.spec.config_file import load_toml, read_runtime_dir
 
     path = os.path.abspath(args.config)
+    if is_procfile(path):
+        return _procfile_context(path)
     override = read_runtime_dir(path)
 
     def load() -> tuple:  # type: ignore[type-arg]
@@ -44,6 +51,18 @@ def _context(args: argparse.Namespace) -> Context:
         warnings=check_specs,
         wait_ready=wait,
     )
+
+
+def _procfile_context(path: str) -> Context:
+    """A Procfile (docs/procfile.md): its lines run in its directory; the runtime directory is
+    derived from the file, as for a TOML file."""
+    from attachdaemon_core.spec.checks import check_specs
+    from attachdaemon_core.spec.declarations import parse_declarations
+
+    def load() -> tuple:  # type: ignore[type-arg]
+        return parse_declarations(path, base_dir=os.path.dirname(path), source=path)
+
+    return Context(runtime_dir=runtime.runtime_dir_for(path), load=load, source=path, warnings=check_specs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

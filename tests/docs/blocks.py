@@ -64,6 +64,7 @@ from attachdaemon_core.control import client
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.spec.config_file import load_toml
 from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.procfile import is_procfile
 from tests.docs.project import Project, all_running_and_ready, missing_programs
 from tests.helpers.harness import wait_for
 from tests.helpers.hosts import REPO, free_port
@@ -428,6 +429,13 @@ def _configs(commands: list[Command]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def config_specs(path: Path) -> tuple[Any, ...]:
+    """The daemons a ``-c FILE`` declares: a TOML file, or a Procfile (docs/procfile.md)."""
+    if is_procfile(str(path)):
+        return parse_declarations(str(path), base_dir=str(path.parent), source=str(path))
+    return load_toml(str(path)).specs
+
+
 def run_commands(st: DocState, commands: list[Command]) -> None:
     st.last_output, st.last_skip = None, None
     cwd = st.shell_dir
@@ -435,8 +443,9 @@ def run_commands(st: DocState, commands: list[Command]) -> None:
     programs: list[str] = []
     for config in configs:
         assert (cwd / config).exists(), f"{config} is not written by an earlier block of this document"
-        programs += [os.path.basename(s.command[0]) for s in load_toml(str(cwd / config)).specs]
-        st.project.pidfiles += [Path(s.pidfile) for s in load_toml(str(cwd / config)).specs if s.pidfile]
+        specs = config_specs(cwd / config)
+        programs += [os.path.basename(s.command[0]) for s in specs]
+        st.project.pidfiles += [Path(s.pidfile) for s in specs if s.pidfile]
     missing = missing_programs(programs)
     if missing:
         st.last_skip = f"needs {', '.join(sorted(set(missing)))} (not installed here; .ci/run installs it)"
