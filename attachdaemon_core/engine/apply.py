@@ -40,6 +40,7 @@ class Declarations:
         smart: SmartRunner,
         leadership: Leadership,
         changed: Callable[[], None],
+        jobs_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: not started by a reload
@@ -50,6 +51,7 @@ class Declarations:
         self.smart = smart
         self.leadership = leadership
         self.changed = changed  # after each apply (the touch and log files to watch)
+        self.jobs_changed = jobs_changed  # after each apply, first: the jobs' schedules (engine/cron.py)
 
     def apply(self, decl: dict[str, Any], *, reload: bool) -> None:
         """Make the running set match ``decl``: start added, stop removed, restart changed."""
@@ -74,6 +76,7 @@ class Declarations:
         for action in actions:
             if action.do != Do.FORGET:
                 self._carry_out(action.do, action.name, new[action.name])
+        self.jobs_changed()
         self.changed()
         self.starter.start_waiting()
 

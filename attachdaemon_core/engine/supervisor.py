@@ -4,7 +4,7 @@ control socket, and the wiring of the parts of ``engine/`` it composes (docs/pro
 Runs in a process forked from the guard (``python -m attachdaemon_core guard``; named
 ``ad-supervisor``), single-threaded, a child subreaper that reaps every child on SIGCHLD. Nothing
 polls unless a daemon needs it. The parts, each given the objects and callbacks it needs: the
-``Starter`` (launching a daemon), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
+``Starter`` (launching; jobs too), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
 ``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, the ``StateFile``,
 ``Upkeep`` and ``ControlAnswers`` (the verbs). Decisions are pure functions (``engine/decide/``);
 acts go through an OS seam (``engine/os_seam.py``) that a unit test replaces.
@@ -120,6 +120,7 @@ class Supervisor:
             prober=lambda: self.prober,
             run_attached=lambda d: self.attached.start(d),
             run_smart=lambda d: self.smart.start(d),
+            stop_job=lambda d, then=None: self.stopper.stop(d, then=then),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
         )
@@ -209,6 +210,7 @@ class Supervisor:
             smart=self.smart,
             leadership=self.leadership,
             changed=self.upkeep.declarations_changed,
+            jobs_changed=self.starter.jobs.declarations_changed,
         )
         self.owner_set = Owners(
             os=os,
@@ -237,6 +239,7 @@ class Supervisor:
             leadership=self.leadership,
             prober=self.prober,
             upkeep=self.upkeep,
+            cron=self.starter.jobs,
             os=os,
             clock=clock,
             save_state=self.save_state,

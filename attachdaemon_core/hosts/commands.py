@@ -336,6 +336,7 @@ def wait_ready(runtime_dir: str, timeout: float, err: TextIO, expected: Sequence
                 for d in result["daemons"]
                 if d["ready"] is not True
                 and d["state"] != "standby"
+                and d.get("job") is None  # a job is never ready: its runs end
                 and d.get("autostart", True)
                 and not d.get("held")
             ]

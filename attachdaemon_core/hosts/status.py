@@ -16,7 +16,7 @@ STATUS_TIMEOUT = 2.0
 
 def healthy(d: dict[str, Any]) -> bool:
     state = d["state"]
-    if state in ("running", "standby"):
+    if state in ("running", "standby", "scheduled"):
         return True
     if state == "stopped" and (d.get("held") or not d.get("autostart", True)):
         return True
@@ -63,6 +63,17 @@ def _uptime(started: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def job_line(job: dict[str, Any]) -> str:
+    """One line on a job for the ``status`` table: schedule, next run, last run, counters."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["next_run"])) if job["next_run"] else "-"
+    text = f"schedule {job['schedule']!r}, next run {when}"
+    last = job["last_exit"]
+    if last is not None:
+        how = f"signal {last['signal']}" if last["signal"] else f"exit {last['code']}"
+        text += f"; last run {how} after {job['last_duration']}s"
+    return text + f"; runs {job['runs']}, skipped {job['skipped']}, timed out {job['timed_out']}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     sup = result["supervisor"]
     rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
@@ -73,7 +84,7 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 d["name"],
-                d["kind"] + ("+control" if d["control"] else ""),
+                ("job" if d.get("job") else d["kind"]) + ("+control" if d["control"] else ""),
                 state,
                 str(d["pid"] or "-"),
                 _uptime(d["started_at"]),
@@ -83,6 +94,8 @@ def format_table(result: dict[str, Any]) -> str:
         )
         if d["error"]:
             notes.append(f"  {d['name']}: {d['error']}")
+        if d.get("job"):
+            notes.append(f"  {d['name']}: {job_line(d['job'])}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "

@@ -24,8 +24,9 @@ from attachdaemon_core.leader.rules import check_arithmetic
 from attachdaemon_core.spec import procfile
 from attachdaemon_core.spec.checks import check_specs
 from attachdaemon_core.spec.converters import (
-    CONVERTERS,
-    DECLARATION_KEYS,
+    CONVERTERS as DAEMON_CONVERTERS,
+)
+from attachdaemon_core.spec.converters import (
     LEADER_STOP_TIMEOUT,
     NAME_RE,
     Context,
@@ -35,6 +36,8 @@ from attachdaemon_core.spec.converters import (
 from attachdaemon_core.spec.envfile import read_env_files
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
+from attachdaemon_core.spec.uwsgi_cron import list_harakiri
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 
 if sys.platform != "win32":
@@ -48,6 +51,9 @@ __all__ = [
     "parse_declarations",
 ]
 
+
+CONVERTERS = {**DAEMON_CONVERTERS, **JOB_CONVERTERS}
+DECLARATION_KEYS = tuple(k for k in CONVERTERS if k != "shell")
 
 # Spellings from uWSGI's attach-daemon2, supervisord and habit -> our key.
 _ALIASES = {
@@ -134,7 +140,9 @@ def _entries(decls: object, leader_backend: str, source: str) -> list[_Entry]:
     if isinstance(decls, Mapping):
         return [_mapping_entry(name, decl, leader_backend) for name, decl in decls.items()]
     if isinstance(decls, (list, tuple)):
-        entries = [_list_entry(i, item, leader_backend) for i, item in enumerate(decls, 1)]
+        items, harakiri, bad = list_harakiri(list(decls))  # uWSGI's cron-harakiri: a list-wide default
+        entries = [_list_entry(i, item, leader_backend, harakiri) for i, item in enumerate(items, 1)]
+        entries += [_Entry("", None, pending=[Problem(message)]) for message in bad]
         _name_lines(entries)
         return entries
     shape = "a mapping of name -> declaration, or a list of uWSGI lines"
@@ -155,9 +163,9 @@ def _mapping_entry(name: object, decl: object, leader_backend: str) -> _Entry:
     return _Entry(name, decl)
 
 
-def _list_entry(index: int, item: object, leader_backend: str) -> _Entry:
+def _list_entry(index: int, item: object, leader_backend: str, harakiri: float | None = None) -> _Entry:
     if isinstance(item, str):
-        return _line_entry(item, None, leader_backend)
+        return _line_entry(item, None, leader_backend, harakiri)
     if not isinstance(item, Mapping):
         shape = "a uWSGI line or a mapping with a 'name'"
         return _failed("", f"item {index}: must be {shape}, not {type_name(item)}")
@@ -171,12 +179,12 @@ def _failed(name: str, message: str, daemon: str | None = None, key: str | None 
     return _Entry(name, None, pending=[Problem(message, daemon=daemon, key=key)])
 
 
-def _line_entry(line: str, name: str | None, leader_backend: str) -> _Entry:
+def _line_entry(line: str, name: str | None, leader_backend: str, harakiri: float | None = None) -> _Entry:
     """Parse one uWSGI line; a list's line gets its final name (and problems renamed) later.
 
     Its ``W`` problems are notes on an accepted line: kept for :func:`check_specs`, never raised.
     """
-    decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend)
+    decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend, cron_harakiri=harakiri)
     derived = str(decl.pop("name", ""))
     if name is not None:
         problems = [dataclasses.replace(p, daemon=name) for p in problems]
@@ -285,7 +293,7 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
     leader = fields.get("leader")
     if isinstance(leader, LeaderSpec) and "stop_timeout" not in bad:
         found += _leader_arithmetic(leader, fields.get("stop_timeout", LEADER_STOP_TIMEOUT))
-    return found
+    return found + job_problems(fields, bad)
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:
@@ -303,6 +311,7 @@ def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
         "log": "runtime" if smart else "prefix",
         "restart": "never" if fields.get("control") else "always",
         "stop_timeout": LEADER_STOP_TIMEOUT if fields.get("leader") else 10.0,
+        **job_defaults(fields),
     }
     return {**defaults, **fields}
 
