@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -107,3 +108,16 @@ def test_autostart__the_environment_variable_wins_over_the_setting(
         monkeypatch.setenv("ATTACH_DAEMONS_AUTOSTART", variable)
     with override_settings(ATTACH_DAEMONS_AUTOSTART=setting):
         assert startup.should_start() is starts
+
+
+def test_conf__attach_daemons_names_a_procfile_relative_to_base_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/procfile.md: ``ATTACH_DAEMONS = "Procfile.dev"``, its lines and its .env."""
+    monkeypatch.delenv("PORT", raising=False)
+    (tmp_path / "Procfile.dev").write_text("worker: celery -A mysite worker\nbeat: celery -A mysite beat\n")
+    (tmp_path / ".env").write_text("DJANGO_DEBUG=1\n")
+    with override_settings(ATTACH_DAEMONS="Procfile.dev", BASE_DIR=tmp_path):
+        worker, beat = conf.specs()
+    assert worker.command == ("celery", "-A", "mysite", "worker") and worker.cwd == str(tmp_path)
+    assert dict(beat.env) == {"DJANGO_DEBUG": "1", "PORT": "5100"}
