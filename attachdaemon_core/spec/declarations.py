@@ -37,7 +37,9 @@ from attachdaemon_core.spec.envfile import read_env_files
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
 from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
+from attachdaemon_core.spec.uwsgi_config import read_file
 from attachdaemon_core.spec.uwsgi_cron import list_harakiri
+from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 
 if sys.platform != "win32":
@@ -106,13 +108,22 @@ def parse_declarations(
     """Validate declarations into specs, in order, or raise one ConfigError with every problem.
 
     ``decls`` is a mapping name -> declaration (a dict or one uWSGI line), a list of uWSGI lines,
-    or a list mixing lines and dicts carrying ``name``, or the path of a Procfile (docs/procfile.md).
-    Relative paths are made absolute against ``base_dir`` (default: the current directory).
-    ``env_defaults`` (a top-level ``env_file``'s variables) go to every daemon, under its own.
+    a list mixing lines and dicts carrying ``name``, the path of a uWSGI config file
+    (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``; docs/uwsgi-files.md), or the path of a
+    Procfile (docs/procfile.md). Relative paths are made absolute against ``base_dir`` (default:
+    the current directory). ``env_defaults`` (a top-level ``env_file``'s variables) go to every
+    daemon, under its own.
     """
     problems: list[Problem] = []
     base = os.path.abspath(base_dir if base_dir is not None else os.getcwd())
-    if isinstance(decls, (str, os.PathLike)) and procfile.is_procfile(os.fspath(decls)):
+    shared: dict[str, object] = {}  # what a uWSGI file gives all its daemons: env, cwd
+    file_notes: list[Problem] = []
+    if isinstance(decls, (str, os.PathLike)) and is_uwsgi_file(os.fspath(decls)):
+        found = read_file(os.fspath(decls), base)
+        problems += found.problems
+        decls, file_notes, base = found.lines, found.notes, found.cwd or base
+        shared = {k: v for k, v in (("env", found.env), ("cwd", found.cwd)) if v}
+    elif isinstance(decls, (str, os.PathLike)) and procfile.is_procfile(os.fspath(decls)):
         decls, env_defaults = procfile.read_declarations(os.fspath(decls), base, problems)
     entries = _entries(decls, leader_backend, source)
     specs: list[DaemonSpec] = []
@@ -122,7 +133,7 @@ def parse_declarations(
         problems += _name_problems(entry, seen) + entry.pending
         if entry.decl is not None:
             ctx = Context(entry.name, base, leader_backend, entry.from_line)
-            spec, graph[entry.name] = _spec(entry.decl, ctx, problems, env_defaults or {})
+            spec, graph[entry.name] = _spec({**shared, **entry.decl}, ctx, problems, env_defaults or {})
             if spec and entry.notes:  # shown by check_specs, named as the daemon finally is
                 notes = tuple(dataclasses.replace(p, daemon=entry.name) for p in entry.notes)
                 spec = dataclasses.replace(spec, extra={**spec.extra, "notes": notes})
@@ -130,6 +141,10 @@ def parse_declarations(
     problems += _dependency_problems(graph, {e.name for e in entries if e.name})
     if problems:
         raise ConfigError(problems, source)
+    if file_notes and specs:  # a uWSGI file's own notes (W007, W008), shown once by check_specs
+        first = specs[0]
+        notes = (*file_notes, *first.extra.get("notes", ()))
+        specs[0] = dataclasses.replace(first, extra={**first.extra, "notes": notes})
     return tuple(specs)
 
 
@@ -146,7 +161,11 @@ def _entries(decls: object, leader_backend: str, source: str) -> list[_Entry]:
         _name_lines(entries)
         return entries
     shape = "a mapping of name -> declaration, or a list of uWSGI lines"
-    hint = "wrap a single uWSGI line in a list" if isinstance(decls, str) else None
+    hint = (
+        "wrap a single uWSGI line in a list, or name a uWSGI file (.ini, .yaml, .json)"
+        if isinstance(decls, str)
+        else None
+    )
     raise ConfigError([Problem(f"must be {shape}, not {type_name(decls)}", hint=hint)], source)
 
 

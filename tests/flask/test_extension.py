@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,16 @@ def test_init_app__attach_daemons_names_a_procfile_relative_to_root_path(
     gone.config["ATTACH_DAEMONS"] = "Procfile"
     with pytest.raises(ConfigError, match=r"cannot read the Procfile .*/gone/Procfile"):
         AttachDaemons(gone)
+
+
+def test_init_app__attach_daemons_names_a_uwsgi_ini(tmp_path: Path) -> None:
+    """ATTACH_DAEMONS = "uwsgi.ini" (docs/uwsgi-files.md), relative to the app's root_path."""
+    shutil.copyfile(
+        Path(__file__).resolve().parent.parent / "corpus" / "ini" / "tcs-uwsgi-redis.ini",
+        tmp_path / "uwsgi.ini",
+    )
+    app = Flask("ini", root_path=str(tmp_path))
+    app.config.update(ATTACH_DAEMONS="uwsgi.ini")
+    AttachDaemons(app)
+    (spec,) = state_of(app).declared.specs
+    assert spec.pidfile == f"{tmp_path}/redis.pid" and spec.command[0].endswith("redis-server")
