@@ -1,6 +1,6 @@
 """The ``attachdaemon`` console script (``python -m attachdaemon_core``) for a TOML file of
-declarations or a uWSGI config file (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``),
-told apart by the file's suffix (docs/uwsgi-files.md).
+declarations, a uWSGI config file (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``;
+docs/uwsgi-files.md) or a Procfile (docs/procfile.md), told apart by the file's name.
 
 Imports stay inside the functions: ``status`` (the command scripts and probes call often) is
 answered with the control client alone, and ``run`` loads what it needs once it needs it.
@@ -31,7 +31,8 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
         "--config",
         default=default,
         help=(
-            "TOML file with [daemons.NAME] tables, or a uWSGI config file (uwsgi.ini[:section], .yaml, .json)"
+            "TOML file with [daemons.NAME] tables, a uWSGI config file (uwsgi.ini[:section], .yaml, .json)"
+            " or a Procfile"
             f" (default: $ATTACHDAEMON_CONFIG or ./{DEFAULT_CONFIG})"
         ),
     )
@@ -44,7 +45,7 @@ def _runtime_dir(config: str) -> str:
     from attachdaemon_core.hosts import runtime
 
     path = os.path.abspath(config)
-    if _is_uwsgi_file(path):  # derived from the file and section
+    if _is_uwsgi_file(path) or _is_procfile(path):  # derived from the file (and section)
         return runtime.runtime_dir_for(path)
     from attachdaemon_core.spec.config_file import read_runtime_dir
 
@@ -59,12 +60,22 @@ def _is_uwsgi_file(path: str) -> bool:
     return is_uwsgi_file(path)
 
 
+def _is_procfile(path: str) -> bool:
+    if path.endswith(".toml"):  # the common case, without importing the Procfile reader
+        return False
+    from attachdaemon_core.spec.procfile import is_procfile
+
+    return is_procfile(path)
+
+
 def _context(args: argparse.Namespace) -> Context:
     from attachdaemon_core.hosts.commands import Context
     from attachdaemon_core.spec.checks import check_specs
     from attachdaemon_core.spec.config_file import FileConfig, load_toml
 
     path = os.path.abspath(args.config)
+    if _is_procfile(path):
+        return _procfile_context(path)
     if _is_uwsgi_file(path):
         return _uwsgi_context(path)
     read_first: list[FileConfig] = []  # ``run``: the file as read for wait_ready serves the first load too
@@ -83,6 +94,19 @@ def _context(args: argparse.Namespace) -> Context:
         warnings=check_specs,
         wait_ready=wait,
     )
+
+
+def _procfile_context(path: str) -> Context:
+    """A Procfile (docs/procfile.md): its lines run in its directory; the runtime directory is
+    derived from the file, as for a TOML file."""
+    from attachdaemon_core.hosts.commands import Context
+    from attachdaemon_core.spec.checks import check_specs
+    from attachdaemon_core.spec.declarations import parse_declarations
+
+    def load() -> tuple:  # type: ignore[type-arg]
+        return parse_declarations(path, base_dir=os.path.dirname(path), source=path)
+
+    return Context(runtime_dir=_runtime_dir(path), load=load, source=path, warnings=check_specs)
 
 
 def _uwsgi_context(spec: str) -> Context:

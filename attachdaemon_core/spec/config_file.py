@@ -1,8 +1,9 @@
 """A TOML file of declarations (``attachdaemon --config FILE.toml``), validated like settings.
 
-``[daemons.NAME]`` tables and a top-level ``uwsgi = [...]`` list of uWSGI lines are merged; plain
-top-level keys carry the settings (docs/declarations.md, "Host settings"): ``runtime_dir``,
-``wait_ready``, ``leader_backend``, ``autostart``. Relative paths are taken against the file's
+``[daemons.NAME]`` tables and a top-level ``uwsgi = [...]`` list of uWSGI lines are merged; a
+top-level ``env_file`` gives every daemon its variables; plain top-level keys carry the settings
+(docs/declarations.md, "Host settings"): ``runtime_dir``, ``wait_ready``, ``leader_backend``,
+``autostart``. Relative paths are taken against the file's
 directory. Every problem, including a TOML syntax error, comes back as one ConfigError naming the
 file.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from attachdaemon_core.spec import host_settings
 from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.envfile import env_file_paths, read_env_files
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
 
@@ -28,7 +30,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["TOP_LEVEL_KEYS", "FileConfig", "load_toml", "read_runtime_dir"]
 
-TOP_LEVEL_KEYS = ("daemons", "uwsgi", *host_settings.TOML.keys.values())
+TOP_LEVEL_KEYS = ("daemons", "uwsgi", "env_file", *host_settings.TOML.keys.values())
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,12 @@ def load_toml(path: str) -> FileConfig:
     except ConfigError as exc:
         problems += exc.problems
     items = _items(data, problems)
+    env = _env_file(data, base, problems)
     specs: tuple[DaemonSpec, ...] = ()
     try:
-        specs = parse_declarations(items, base_dir=base, source=path, leader_backend=settings.leader_backend)
+        specs = parse_declarations(
+            items, base_dir=base, source=path, leader_backend=settings.leader_backend, env_defaults=env
+        )
     except ConfigError as exc:
         problems += exc.problems
     if problems:
@@ -118,6 +123,20 @@ def _unknown_keys(data: Mapping[str, Any]) -> list[Problem]:
             hint = did_you_mean(spelled, TOP_LEVEL_KEYS)
             problems.append(Problem("unknown top-level key", key=key, hint=hint))
     return problems
+
+
+def _env_file(data: Mapping[str, Any], base: str, problems: list[Problem]) -> dict[str, str]:
+    """A top-level ``env_file``: its variables go to every daemon, under each one's own
+    ``env_file`` and ``env`` (docs/declarations.md, "Env files")."""
+    if "env_file" not in data:
+        return {}
+    paths = env_file_paths(data["env_file"], base)
+    if paths is None:
+        problems.append(Problem("must be a path or a list of paths", key="env_file"))
+        return {}
+    values, errors = read_env_files(paths)
+    problems += [Problem(e.message, key="env_file", hint=e.hint) for e in errors]
+    return values
 
 
 def _items(data: Mapping[str, Any], problems: list[Problem]) -> list[object]:

@@ -3,6 +3,7 @@ normalised, or raises :class:`Invalid` naming the problem and the fix (docs/decl
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import re
@@ -25,11 +26,6 @@ LOCK_RE = re.compile(r"[A-Za-z0-9_.:@-]+\Z")
 ENV_NAME_RE = re.compile(r"[^=\0]+\Z")
 LEADER_STOP_TIMEOUT = 4.0
 MAX_SECONDS = 10**9  # about 31 years: larger durations are typos (and may not fit a float)
-
-
-if sys.platform != "win32":
-    import grp
-    import pwd
 
 
 class Invalid(Exception):
@@ -354,6 +350,7 @@ CONVERTERS: dict[str, Converter] = {
     "reload_stop_signal": _optional_signal,
     "touch": _paths,
     "env": _env,
+    "env_file": _paths,
     "env_clear": _bool,
     "env_keep": _env_names,
     "cwd": _path,

@@ -20,7 +20,7 @@ from typing import Any
 
 from attachdaemon_core.leader.rules import backend_problem as leader_backend_problem
 from attachdaemon_core.leader.rules import check_arithmetic
-from attachdaemon_core.spec import limits, self_report
+from attachdaemon_core.spec import limits, procfile, self_report
 from attachdaemon_core.spec.checks import check_specs
 from attachdaemon_core.spec.converters import CONVERTERS as KEY_CONVERTERS
 from attachdaemon_core.spec.converters import (
@@ -32,6 +32,7 @@ from attachdaemon_core.spec.converters import (
     type_name,
 )
 from attachdaemon_core.spec.dependencies import convert_depends_on, dependency_problems, split_dependencies
+from attachdaemon_core.spec.envfile import read_env_files
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Dependency, LeaderSpec, Problem, ReadyProbe
 from attachdaemon_core.spec.oneshots import after_line_hooks, oneshot_defaults, oneshot_problems
@@ -108,13 +109,16 @@ def parse_declarations(
     base_dir: str | None = None,
     source: str = "ATTACH_DAEMONS",
     leader_backend: str = "file",
+    env_defaults: Mapping[str, str] | None = None,
 ) -> tuple[DaemonSpec, ...]:
     """Validate declarations into specs, in order, or raise one ConfigError with every problem.
 
     ``decls`` is a mapping name -> declaration (a dict or one uWSGI line), a list of uWSGI lines,
-    a list mixing lines and dicts carrying ``name``, or the path of a uWSGI config file
-    (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``; docs/uwsgi-files.md). Relative
-    paths are made absolute against ``base_dir`` (default: the current directory).
+    a list mixing lines and dicts carrying ``name``, the path of a uWSGI config file
+    (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``; docs/uwsgi-files.md), or the path of a
+    Procfile (docs/procfile.md). Relative paths are made absolute against ``base_dir`` (default:
+    the current directory). ``env_defaults`` (a top-level ``env_file``'s variables) go to every
+    daemon, under its own.
     """
     problems: list[Problem] = []
     base = os.path.abspath(base_dir if base_dir is not None else os.getcwd())
@@ -125,6 +129,8 @@ def parse_declarations(
         problems += found.problems
         decls, file_notes, base = found.lines, found.notes, found.cwd or base
         shared = {k: v for k, v in (("env", found.env), ("cwd", found.cwd)) if v}
+    elif isinstance(decls, (str, os.PathLike)) and procfile.is_procfile(os.fspath(decls)):
+        decls, env_defaults = procfile.read_declarations(os.fspath(decls), base, problems)
     entries = _entries(decls, leader_backend, source)
     specs: list[DaemonSpec] = []
     graph: dict[str, tuple[Dependency, ...]] = {}  # name -> depends_on, also for failed declarations
@@ -133,7 +139,7 @@ def parse_declarations(
         problems += _name_problems(entry, seen) + entry.pending
         if entry.decl is not None:
             ctx = Context(entry.name, base, leader_backend, entry.from_line)
-            spec, graph[entry.name] = _spec({**shared, **entry.decl}, ctx, problems)
+            spec, graph[entry.name] = _spec({**shared, **entry.decl}, ctx, problems, env_defaults or {})
             if spec and entry.notes:  # shown by check_specs, named as the daemon finally is
                 notes = tuple(dataclasses.replace(p, daemon=entry.name) for p in entry.notes)
                 spec = dataclasses.replace(spec, extra={**spec.extra, "notes": notes})
@@ -239,7 +245,7 @@ def _name_problems(entry: _Entry, seen: set[str]) -> list[Problem]:
 
 
 def _spec(
-    decl: Mapping[Any, object], ctx: Context, problems: list[Problem]
+    decl: Mapping[Any, object], ctx: Context, problems: list[Problem], env_defaults: Mapping[str, str]
 ) -> tuple[DaemonSpec | None, tuple[Dependency, ...]]:
     """Convert every key, apply the rules tying keys together, build the spec; also its depends_on."""
     own: list[tuple[str, str, str | None, str]] = []  # key, message, hint, code
@@ -254,6 +260,10 @@ def _spec(
             own.append((str(key), exc.message, exc.hint, exc.code))
     if "command" not in decl:
         own.append(("command", "is required", None, "E001"))
+    if env_defaults or "env_file" in fields:  # docs/declarations.md, "Env files": env wins
+        from_files, errors = read_env_files(fields.pop("env_file", ()))
+        own += [("env_file", e.message, e.hint, "E001") for e in errors]
+        fields["env"] = tuple(sorted({**env_defaults, **from_files, **dict(fields.get("env", ()))}.items()))
     bad = {o[0] for o in own}
     own += [(k, m, h, "E001") for k, m, h in _combined(fields, bad) + oneshot_problems(decl, fields, bad)]
     problems += [Problem(m, daemon=ctx.name, key=k, hint=h, code=c) for k, m, h, c in own]

@@ -112,6 +112,19 @@ def test_autostart__the_environment_variable_wins_over_the_setting(
         assert startup.should_start() is starts
 
 
+def test_conf__attach_daemons_names_a_procfile_relative_to_base_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/procfile.md: ``ATTACH_DAEMONS = "Procfile.dev"``, its lines and its .env."""
+    monkeypatch.delenv("PORT", raising=False)
+    (tmp_path / "Procfile.dev").write_text("worker: celery -A mysite worker\nbeat: celery -A mysite beat\n")
+    (tmp_path / ".env").write_text("DJANGO_DEBUG=1\n")
+    with override_settings(ATTACH_DAEMONS="Procfile.dev", BASE_DIR=tmp_path):
+        worker, beat = conf.specs()
+    assert worker.command == ("celery", "-A", "mysite", "worker") and worker.cwd == str(tmp_path)
+    assert dict(beat.env) == {"DJANGO_DEBUG": "1", "PORT": "5100"}
+
+
 def test_attach_daemons_names_a_uwsgi_ini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ATTACH_DAEMONS = "uwsgi.ini" (docs/uwsgi-files.md): relative to BASE_DIR; the checks show
     uWSGI's keys ignored (W007) once, and its cron line is a job, not a W008."""

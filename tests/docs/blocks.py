@@ -65,6 +65,7 @@ from attachdaemon_core.control import client
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.spec.config_file import load_toml
 from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.procfile import is_procfile
 from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
 from tests.docs.project import Project, all_running_and_ready, missing_programs
 from tests.helpers.harness import wait_for
@@ -443,9 +444,10 @@ def _configs(commands: list[Command]) -> list[str]:
 
 
 def _config_specs(path: Path) -> tuple[Any, ...]:
-    """The specs of a ``-c`` file: a TOML file, or a uWSGI file read from its directory."""
-    if is_uwsgi_file(str(path)):
-        return parse_declarations(str(path), base_dir=str(path.parent))
+    """The specs of a ``-c`` file: a TOML file, a uWSGI file read from its directory, or a Procfile
+    (docs/procfile.md)."""
+    if is_uwsgi_file(str(path)) or is_procfile(str(path)):
+        return parse_declarations(str(path), base_dir=str(path.parent), source=str(path))
     return load_toml(str(path)).specs
 
 

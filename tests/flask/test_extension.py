@@ -104,6 +104,27 @@ def test_autostart__bad_environment_variable__nothing_started_and_said(
     assert "ATTACH_DAEMONS_AUTOSTART='maybe' is not one of" in capsys.readouterr().err
 
 
+def test_init_app__attach_daemons_names_a_procfile_relative_to_root_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/procfile.md: ``app.config["ATTACH_DAEMONS"] = "Procfile"``, a missing one named."""
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("ATTACH_DAEMONS_RUNTIME_DIR", raising=False)
+    (tmp_path / "Procfile").write_text("web: gunicorn app:app\nworker: rq worker\n")
+    app = Flask("procfile_app", root_path=str(tmp_path))
+    app.config["ATTACH_DAEMONS"] = "Procfile"
+    AttachDaemons(app)
+    specs = state_of(app).declared.specs
+    assert [(s.name, s.command, dict(s.env)["PORT"]) for s in specs] == [
+        ("web", ("gunicorn", "app:app"), "5000"),
+        ("worker", ("rq", "worker"), "5100"),
+    ]
+    gone = Flask("gone", root_path=str(tmp_path / "gone"))
+    gone.config["ATTACH_DAEMONS"] = "Procfile"
+    with pytest.raises(ConfigError, match=r"cannot read the Procfile .*/gone/Procfile"):
+        AttachDaemons(gone)
+
+
 def test_init_app__attach_daemons_names_a_uwsgi_ini(tmp_path: Path) -> None:
     """ATTACH_DAEMONS = "uwsgi.ini" (docs/uwsgi-files.md), relative to the app's root_path."""
     shutil.copyfile(
