@@ -19,7 +19,6 @@ MAX_LINES = 400
 # packages). Remove an entry when its module is split: an entry whose module is back within
 # MAX_LINES, or gone, is itself an error, so this list only ever shrinks.
 ALLOWED = {
-    "attachdaemon_core/engine/supervisor.py": "engine: loop, wiring, verbs",
     "attachdaemon_core/spec/uwsgi_lines.py": "spec: the attach-daemon family's grammar",
 }
 

@@ -1,9 +1,9 @@
 """Every verb in one table: its name, whether it only reads, its typed arguments and its CLI help.
 
 The protocol checks incoming requests against it (:func:`check_args`), the control server takes
-its read-only set from it, the supervisor dispatches through it (``Supervisor.verb_<name>``),
-and every command line (``attachdaemon``, ``manage.py daemons``, ``flask daemons``) builds its
-subcommands and help from it (:func:`add_cli_verbs`).
+its read-only set from it, the supervisor dispatches through it (``ControlAnswers.verb_<name>``
+in engine/verbs.py), and every command line (``attachdaemon``, ``manage.py daemons``,
+``flask daemons``) builds its subcommands and help from it (:func:`add_cli_verbs`).
 
 Some verbs are only sent by hosts (``reload``, ``add-owner``…: no ``help``, no subcommand);
 some are only commands (``check``, ``run``: ``control=False``, never sent to a supervisor).
@@ -77,7 +77,7 @@ class Verb:
 
     @property
     def method(self) -> str:
-        """The Supervisor method that answers it."""
+        """The ``ControlAnswers`` method that answers it (engine/verbs.py)."""
         return "verb_" + self.name.replace("-", "_")
 
     @property

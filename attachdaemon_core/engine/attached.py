@@ -81,6 +81,12 @@ class AttachedRunner:
             self.stop_progress(d)
             return
         started_ticks = self.sessions.get(pid, 0)  # its /proc start time, in ticks
+        ran = self.clock() - d.started_mono if d.started_mono is not None else 0.0
+        # A quick exit 0 that leaves a child of the daemon in its session caught a daemonizing
+        # command between its fork and its setsid: the same signature as a copy that got out.
+        forked = (
+            self._forked_in_session(started_ticks, pid) if status.success and ran < d.spec.min_uptime else []
+        )
         # Anything its session still holds is an orphan in the making. Its own process group
         # (one syscall to test) is ended now, before the restart; other groups of the session,
         # rare, are swept right after the restart, the session still recorded for the guard.
@@ -90,8 +96,8 @@ class AttachedRunner:
             self.timers.call_later(0.0, functools.partial(self._sweep_session, d.name, pid))
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
         escaped = self._escaped_orphans(started_ticks, pid) if status.success else []
-        if escaped:
-            self._daemonized_while_attached(d, escaped)
+        if escaped or forked:
+            self._daemonized_while_attached(d, escaped, forked)
             return
         self.settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")
 
@@ -100,6 +106,18 @@ class AttachedRunner:
         if leftover:
             log.info("daemon %r left %d process(es) in its session; killed", name, leftover)
         self.forget_session(sid)
+
+    def _forked_in_session(self, since_ticks: int, sid: int) -> list[proc.Stat]:
+        """Processes still in session ``sid``, handed to us when the daemon exited (their parent
+        was the daemon), started no earlier than it: what a daemonizing fork leaves before its
+        setsid. Read before the session is swept."""
+        me = self.os.getpid()
+        found = []
+        for pid in self.os.session_members(sid):
+            st = self.os.stat(pid)
+            if st is not None and st.ppid == me and st.starttime >= since_ticks and pid != sid:
+                found.append(st)
+        return found
 
     def _escaped_orphans(self, since_ticks: int, sid: int) -> list[proc.Stat]:
         """Processes handed to us (as subreaper) that started no earlier than the daemon did
@@ -118,10 +136,14 @@ class AttachedRunner:
                 found.append(st)
         return found
 
-    def _daemonized_while_attached(self, d: Daemon, escaped: list[proc.Stat]) -> None:
+    def _daemonized_while_attached(
+        self, d: Daemon, escaped: list[proc.Stat], forked: list[proc.Stat]
+    ) -> None:
         """An attached daemon exited 0 leaving a background copy: it daemonizes itself. Restarting
-        it would start a second copy each time, so end the copy and stop here, saying why."""
-        names = ", ".join(f"pid {st.pid} ({st.comm})" for st in escaped)
+        it would start a second copy each time, so end the copy and stop here, saying why. Copies
+        still in its session (``forked``) were ended with the session; ``escaped`` ones are
+        stopped here."""
+        names = ", ".join(f"pid {st.pid} ({st.comm})" for st in [*forked, *escaped])
         d.error = (
             f"exited at once leaving {names} running in the background: the command daemonizes "
             "itself. Keep it in the foreground (e.g. redis-server --daemonize no), or declare its "

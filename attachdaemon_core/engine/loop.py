@@ -1,10 +1,15 @@
-"""Timers for the supervisor's selector loop: a heap, no periodic tick."""
+"""For the supervisor's selector loop: timers (a heap, no periodic tick) and signals heard
+through a wake-up fd (acted on in the loop, never in the handler)."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
-from collections.abc import Callable
+import os
+import selectors
+import signal
+from collections.abc import Callable, Iterable
 
 
 class Timer:
@@ -52,3 +57,32 @@ class Timers:
 
     def __len__(self) -> int:
         return sum(1 for _, _, t in self._heap if not t.cancelled)
+
+
+class SignalWake:
+    """Signals the loop acts on: the handler only notes the signal, and the wake-up fd
+    (``signal.set_wakeup_fd``) makes the selector return so the loop calls ``on_signal``."""
+
+    def __init__(self, selector: selectors.BaseSelector, on_signal: Callable[[int], None]) -> None:
+        self.selector = selector
+        self.on_signal = on_signal
+        self.fd = -1
+        self.pending: list[int] = []
+
+    def install(self, signals: Iterable[int]) -> None:
+        self.fd, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in signals:
+            signal.signal(sig, self._note)
+        self.selector.register(self.fd, selectors.EVENT_READ, self._woken)
+
+    def _note(self, signum: int, _frame: object) -> None:
+        self.pending.append(signum)
+
+    def _woken(self, _mask: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.fd, 4096):
+                pass
+        pending, self.pending = self.pending, []
+        for sig in pending:
+            self.on_signal(sig)

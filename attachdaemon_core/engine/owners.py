@@ -7,14 +7,16 @@ Composed into the supervisor: it receives the objects and callbacks it needs, no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import selectors
+import signal
 from collections.abc import Callable
 from typing import Any
 
 from attachdaemon_core.control.server import CommandError
-from attachdaemon_core.engine.loop import Timers
+from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.os_seam import RealOS
 
 log = logging.getLogger("attachdaemon")
@@ -57,6 +59,26 @@ class Owners:
         self.save_state = save_state
         self.by_pid: dict[int, Owner] = {}
         self.seq = 0
+        self._no_owner_timer: Timer | None = None
+
+    def expect_first(self, grace: float, on_none: Callable[[], None]) -> None:
+        """A fresh supervisor with no owner: call ``on_none`` if none joins within ``grace`` seconds."""
+        if self.by_pid:
+            return
+
+        def none_joined() -> None:
+            self._no_owner_timer = None
+            if not self.by_pid:
+                log.info("no owner registered in %.0fs; exiting", grace)
+                on_none()
+
+        self._no_owner_timer = self.timers.call_later(grace, none_joined)
+
+    def shut_down(self) -> None:
+        """Ask every owner to shut the server down (SIGTERM; a control daemon gave up)."""
+        for owner in list(self.by_pid.values()):
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(owner.pidfd, signal.SIGTERM)
 
     def newest(self) -> Owner:
         return max(self.by_pid.values(), key=lambda o: o.seq)
@@ -93,6 +115,9 @@ class Owners:
         # the host's on_starting is not held while daemons are spawned.
         self.timers.call_later(0.0, functools.partial(self.apply, decl, reload=reload and not first))
         self.save_state()
+        if self._no_owner_timer is not None:
+            self._no_owner_timer.cancel()
+            self._no_owner_timer = None
         return first
 
     def reload(self, ident: dict[str, Any], decl: dict[str, Any], policies: bool) -> bool:

@@ -77,6 +77,16 @@ class RuntimeDir:
             open_for_traversal(self.path)
             os.chmod(self.control.path, 0o666)  # noqa: S103 - who may talk is decided by SO_PEERCRED
 
+    def sweep_control(self, now: float) -> None:
+        """Close the control connections idle too long; listen again if the socket file vanished."""
+        self.control.sweep(now)
+        if self.control.socket_missing():
+            log.warning("control socket vanished; listening again")
+            with contextlib.suppress(OSError):
+                os.makedirs(self.path, mode=0o700, exist_ok=True)
+                self.control.close()
+                self.control.listen()
+
     def recover(self, write_state: Callable[[], None]) -> None:
         """logind (or a cleaner) removed our runtime directory: recreate it, its lock and socket."""
         # Its log too: a removal in progress (logind's, rm -r) may take the log after a first recovery

@@ -1,5 +1,5 @@
-"""The supervisor's own files: the state file a respawned supervisor takes back, written
-atomically, and its log (stderr and ``supervisor.log``)."""
+"""The supervisor's own files: the state file a respawned supervisor takes back (``StateFile``),
+written atomically, and its log (stderr and ``supervisor.log``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from attachdaemon_core.engine.logs import private_file
 from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.osproc import proc
 
 log = logging.getLogger("attachdaemon")
@@ -58,6 +60,66 @@ def empty_previous_sessions(state: dict[str, Any], os_: RealOS) -> None:
             n = os_.kill_session(int(sid))
             if n:
                 log.info("emptied session %d of a previous supervisor's daemon (%d killed)", sid, n)
+
+
+class StateFile:
+    """What a respawned supervisor takes back: its owners, the daemons held by command, the
+    attached sessions to empty and the smart daemons its launches produced. Marked stale by
+    ``save`` whenever one changes; the loop writes it once per turn (after that turn's spawns)."""
+
+    def __init__(
+        self,
+        runtime_dir: str,
+        *,
+        os: RealOS,
+        owners: Owners,
+        held: set[str],
+        attached_sessions: Mapping[int, int],
+        smart_known: MutableMapping[str, tuple[int, int]],
+        final: Callable[[], bool],
+    ) -> None:
+        self.runtime_dir = runtime_dir
+        self.os = os
+        self.owners = owners
+        self.held = held  # (these containers are shared with the parts: changed in place)
+        self.attached_sessions = attached_sessions
+        self.smart_known = smart_known
+        self.final = final
+        self.dirty = False
+
+    def save(self) -> None:
+        """Mark the state file stale."""
+        self.dirty = True
+
+    def write(self) -> None:
+        self.dirty = False
+        state = {
+            "boot_id": proc.boot_id(),
+            "owners": self.owners.records(),
+            "held": sorted(self.held),
+            "attached_sessions": [[sid, st] for sid, st in self.attached_sessions.items()],
+            "smart": [[path, pid, st] for path, (pid, st) in self.smart_known.items()],
+            "final": self.final(),
+        }
+        with contextlib.suppress(OSError):
+            atomic_json(os.path.join(self.runtime_dir, STATE_FILE), state)
+
+    def restore(self) -> None:
+        """After a crash: empty recorded attached sessions, take back live owners and their daemons."""
+        state = read_previous(self.runtime_dir)
+        if state is None:
+            return
+        empty_previous_sessions(state, self.os)
+        self.held.clear()
+        self.held.update(state.get("held", []))
+        with contextlib.suppress(TypeError, ValueError):  # smart daemons our launches produced
+            known = {str(p): (int(pid), int(st)) for p, pid, st in state.get("smart", [])}
+            self.smart_known.clear()
+            self.smart_known.update(known)
+        if state.get("final"):
+            return
+        self.owners.take_back(state.get("owners", []))
+        self.save()
 
 
 def configure_logging(runtime_dir: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from attachdaemon_core.control import client, protocol, server, verbs
 from attachdaemon_core.control.protocol import ProtocolError, decode_request
-from attachdaemon_core.engine.supervisor import Supervisor
+from attachdaemon_core.engine.verbs import ControlAnswers
 from attachdaemon_core.hosts import cli, commands
 
 OWNER = {"pid": 1, "starttime": 2}
@@ -41,12 +41,11 @@ def test_the_read_only_set_comes_from_the_registry() -> None:
     assert protocol.VERBS == verbs.CONTROL_VERBS == {v.name for v in verbs.VERBS.values() if v.control}
 
 
-def test_every_control_verb_is_answered_by_a_supervisor_method_and_no_other_is() -> None:
+def test_every_control_verb_is_answered_by_a_control_answers_method_and_no_other_is() -> None:
     for verb in verbs.VERBS.values():
-        assert hasattr(Supervisor, verb.method) == verb.control, verb.name
-    assert not [
-        m for m in vars(Supervisor) if m.startswith("verb_") and m[5:].replace("_", "-") not in verbs.VERBS
-    ]
+        assert hasattr(ControlAnswers, verb.method) == verb.control, verb.name
+    answers = vars(ControlAnswers)
+    assert not [m for m in answers if m.startswith("verb_") and m[5:].replace("_", "-") not in verbs.VERBS]
 
 
 @pytest.mark.parametrize("verb", sorted(verbs.CONTROL_VERBS))

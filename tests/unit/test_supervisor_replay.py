@@ -110,7 +110,7 @@ def test_replayed_history__declare_crash_backoff_reload_stop(
     sup: tuple[Supervisor, FakeOS, FakeClock],
 ) -> None:
     s, fake, clock = sup
-    s.add_owner({"pid": OWNER}, decl("web", "worker"))
+    s.answers.add_owner({"pid": OWNER}, decl("web", "worker"))
     s.timers.run_due()  # the declarations apply right after the answer
     assert fake.calls == [("spawn", "web", 5001), ("spawn", "worker", 5002)]
     assert s.daemons["worker"].state == State.RUNNING
@@ -136,7 +136,7 @@ def test_replayed_history__declare_crash_backoff_reload_stop(
 
     # a reload that no longer declares web: web is stopped, worker left as it is (no policy)
     fake.calls.clear()
-    s.reload_owner({"pid": OWNER}, decl("worker"), policies=False)
+    s.answers.reload_owner({"pid": OWNER}, decl("worker"), policies=False)
     assert fake.calls == [("signal", "web", 5001, "SIGTERM")]
     fake.exit(5001, sig=signal.SIGTERM)
     s._reap()
@@ -144,7 +144,7 @@ def test_replayed_history__declare_crash_backoff_reload_stop(
 
     # the owner goes: the final stop stops worker, and the supervisor may exit once it is gone
     fake.calls.clear()
-    s.remove_owner(OWNER, why="exited")
+    s.answers.remove_owner(OWNER, why="exited")
     assert fake.calls == [("signal", "worker", 5004, "SIGTERM")]
     assert not s.exiting
     fake.exit(5004, sig=signal.SIGTERM)
@@ -157,7 +157,7 @@ def test_replayed_history__a_stop_that_is_ignored_escalates_to_sigkill_on_time(
     sup: tuple[Supervisor, FakeOS, FakeClock],
 ) -> None:
     s, fake, clock = sup
-    s.add_owner({"pid": OWNER}, decl("stubborn"))
+    s.answers.add_owner({"pid": OWNER}, decl("stubborn"))
     s.timers.run_due()
     fake.calls.clear()
     s.stop(s.daemons["stubborn"])
@@ -184,12 +184,12 @@ def test_replayed_history__dependency_gate_and_reload_policies(
         {"name": "web", "command": ["web"], "log": "raw", "depends_on": ["db"], "on_reload": "restart"},
         {"name": "db", "command": ["db"], "log": "raw", "on_reload": "signal"},
     ]
-    s.add_owner({"pid": OWNER}, {"specs": specs, "env": {}})
+    s.answers.add_owner({"pid": OWNER}, {"specs": specs, "env": {}})
     s.timers.run_due()
     assert fake.calls == [("spawn", "db", 5001), ("spawn", "web", 5002)]
 
     fake.calls.clear()
-    s.reload_owner({"pid": OWNER}, {"specs": specs, "env": {}}, policies=True)
+    s.answers.reload_owner({"pid": OWNER}, {"specs": specs, "env": {}}, policies=True)
     assert fake.calls == [("signal", "web", 5002, "SIGTERM"), ("signal", "db", 5001, "SIGHUP")]
     fake.exit(5002, sig=signal.SIGTERM)
     s._reap()
