@@ -24,6 +24,7 @@ from attachdaemon_core.engine import launch_request, launches, watch
 from attachdaemon_core.engine.apply import Declarations
 from attachdaemon_core.engine.attached import AttachedRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
+from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leader_link import LeaderLink
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.logs import Capture, Output
@@ -86,6 +87,7 @@ class Supervisor:
         self.exiting = False
         self.exit_code = EXIT_OK
         self.started_at = time.time()
+        self.events = EventLog()  # the event stream (docs/monitoring.md); each Daemon tells it
         self.signals = SignalWake(self.selector, self._on_signal)
         self._sweep_timer: Timer | None = None
         self.watcher: watch.Watcher
@@ -196,6 +198,7 @@ class Supervisor:
             starter=self.starter,
             stop=self.stopper.stop,
             final=lambda: self.final,
+            events=self.events,
         )
         self.declarations = Declarations(
             self.daemons,
@@ -207,6 +210,7 @@ class Supervisor:
             smart=self.smart,
             leadership=self.leadership,
             changed=self.upkeep.declarations_changed,
+            events=self.events,
         )
         self.owner_set = Owners(
             os=os,
@@ -238,6 +242,7 @@ class Supervisor:
             clock=clock,
             save_state=self.save_state,
             about={"started_at": self.started_at, "respawns": respawns, "runtime_dir": runtime_dir},
+            events=self.events,
         )
 
     # ------------------------------------------------------------------ the composed parts' verbs

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.core.test_idle import context_switches
 from tests.helpers.harness import Sandbox, probe, wait_for
@@ -174,3 +176,18 @@ def test_events_without_a_supervisor_exit_4(tmp_path: Path) -> None:
         )
         assert out.returncode == 4, out
         assert "no supervisor answers" in out.stderr
+
+
+def test_log_format_json_makes_each_supervisor_log_line_an_object(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTACHDAEMON_LOG_FORMAT", "json")  # the server's environment
+    owner = sandbox.owner()
+    sandbox.join(owner, [DaemonSpec(name="a", command=probe(sandbox.events, "a"))])
+    pid = wait_for(lambda: sandbox.running("a"), 5, "a running")
+    sup = sandbox.supervisor_pid()
+    wait_for(lambda: f"daemon 'a' started (pid {pid})" in sandbox.log_text(), 5, "the start logged")
+    lines = [json.loads(line) for line in sandbox.log_text().splitlines()]
+    started = [x for x in lines if x["message"] == f"daemon 'a' started (pid {pid})"]
+    assert started and started[0]["level"] == "info" and started[0]["pid"] == sup
+    assert all(set(x) >= {"at", "level", "pid", "message"} for x in lines)
