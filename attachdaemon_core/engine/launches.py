@@ -1,6 +1,7 @@
 """What one launch of a smart daemon's command produced, and the per-user lock on its pidfile
 path: the launcher, its session, its descendants, whatever carries the daemon's marker and started
-since (all of it the daemon's, whatever its name). Functions of the daemon's record and /proc."""
+since (all of it the daemon's, whatever its name). Functions of the daemon's record and /proc, read
+through the OS seam they are given (``procs``: ``engine/os_seam.py``, or a test's fake)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,13 @@ def unlock_pidfile(d: Daemon) -> None:
         os.close(fd)
 
 
-def from_launch(d: Daemon, pid: int) -> bool:
+def from_launch(d: Daemon, pid: int, *, procs: proc.Live) -> bool:
     """Whether our latest launch of ``d`` produced ``pid``: the launcher itself, a process of
     its session or below it, or one carrying the daemon's marker, started since the launch."""
     launch = d.launch
     if launch is None or d.spec.pidfile is None:
         return False
-    st = proc.stat(pid)
+    st = procs.stat(pid)
     if st is None:
         return False
     if pid == launch.pid:
@@ -65,22 +66,22 @@ def from_launch(d: Daemon, pid: int) -> bool:
         return False
     return (
         st.sid == launch.pid
-        or proc.descends_from(pid, launch.pid)
-        or proc.has_env(pid, pidfile.marker(d.spec.pidfile))
+        or procs.descends_from(pid, launch.pid)
+        or procs.has_env(pid, pidfile.marker(d.spec.pidfile))
     )
 
 
-def leftovers(d: Daemon) -> list[int]:
+def leftovers(d: Daemon, *, procs: proc.Live) -> list[int]:
     """The live processes our latest launch of ``d`` produced, other than its verified pid."""
     launch = d.launch
     if launch is None or d.spec.pidfile is None:
         return []
     mark = pidfile.marker(d.spec.pidfile)
-    me = os.getpid()
+    me = procs.getpid()
     return [
         st.pid
-        for st in proc.started_since(launch.starttime)
-        if st.pid not in (me, d.pid) and (launch.pid in (st.sid, st.pid) or proc.has_env(st.pid, mark))
+        for st in procs.started_since(launch.starttime)
+        if st.pid not in (me, d.pid) and (launch.pid in (st.sid, st.pid) or procs.has_env(st.pid, mark))
     ]
 
 

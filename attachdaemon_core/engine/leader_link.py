@@ -16,9 +16,10 @@ from attachdaemon_core.engine import launch_request
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leadership import Leadership
+from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.starter import Starter
 from attachdaemon_core.engine.states import State
-from attachdaemon_core.osproc.spawn import SpawnError, environment_for, spawn
+from attachdaemon_core.osproc.spawn import SpawnError, environment_for
 
 log = logging.getLogger("attachdaemon")
 
@@ -32,6 +33,7 @@ class LeaderLink:
         *,
         held: set[str],
         env: Mapping[str, str],
+        os: RealOS,
         children: MutableMapping[int, Callable[[ExitStatus], None]],
         leadership: Leadership,
         starter: Starter,
@@ -42,6 +44,7 @@ class LeaderLink:
         self.daemons = daemons
         self.held = held  # names stopped by command: they do not lead until started again
         self.env = env
+        self.os = os  # a hook is started through the OS seam
         self.children = children
         self.leadership = leadership
         self.starter = starter
@@ -89,7 +92,7 @@ class LeaderLink:
             token = self.leadership.token(d.name)
             if token is not None:
                 env["ATTACHDAEMON_LEADER_TOKEN"] = str(token)
-            pid = spawn(launch_request.side_request(argv, d.spec, env, creds))
+            pid = self.os.spawn(launch_request.side_request(argv, d.spec, env, creds))
         except (KeyError, SpawnError) as exc:
             log.error("daemon %r: its %s hook could not start: %s", d.name, which, exc)
             return

@@ -27,7 +27,8 @@ from typing import Any
 
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.loop import Timer, Timers
-from attachdaemon_core.osproc.spawn import SpawnError, SpawnRequest, spawn
+from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.osproc.spawn import SpawnError, SpawnRequest
 
 log = logging.getLogger("attachdaemon")
 
@@ -85,6 +86,7 @@ class Leadership:
         selector: selectors.BaseSelector,
         timers: Timers,
         *,
+        os: RealOS,
         children: dict[int, Callable[[ExitStatus], None]],
         on_acquired: Callable[[str], None],
         on_lost: Callable[[str, str], None],
@@ -92,6 +94,7 @@ class Leadership:
     ) -> None:
         self.selector = selector
         self.timers = timers
+        self.os = os  # a holder is started through the OS seam
         self.children = children
         self.on_acquired = on_acquired
         self.on_lost = on_lost
@@ -109,7 +112,7 @@ class Leadership:
         restarts = self.restarts.get(d.name)
         if restarts is not None and restarts.timer is not None:
             return
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "daemon": d.name}
+        info = {"host": socket.gethostname(), "pid": self.os.getpid(), "daemon": d.name}
         argv = (
             sys.executable, "-m", "attachdaemon_core.leader", "hold",
             "--name", leader.lock,
@@ -124,7 +127,8 @@ class Leadership:
         ev_r, ev_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = spawn(SpawnRequest(argv=argv, env=env, stdin_fd=cmd_r, stdout_fd=ev_w, stderr_fd=err_w))
+            req = SpawnRequest(argv=argv, env=env, stdin_fd=cmd_r, stdout_fd=ev_w, stderr_fd=err_w)
+            pid = self.os.spawn(req)
         except SpawnError as exc:
             for fd in (cmd_r, cmd_w, ev_r, ev_w, err_r, err_w):
                 os.close(fd)

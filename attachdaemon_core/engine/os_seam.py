@@ -3,6 +3,13 @@ construct ``Supervisor(clock=fake, os=fake)`` and replay a history of events wit
 
 :class:`RealOS` is the default: each member is the real function itself (no wrapper, so the hot
 path pays one attribute lookup). A fake subclasses it and overrides what its test drives.
+
+What goes through it: every process the supervisor starts (daemons, smart launchers, probe
+commands, leader hooks, lock holders), every signal it sends, every wait, and every read of
+/proc, including the identity checks of a smart daemon's pidfile (``pidfile.verify`` and
+``launches`` take it as ``procs``). What does not: files (pidfiles, logs, the state file, the
+runtime directory and the per-user pidfile locks are real files; a test gives them a temporary
+directory), the loop's own pipes and selector, and the guard, a separate process.
 """
 
 from __future__ import annotations
@@ -35,12 +42,12 @@ def _spawn(req: SpawnRequest) -> int:
     return spawn(req)
 
 
-class RealOS:
-    """Processes, signals, pidfds and /proc reads, as the supervisor uses them."""
+class RealOS(proc.Live):
+    """Processes, signals, pidfds and /proc reads, as the supervisor uses them (the reads of
+    :class:`~attachdaemon_core.osproc.proc.Live`, and these)."""
 
     spawn = staticmethod(_spawn)
     reap_one = staticmethod(_reap_one)
-    stat = staticmethod(proc.stat)
     proc_pids = staticmethod(_proc_pids)
     session_members = staticmethod(proc.session_members)
     group_exists = staticmethod(proc.group_exists)
@@ -49,10 +56,6 @@ class RealOS:
     pidfd_open = staticmethod(proc.pidfd_open)
     pidfd_signal = staticmethod(proc.pidfd_signal)
     close = staticmethod(os.close)
-    getpid = staticmethod(os.getpid)
-    boot_seconds = staticmethod(proc.boot_seconds)
-    is_alive = staticmethod(proc.is_alive)
-    owner_uid = staticmethod(proc.owner_uid)
 
 
 REAL_OS = RealOS()

@@ -7,7 +7,6 @@ Composed into the supervisor: it receives the objects and callbacks it needs, no
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import selectors
@@ -77,8 +76,7 @@ class Owners:
     def shut_down(self) -> None:
         """Ask every owner to shut the server down (SIGTERM; a control daemon gave up)."""
         for owner in list(self.by_pid.values()):
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(owner.pidfd, signal.SIGTERM)
+            self.os.pidfd_signal(owner.pidfd, signal.SIGTERM)
 
     def newest(self) -> Owner:
         return max(self.by_pid.values(), key=lambda o: o.seq)

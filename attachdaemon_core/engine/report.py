@@ -1,11 +1,13 @@
 """What the supervisor reports about a daemon: the status JSON of docs/status-json.md and its last log lines.
 
-Pure functions of a daemon's record (plus /proc for resource use); the supervisor calls them
-when a ``status`` or ``logs`` request arrives.
+Pure functions of a daemon's record (plus its /proc stat for resource use, read through the
+``stat`` they are given: the OS seam's); the supervisor calls them when a ``status`` or ``logs``
+request arrives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from attachdaemon_core.engine.daemon import Daemon
@@ -15,11 +17,11 @@ from attachdaemon_core.osproc import proc
 RAW_NOTE = "log is 'raw': output is not captured"
 
 
-def sample_usage(d: Daemon, now: float) -> int | None:
+def sample_usage(d: Daemon, now: float, stat: Callable[[int], proc.Stat | None] = proc.stat) -> int | None:
     """Update ``d.cpu_percent`` (over at least 1 s since the previous sample); return its RSS."""
     if d.pid is None:
         return None
-    st = proc.stat(d.pid)
+    st = stat(d.pid)
     if st is None:
         return None
     if d.cpu_sample is None or d.cpu_sample[0] < now - 10:
@@ -32,10 +34,16 @@ def sample_usage(d: Daemon, now: float) -> int | None:
 
 
 def daemon_status(
-    d: Daemon, *, now: float, held: bool, error: str | None, leader: dict[str, Any] | None = None
+    d: Daemon,
+    *,
+    now: float,
+    held: bool,
+    error: str | None,
+    leader: dict[str, Any] | None = None,
+    stat: Callable[[int], proc.Stat | None] = proc.stat,
 ) -> dict[str, Any]:
     """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
-    rss = sample_usage(d, now)
+    rss = sample_usage(d, now, stat)
     last = d.last_exit
     running = d.pid is not None
     return {

@@ -55,7 +55,7 @@ class SmartRunner:
         kill_pid: Callable[[int, int], None],
         save_state: Callable[[], None],
     ) -> None:
-        self.os = os  # processes, pidfds, /proc reads (pidfile checks and launches read /proc directly)
+        self.os = os  # processes, pidfds, every /proc read (pidfile checks and launches too)
         self.clock = clock
         self.timers = timers
         self.selector = selector
@@ -141,7 +141,7 @@ class SmartRunner:
         try:
             os.makedirs(directory, mode=0o755)
             creds = None if d.spec.daemonize else self.credentials(d.spec)
-            if creds is not None and os.geteuid() == 0:
+            if creds is not None and self.os.geteuid() == 0:
                 os.chown(directory, creds.uid, creds.gid)
         except FileExistsError:
             if os.path.isdir(directory):
@@ -178,7 +178,7 @@ class SmartRunner:
             log.error("daemon %r: %s; stopping it as a failed start", d.name, d.error)
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
-        left = launches.leftovers(d)
+        left = launches.leftovers(d, procs=self.os)
         if left:  # never launch again while a process of this launch lives
             d.error = (
                 f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s; its command left "
@@ -213,9 +213,10 @@ class SmartRunner:
             mtime=read.mtime,
             file_uid=read.file_uid,
             ours=self._known_smart(spec.pidfile, read.pid)
-            or (not initial and launches.from_launch(d, read.pid)),
+            or (not initial and launches.from_launch(d, read.pid, procs=self.os)),
             mark=pidfile.marker(spec.pidfile),
-            as_root_uid=self._daemon_uid(spec) if os.geteuid() == 0 else None,
+            as_root_uid=self._daemon_uid(spec) if self.os.geteuid() == 0 else None,
+            procs=self.os,
         )
         if why is not None:
             if initial or d.launcher_pid is None:
@@ -229,7 +230,8 @@ class SmartRunner:
                 )
             return False
         owner = self.os.owner_uid(read.pid)
-        if owner is not None and owner not in (os.geteuid(), 0) and os.geteuid() != 0:
+        euid = self.os.geteuid()
+        if owner is not None and owner not in (euid, 0) and euid != 0:
             expected = resolve_credentials(spec.user, spec.group)
             if expected is None or expected.uid != owner:
                 d.error = f"pid {read.pid} from {spec.pidfile} is owned by uid {owner}"
@@ -264,8 +266,8 @@ class SmartRunner:
         try:
             creds = self.credentials(spec)
         except (KeyError, OSError):
-            return os.geteuid()
-        return creds.uid if creds is not None else os.geteuid()
+            return self.os.geteuid()
+        return creds.uid if creds is not None else self.os.geteuid()
 
     def _programs(self, spec: DaemonSpec) -> tuple[str, ...]:
         names = [spec.program]
@@ -331,7 +333,7 @@ class SmartRunner:
         log.error("daemon %r: %s", d.name, d.error)
         d.runtime.cancel_timer()
         d.launcher_pid = None
-        if launches.leftovers(d):  # what it started is ours: ended before any relaunch
+        if launches.leftovers(d, procs=self.os):  # what it started is ours: ended before any relaunch
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
@@ -356,6 +358,7 @@ class SmartRunner:
                     mtime=read.mtime,
                     file_uid=read.file_uid,
                     mark=pidfile.marker(d.spec.pidfile),
+                    procs=self.os,
                 )
                 if why is None:
                     log.info("daemon %r now runs as pid %d (was %d); following it", d.name, read.pid, pid)
@@ -368,7 +371,7 @@ class SmartRunner:
         # whether any may (its group, or the launch's session group, still has a member); only
         # then is /proc scanned.
         groups = {g for g in (d.pgid, d.launch.pid if d.launch else None) if g is not None}
-        left = launches.leftovers(d) if any(self.os.group_exists(g) for g in groups) else []
+        left = launches.leftovers(d, procs=self.os) if any(self.os.group_exists(g) for g in groups) else []
         if left:
             log.info(
                 "daemon %r (pid %d) %s; its launch left pid(s) %s: stopping them first",

@@ -20,7 +20,7 @@ from attachdaemon_core.engine.loop import Timers
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.readiness import Prober
 from attachdaemon_core.engine.states import RUNNING_STATES, State
-from attachdaemon_core.osproc.spawn import Credentials, SpawnError, SpawnRequest, environment_for, spawn
+from attachdaemon_core.osproc.spawn import Credentials, SpawnError, SpawnRequest, environment_for
 from attachdaemon_core.spec.messages import error_text
 from attachdaemon_core.spec.model import DaemonSpec
 
@@ -141,7 +141,7 @@ class Starter:
             req = launch_request.side_request(argv, spec, environment_for(self.env, spec, creds), creds)
         else:
             req = SpawnRequest(argv=argv, env=dict(self.env), cwd=spec.cwd)
-        pid = spawn(req)
+        pid = self.os.spawn(req)
         self.children[pid] = done
         return pid
 

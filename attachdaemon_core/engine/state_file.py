@@ -15,7 +15,6 @@ from attachdaemon_core.engine import log_format
 from attachdaemon_core.engine.logs import private_file
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.owners import Owners
-from attachdaemon_core.osproc import proc
 
 log = logging.getLogger("attachdaemon")
 
@@ -41,14 +40,14 @@ def atomic_json(path: str, obj: Any) -> None:
         raise
 
 
-def read_previous(runtime_dir: str) -> dict[str, Any] | None:
+def read_previous(runtime_dir: str, os_: RealOS) -> dict[str, Any] | None:
     """The state a previous supervisor of this boot left, if any."""
     try:
         with open(os.path.join(runtime_dir, STATE_FILE)) as f:
             state = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("boot_id") != proc.boot_id():
+    if not isinstance(state, dict) or state.get("boot_id") != os_.boot_id():
         return None
     return state
 
@@ -95,7 +94,7 @@ class StateFile:
     def write(self) -> None:
         self.dirty = False
         state = {
-            "boot_id": proc.boot_id(),
+            "boot_id": self.os.boot_id(),
             "owners": self.owners.records(),
             "held": sorted(self.held),
             "attached_sessions": [[sid, st] for sid, st in self.attached_sessions.items()],
@@ -107,7 +106,7 @@ class StateFile:
 
     def restore(self) -> None:
         """After a crash: empty recorded attached sessions, take back live owners and their daemons."""
-        state = read_previous(self.runtime_dir)
+        state = read_previous(self.runtime_dir, self.os)
         if state is None:
             return
         empty_previous_sessions(state, self.os)

@@ -102,6 +102,7 @@ class Supervisor:
         self.leadership = Leadership(
             self.selector,
             self.timers,
+            os=os,
             children=self.children,
             on_acquired=lambda name: self.leader_link.acquired(name),
             on_lost=lambda name, reason: self.leader_link.lost(name, reason),
@@ -177,7 +178,7 @@ class Supervisor:
             leadership=self.leadership,
             capture=self.capture,
             start=self.starter.start,
-            launch_leftovers=launches.leftovers,
+            launch_leftovers=lambda d: launches.leftovers(d, procs=os),
             forget_session=self.attached.forget_session,
             on_finished=self._finished,
         )
@@ -193,6 +194,7 @@ class Supervisor:
             self.daemons,
             held=self.held,
             env=self.env,
+            os=os,
             children=self.children,
             leadership=self.leadership,
             starter=self.starter,
@@ -239,6 +241,7 @@ class Supervisor:
             leadership=self.leadership,
             prober=self.prober,
             upkeep=self.upkeep,
+            os=os,
             clock=clock,
             save_state=self.save_state,
             about={"started_at": self.started_at, "respawns": respawns, "runtime_dir": runtime_dir},
@@ -314,25 +317,31 @@ class Supervisor:
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
             else:
                 timeout = self.timers.timeout()
-            try:
-                events = self.selector.select(timeout)
-            except InterruptedError:
-                events = []
-            self._reap()
-            for key, mask in events:
-                callback = key.data
-                callback(mask)
-            self.timers.run_due()
-            if self.state.dirty:
-                self.state.write()
-            self.output.flush()
-            if self.control.conns and self._sweep_timer is None:
-                self._sweep_timer = self.timers.call_later(1.0, self._sweep)
-            elif not self.control.conns and self._sweep_timer is not None:
-                self._sweep_timer.cancel()  # idle: no timer unless something needs one
-                self._sweep_timer = None
+            self.turn(timeout)
         self.shutdown_cleanup()
         return self.exit_code
+
+    def turn(self, timeout: float | None) -> None:
+        """One turn of the loop: wait up to ``timeout`` for a file descriptor (pidfds, signals,
+        the control socket), reap, run what became ready and what is due, write the state file.
+        (A replayed history drives the loop one turn at a time, with a timeout of 0.)"""
+        try:
+            events = self.selector.select(timeout)
+        except InterruptedError:
+            events = []
+        self._reap()
+        for key, mask in events:
+            callback = key.data
+            callback(mask)
+        self.timers.run_due()
+        if self.state.dirty:
+            self.state.write()
+        self.output.flush()
+        if self.control.conns and self._sweep_timer is None:
+            self._sweep_timer = self.timers.call_later(1.0, self._sweep)
+        elif not self.control.conns and self._sweep_timer is not None:
+            self._sweep_timer.cancel()  # idle: no timer unless something needs one
+            self._sweep_timer = None
 
     def _sweep(self) -> None:
         self._sweep_timer = None

@@ -8,7 +8,6 @@ Composed into the supervisor: it receives the objects and callbacks it needs, no
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from attachdaemon_core.engine import report
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leadership import Leadership
+from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.engine.readiness import Prober
 from attachdaemon_core.engine.scrape import metrics_answer
@@ -43,6 +43,7 @@ class ControlAnswers:
         leadership: Leadership,
         prober: Prober,
         upkeep: Upkeep,
+        os: RealOS,
         clock: Callable[[], float],
         save_state: Callable[[], None],
         about: dict[str, Any],
@@ -56,6 +57,7 @@ class ControlAnswers:
         self.leadership = leadership
         self.prober = prober
         self.upkeep = upkeep
+        self.os = os  # the supervisor's pid, each daemon's /proc stat
         self.clock = clock
         self.save_state = save_state
         self.about = about  # the supervisor's own lines of ``status``: started_at, respawns, runtime_dir
@@ -71,12 +73,12 @@ class ControlAnswers:
     # ------------------------------------------------------------------ owners
     def add_owner(self, ident: dict[str, Any], decl: dict[str, Any], *, reload: bool = True) -> Any:
         first = self.owners.add(ident, decl, reload=reload)
-        return {"pid": os.getpid(), "owners": sorted(self.owners.by_pid), "first": first}
+        return {"pid": self.os.getpid(), "owners": sorted(self.owners.by_pid), "first": first}
 
     def reload_owner(self, ident: dict[str, Any], decl: dict[str, Any], policies: bool) -> Any:
         if not self.owners.reload(ident, decl, policies):
             return self.add_owner(ident, decl, reload=policies)
-        return {"pid": os.getpid(), "owners": sorted(self.owners.by_pid)}
+        return {"pid": self.os.getpid(), "owners": sorted(self.owners.by_pid)}
 
     def remove_owner(self, pid: int, *, why: str) -> dict[str, Any]:
         self.owners.remove(pid, why=why)
@@ -84,7 +86,7 @@ class ControlAnswers:
 
     # ------------------------------------------------------------------ the verbs
     def verb_ping(self, _args: dict[str, Any]) -> Any:
-        return {"pid": os.getpid()}
+        return {"pid": self.os.getpid()}
 
     def verb_status(self, _args: dict[str, Any]) -> Any:
         return self.status()
@@ -178,7 +180,7 @@ class ControlAnswers:
     def status(self) -> dict[str, Any]:
         return {
             "supervisor": {
-                "pid": os.getpid(),
+                "pid": self.os.getpid(),
                 "owners": sorted(self.owners.by_pid),
                 "started_at": self.about["started_at"],
                 "respawns": self.about["respawns"],
@@ -192,6 +194,7 @@ class ControlAnswers:
                     held=d.name in self.held,
                     error=self._error(d),
                     leader=self.leadership.status(d.name),
+                    stat=self.os.stat,
                 )
                 for d in self.daemons.values()
             ],

@@ -61,17 +61,17 @@ def read_pidfile(path: str) -> PidfileRead:
     return PidfileRead(pid, "ok", st.st_mtime, st.st_uid)
 
 
-def _names_program(pid: int, programs: tuple[str, ...]) -> bool:
+def _names_program(pid: int, programs: tuple[str, ...], procs: proc.Live) -> bool:
     """Whether the process runs one of ``programs`` (realpath of exe, else argv[0]/argv[1])."""
     wanted_paths = {os.path.realpath(p) for p in programs if os.sep in p}
     wanted_names = {os.path.basename(p) for p in programs}
-    exe = proc.exe(pid)
+    exe = procs.exe(pid)
     if exe is not None:
         if exe in wanted_paths or os.path.basename(exe) in wanted_names:
             return True
         if not any(os.path.basename(exe).startswith(i) for i in INTERPRETERS):
             return False
-    argv = proc.cmdline(pid)
+    argv = procs.cmdline(pid)
     for arg in argv[:2]:
         if arg in wanted_paths or os.path.basename(arg) in wanted_names:
             return True
@@ -99,6 +99,7 @@ def verify(
     ours: bool = False,
     mark: bytes | None = None,
     as_root_uid: int | None = None,
+    procs: proc.Live = proc.LIVE,
 ) -> str | None:
     """Return None when ``pid`` is the daemon a pidfile with ``mtime`` names, else the reason.
 
@@ -110,16 +111,17 @@ def verify(
     declared user, else root). A process we did not just launch must run as that uid, and the
     pidfile must be owned by root or that uid: any local user can start a program with the
     daemon's name and write its pid into a file, but only the daemon's own user can do so as it.
+    ``procs``: where /proc is read (the live system; the engine passes its OS seam).
     """
-    if pid == os.getpid() or pid == os.getppid():
+    if pid == procs.getpid() or pid == procs.getppid():
         return f"pid {pid} is the supervisor or its parent"
-    st = proc.stat(pid)
+    st = procs.stat(pid)
     if st is None:
         return f"no process {pid}"
     if st.state in ("Z", "X"):
         return f"process {pid} is a zombie"
-    my_uid = os.geteuid()
-    owner = proc.owner_uid(pid)
+    my_uid = procs.geteuid()
+    owner = procs.owner_uid(pid)
     if file_uid not in (my_uid, 0) and file_uid != owner:
         return f"pidfile is owned by uid {file_uid}, neither us, root nor process {pid}'s owner"
     if ours:
@@ -135,8 +137,8 @@ def verify(
     younger = st.started_at - mtime  # through the boot clock (proc.wall_from_ticks), not btime
     if younger > START_SLACK_SECONDS:
         return f"process {pid} started after the pidfile was written (a reused pid, {younger:.1f}s younger)"
-    if not _names_program(pid, programs) and not (mark is not None and proc.has_env(pid, mark)):
-        shown = proc.exe(pid) or " ".join(proc.cmdline(pid)[:2]) or st.comm
+    if not _names_program(pid, programs, procs) and not (mark is not None and procs.has_env(pid, mark)):
+        shown = procs.exe(pid) or " ".join(procs.cmdline(pid)[:2]) or st.comm
         return f"process {pid} runs {shown}, not {programs[0]}"
     return None
 

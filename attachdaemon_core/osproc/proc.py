@@ -262,3 +262,27 @@ def started_since(ticks: int) -> list[Stat]:
             if st is not None and st.starttime >= ticks and st.state not in ("Z", "X"):
                 found.append(st)
     return found
+
+
+class Live:
+    """This module's reads of /proc, and the ids they are compared with, as one object, so that a
+    caller can be handed another: pidfile verification (:func:`.pidfile.verify`) and the smart
+    daemons' launches read through it, and the engine's OS seam (``engine/os_seam.py``) extends
+    it with the acts. Each member is the function itself: one attribute lookup, no wrapper."""
+
+    stat = staticmethod(stat)
+    exe = staticmethod(exe)
+    cmdline = staticmethod(cmdline)
+    owner_uid = staticmethod(owner_uid)
+    is_alive = staticmethod(is_alive)
+    has_env = staticmethod(has_env)
+    descends_from = staticmethod(descends_from)
+    started_since = staticmethod(started_since)
+    boot_seconds = staticmethod(boot_seconds)
+    boot_id = staticmethod(boot_id)
+    getpid = staticmethod(os.getpid)
+    getppid = staticmethod(os.getppid)
+    geteuid = staticmethod(os.geteuid)
+
+
+LIVE = Live()

@@ -18,7 +18,7 @@ from attachdaemon_core.leader.rules import backend_problem as leader_backend_pro
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import LeaderSpec, ReadyProbe
 from attachdaemon_core.spec.redaction import redact
-from attachdaemon_core.spec.uwsgi_lines import shell_syntax, show_constructs
+from attachdaemon_core.spec.uwsgi_command import shell_syntax, show_constructs
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
 LOCK_RE = re.compile(r"[A-Za-z0-9_.:@-]+\Z")

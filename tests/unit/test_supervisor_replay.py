@@ -3,89 +3,21 @@ signals it makes, in order, are the assertion. No process is started."""
 
 from __future__ import annotations
 
-import os
+import json
 import signal
+import socket
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.engine.supervisor import Supervisor
-from attachdaemon_core.osproc import proc
-from attachdaemon_core.osproc.spawn import SpawnRequest
+from tests.unit.fake_os import OWNER, SUPERVISOR, FakeClock, FakeOS, replay, turn
 
 pytestmark = pytest.mark.unit
-
-OWNER = 4000
-
-
-@dataclass
-class FakeClock:
-    now: float = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class FakeOS(RealOS):
-    """Processes that exist only in this table; every call that acts on one is logged."""
-
-    calls: list[tuple[Any, ...]] = field(default_factory=list)
-    live: dict[int, str] = field(default_factory=dict)  # pid -> daemon command
-    waiting: list[tuple[int, int]] = field(default_factory=list)  # exits not reaped yet
-    next_pid: int = 5000
-    fds: list[int] = field(default_factory=list)  # real fds standing in for pidfds
-
-    # -- what a test makes happen
-    def exit(self, pid: int, *, code: int = 0, sig: int | None = None) -> None:
-        del self.live[pid]
-        self.waiting.append((pid, sig if sig is not None else code << 8))
-
-    # -- the seam
-    def spawn(self, req: SpawnRequest) -> int:
-        self.next_pid += 1
-        self.live[self.next_pid] = req.argv[0]
-        self.calls.append(("spawn", req.argv[0], self.next_pid))
-        return self.next_pid
-
-    def reap_one(self) -> tuple[int, int] | None:
-        return self.waiting.pop(0) if self.waiting else None
-
-    def stat(self, pid: int) -> proc.Stat | None:
-        if pid != OWNER and pid not in self.live:
-            return None
-        return proc.Stat(pid, "x", "S", 1, pid, pid, 0, 0, 1000 + pid, 0)
-
-    def proc_pids(self) -> list[int]:
-        return [OWNER, *self.live]
-
-    def session_members(self, sid: int) -> list[int]:
-        return [sid] if sid in self.live else []
-
-    def group_exists(self, pgid: int) -> bool:
-        return pgid in self.live
-
-    def signal_group(self, pgid: int, sig: int) -> bool:
-        self.calls.append(("signal", self.live.get(pgid), pgid, signal.Signals(sig).name))
-        return pgid in self.live
-
-    def kill_session(self, sid: int, sig: int = signal.SIGKILL) -> int:
-        return 0  # the fake's sessions hold only their leader
-
-    def pidfd_open(self, pid: int) -> int | None:
-        r, w = os.pipe()
-        os.close(w)  # (readable at once: the owner's pidfd is never polled here)
-        self.fds.append(r)
-        return r
-
-    def close(self, fd: int) -> None:
-        self.fds.remove(fd)
-        os.close(fd)
 
 
 def decl(*names: str) -> dict[str, Any]:
@@ -96,14 +28,9 @@ def decl(*names: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sup(tmp_path: Path) -> Iterator[tuple[Supervisor, FakeOS, FakeClock]]:
-    clock, fake = FakeClock(), FakeOS()
-    s = Supervisor(str(tmp_path), clock=clock, os=fake)
-    s.open_watcher()
-    yield s, fake, clock
-    for fd in fake.fds:
-        os.close(fd)
-    s.selector.close()
+def sup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Supervisor, FakeOS, FakeClock]]:
+    with replay(tmp_path, monkeypatch) as replayed:
+        yield replayed
 
 
 def test_replayed_history__declare_crash_backoff_reload_stop(
@@ -201,3 +128,81 @@ def test_replayed_history__dependency_gate_and_reload_policies(
         fake.exit(pid, sig=signal.SIGTERM)
     s._reap()
     assert fake.live == {}
+
+
+def test_replayed_history__a_command_probe_runs_through_the_seam_and_gates_its_dependent(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    s, fake, clock = sup
+    specs = [
+        {"name": "web", "command": ["web"], "log": "raw", "depends_on": ["db"]},
+        {"name": "db", "command": ["db"], "log": "raw", "ready": {"command": ["db-ready", "-q"]}},
+    ]
+    s.answers.add_owner({"pid": OWNER}, {"specs": specs, "env": {}})
+    s.timers.run_due()
+    turn(s)
+    assert fake.calls == [("spawn", "db", 5001), ("spawn", "db-ready", 5002)]
+    assert s.daemons["web"].state == State.STARTING and s.daemons["web"].pid is None
+    fake.exit(5002, code=1)  # not ready yet: probed again after 0.1 s
+    turn(s)
+    clock.now += 0.05
+    turn(s)
+    assert fake.calls[-1] == ("spawn", "db-ready", 5002)
+    clock.now += 0.06
+    turn(s)
+    assert fake.calls[-1] == ("spawn", "db-ready", 5003)
+    fake.exit(5003, code=0)
+    turn(s)
+    assert s.daemons["db"].ready and fake.calls[-1] == ("spawn", "web", 5004)
+    assert s.daemons["web"].state == State.RUNNING
+
+
+def test_replayed_history__leader_holder_and_hooks_through_the_seam(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    """The lock holder is spawned, its events read from its stdout; on "acquired" the on_lead hook
+    and the daemon start (with the fencing token), the holder hears of the daemon's session; on
+    "lost" the daemon is stopped, then the on_unlead hook runs and the daemon waits on standby."""
+    s, fake, clock = sup
+    spec = {
+        "name": "beat",
+        "command": ["beat"],
+        "log": "raw",
+        "leader": {"lock": "beat-lock", "on_lead": ["lead-hook"], "on_unlead": ["unlead-hook"]},
+    }
+    s.answers.add_owner({"pid": OWNER}, {"specs": [spec], "env": {}})
+    s.timers.run_due()
+    d = s.daemons["beat"]
+    holder = 5001
+    assert fake.calls == [("spawn", sys.executable, holder)] and d.state == State.STANDBY
+    info = fake.cmdline(holder)[fake.cmdline(holder).index("--info") + 1]
+    assert json.loads(info) == {"host": socket.gethostname(), "pid": SUPERVISOR, "daemon": "beat"}
+
+    fake.say(holder, {"event": "acquired", "d_stop": clock.now + 10.0, "token": 7})
+    turn(s)
+    assert fake.calls[1:] == [("spawn", "lead-hook", 5002), ("spawn", "beat", 5003)]
+    assert d.state == State.RUNNING and b"ATTACHDAEMON_LEADER_TOKEN=7" in fake.procs[5003].env
+    assert [m["cmd"] for m in fake.heard(holder)] == ["session"]
+
+    fake.say(holder, {"event": "lost", "reason": "lease lost"})
+    turn(s)
+    assert fake.calls[-1] == ("signal", "beat", 5003, "SIGTERM")
+    fake.exit(5003, sig=signal.SIGTERM)
+    turn(s)
+    assert fake.calls[-1] == ("spawn", "unlead-hook", 5004)
+    assert d.state == State.STANDBY
+    s.leadership.drop_all()
+
+
+def test_replayed_history__a_control_daemon_that_gives_up_asks_the_owner_to_shut_down(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    s, fake, clock = sup
+    spec = {"name": "ctl", "command": ["ctl"], "log": "raw", "control": True}
+    s.answers.add_owner({"pid": OWNER}, {"specs": [spec], "env": {}})
+    s.timers.run_due()
+    clock.now += 5.0
+    fake.exit(5001, code=2)
+    turn(s)
+    assert s.daemons["ctl"].state == State.FATAL
+    assert fake.calls == [("spawn", "ctl", 5001), ("pidfd_signal", "server", OWNER, "SIGTERM")]
