@@ -20,11 +20,10 @@ import time
 from collections.abc import Callable
 
 from attachdaemon_core.control.server import ControlServer
-from attachdaemon_core.engine import launch_request, launches, watch
+from attachdaemon_core.engine import events, launch_request, launches, watch
 from attachdaemon_core.engine.apply import Declarations
 from attachdaemon_core.engine.attached import AttachedRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
-from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leader_link import LeaderLink
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.logs import Capture, Output
@@ -87,7 +86,7 @@ class Supervisor:
         self.exiting = False
         self.exit_code = EXIT_OK
         self.started_at = time.time()
-        self.events = EventLog()  # the event stream (docs/monitoring.md); each Daemon tells it
+        self.events = events.EventLog()  # the event stream (docs/monitoring.md); each Daemon tells it
         self.signals = SignalWake(self.selector, self._on_signal)
         self._sweep_timer: Timer | None = None
         self.watcher: watch.Watcher

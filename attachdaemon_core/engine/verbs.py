@@ -97,7 +97,7 @@ class ControlAnswers:
 
     def verb_events(self, args: dict[str, Any]) -> Any:
         """The events kept after ``after``; with ``follow``, a Stream that pushes each new one."""
-        answer = {"supervisor": os.getpid(), **self.events.since(int(args.get("after") or 0))}
+        answer = {"supervisor": self.os.getpid(), **self.events.since(int(args.get("after") or 0))}
         if not args.get("follow"):
             return answer
         return Stream(answer, lambda push: self.events.subscribe(lambda e: push({"event": e})))
