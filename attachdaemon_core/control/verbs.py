@@ -136,7 +136,7 @@ VERBS: dict[str, Verb] = {
         Verb(
             "metrics",
             read_only=True,
-            help="print the Prometheus metrics (needs the [metrics] extra: prometheus_client)",
+            help="print the Prometheus metrics (needs the [metrics] extra)",
         ),
         Verb("start", args=(_NAMES, _ALL), help="start daemons by name"),
         Verb("stop", args=(_NAMES, _ALL), help="stop daemons by name"),
