@@ -12,21 +12,26 @@ import json
 from typing import Any
 
 from attachdaemon_core.control.verbs import CONTROL_VERBS, READ_ONLY_VERBS, BadArguments, check_args
+from attachdaemon_core.control.wire import MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, VERSION, encode
 
-__all__ = ["READ_ONLY_VERBS", "VERBS", "ProtocolError", "decode_request", "encode", "error", "ok"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_REQUEST_BYTES",
+    "READ_ONLY_VERBS",
+    "VERBS",
+    "VERSION",
+    "ProtocolError",
+    "decode_request",
+    "encode",
+    "error",
+    "ok",
+]
 
-VERSION = 1
-MAX_REQUEST_BYTES = 4 * 1024 * 1024  # declarations of a few hundred daemons fit easily
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
 VERBS = CONTROL_VERBS  # READ_ONLY_VERBS: answered for the daemons' default user too
 
 
 class ProtocolError(Exception):
     """A request that is not well-formed; the answer carries the message."""
-
-
-def encode(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
 def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:

@@ -41,7 +41,7 @@ class Declarations:
         smart: SmartRunner,
         leadership: Leadership,
         changed: Callable[[], None],
-        events: EventLog,
+        jobs_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: not started by a reload
@@ -52,7 +52,8 @@ class Declarations:
         self.smart = smart
         self.leadership = leadership
         self.changed = changed  # after each apply (the touch and log files to watch)
-        self.events = events  # each daemon tells it its changes (docs/monitoring.md)
+        self.events = EventLog()  # the event stream: each daemon tells it its changes (docs/monitoring.md)
+        self.jobs_changed = jobs_changed  # after each apply, first: the jobs' schedules (engine/cron.py)
 
     def apply(self, decl: dict[str, Any], *, reload: bool) -> None:
         """Make the running set match ``decl``: start added, stop removed, restart changed."""
@@ -77,6 +78,7 @@ class Declarations:
         for action in actions:
             if action.do != Do.FORGET:
                 self._carry_out(action.do, action.name, new[action.name])
+        self.jobs_changed()
         self.changed()
         self.starter.start_waiting()
 

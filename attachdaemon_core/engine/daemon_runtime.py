@@ -17,7 +17,7 @@ class Stop:
     (Plain classes here and in ``engine/``, not dataclasses: each dataclass costs the supervisor's
     boot a fraction of a millisecond.)"""
 
-    __slots__ = ("kill_at", "killed", "launch", "pid", "sid", "then")
+    __slots__ = ("kill_at", "killed", "launch", "pid", "scans_before", "sid", "then")
 
     def __init__(
         self,
@@ -31,6 +31,7 @@ class Stop:
         self.then = then if then is not None else []
         self.killed = False
         self.sid: int | None = None
+        self.scans_before = 0  # Stopper's /proc pass count when the stop began
         self.pid = pid
         self.launch = launch
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, MutableMapping
 
 from attachdaemon_core.engine import launch_request
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
-from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.starter import Starter
@@ -39,7 +38,6 @@ class LeaderLink:
         starter: Starter,
         stop: Callable[..., None],
         final: Callable[[], bool],
-        events: EventLog,
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: they do not lead until started again
@@ -50,7 +48,6 @@ class LeaderLink:
         self.starter = starter
         self.stop = stop  # stop(d, then=...)
         self.final = final
-        self.events = events  # leader-acquired / leader-lost (docs/monitoring.md)
 
     def wanted(self, name: str) -> bool:
         d = self.daemons.get(name)
@@ -62,7 +59,8 @@ class LeaderLink:
         if d is None or not self.wanted(name):
             return
         if d.state == State.STANDBY:
-            self.events.emit("leader-acquired", name, lock=d.spec.leader.lock if d.spec.leader else None)
+            if d.events is not None:  # the event stream (docs/monitoring.md)
+                d.events.emit("leader-acquired", name, lock=d.spec.leader.lock if d.spec.leader else None)
             d.set_state(State.STARTING, "leader lock acquired")
             d.quick_deaths = 0
             self.hook(d, "on_lead")
@@ -75,7 +73,8 @@ class LeaderLink:
             return
         d.error = f"lost the leader lock: {reason}"
         lock = d.spec.leader.lock if d.spec.leader else None
-        self.events.emit("leader-lost", name, lock=lock, reason=reason)
+        if d.events is not None:
+            d.events.emit("leader-lost", name, lock=lock, reason=reason)
         self.stop(d, then=functools.partial(self._after_lost, d))
 
     def hook(self, d: Daemon, which: str) -> None:

@@ -236,18 +236,10 @@ class Leadership:
         """Events from the holder. ``last_words``: it is dead; take only what it said was wrong."""
         if link.from_holder < 0:
             return
-        try:
-            chunk = os.read(link.from_holder, MAX_LINE)
-        except BlockingIOError:
+        got = self._lines(link.from_holder, link.buf)
+        if got is None:
             return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(link.from_holder)
-            return
-        link.buf += chunk
-        *lines, link.buf = link.buf.split(b"\n")
+        lines, link.buf, _ended = got
         for line in lines:
             try:
                 event = json.loads(line)
@@ -263,27 +255,39 @@ class Leadership:
     def _read_stderr(self, link: Link, *, drain: bool = False) -> None:
         """The holder's stderr: each line logged (passwords masked) and the last ones kept."""
         while link.from_stderr >= 0:
-            try:
-                chunk = os.read(link.from_stderr, MAX_LINE)
-            except BlockingIOError:
+            got = self._lines(link.from_stderr, link.err_buf)
+            if got is None:
                 return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                with contextlib.suppress(KeyError, ValueError):
-                    self.selector.unregister(link.from_stderr)
+            lines, link.err_buf, ended = got
+            if ended:
                 os.close(link.from_stderr)
                 link.from_stderr = -1
-                chunk = b"\n"  # a last line without its newline
-            link.err_buf += chunk
-            *lines, link.err_buf = link.err_buf.split(b"\n")
-            if len(link.err_buf) > MAX_LINE:
-                lines.append(link.err_buf)
+                lines.append(link.err_buf)  # a last line without its newline
                 link.err_buf = b""
             for raw in lines:
                 self._stderr_line(link, raw)
             if not drain:
                 return
+
+    def _lines(self, fd: int, buf: bytes) -> tuple[list[bytes], bytes, bool] | None:
+        """One read from a holder's non-blocking pipe ``fd``, after ``buf``: its complete lines (a
+        line over MAX_LINE counts as one), what is left, and whether the pipe ended (then it has
+        left the selector); None when nothing is ready."""
+        try:
+            chunk = os.read(fd, MAX_LINE)
+        except BlockingIOError:
+            return None
+        except OSError:
+            chunk = b""
+        if not chunk:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+            return [], buf, True
+        *lines, rest = (buf + chunk).split(b"\n")
+        if len(rest) > MAX_LINE:
+            lines.append(rest)
+            rest = b""
+        return lines, rest, False
 
     def _stderr_line(self, link: Link, raw: bytes) -> None:
         from attachdaemon_core.spec.redaction import redact

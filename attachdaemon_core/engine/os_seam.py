@@ -50,6 +50,7 @@ class RealOS(proc.Live):
     reap_one = staticmethod(_reap_one)
     proc_pids = staticmethod(_proc_pids)
     session_members = staticmethod(proc.session_members)
+    live_sessions = staticmethod(proc.live_sessions)
     group_exists = staticmethod(proc.group_exists)
     signal_group = staticmethod(proc.signal_group)
     kill_session = staticmethod(_kill_session)

@@ -40,6 +40,7 @@ def daemon_status(
     held: bool,
     error: str | None,
     leader: dict[str, Any] | None = None,
+    job: dict[str, Any] | None = None,
     stat: Callable[[int], proc.Stat | None] = proc.stat,
 ) -> dict[str, Any]:
     """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
@@ -60,6 +61,7 @@ def daemon_status(
         "rss_bytes": rss,
         "error": error,
         "leader": leader,
+        "job": job,
         "autostart": d.spec.autostart,
         "held": held,
     }

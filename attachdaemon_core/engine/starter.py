@@ -1,6 +1,7 @@
 """Starting daemons: the gates before a start (the final stop, the leader lock, ``depends_on``),
 the spawn itself through the OS seam, and what follows a run (running, ready, restart now, after a
-backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here.
+backoff, or rest). The daemon kinds' runners (``AttachedRunner``, ``SmartRunner``) call back here;
+jobs (``schedule``) are timed by its ``CronRunner`` (engine/cron.py) and started here too.
 
 Composed into the supervisor: it receives the objects and callbacks it needs, nothing more.
 """
@@ -12,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping, MutableMapping
 
 from attachdaemon_core.engine import launch_request, launches
+from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.decide.start_gate import offered_starts, waiting_for
 from attachdaemon_core.engine.leadership import Leadership
@@ -46,6 +48,7 @@ class Starter:
         prober: Callable[[], Prober],
         run_attached: Callable[[Daemon], None],
         run_smart: Callable[[Daemon], None],
+        stop_job: Callable[..., None],
         final: Callable[[], bool],
         shut_down_owners: Callable[[], None],
     ) -> None:
@@ -65,6 +68,15 @@ class Starter:
         self.final = final
         self.shut_down_owners = shut_down_owners
         self.default_user: tuple[int, int] | None = None  # the server's user, from the declarations
+        # Jobs (``schedule``): when each runs; a run is started through start() like a daemon.
+        self.jobs = CronRunner(
+            daemons,
+            timers=timers,
+            children=children,
+            starter=self,
+            stop=stop_job,
+            runnable=lambda d: not final() and d.name not in held,
+        )
 
     # ------------------------------------------------------------------ starting
     def start(self, d: Daemon) -> None:
@@ -84,7 +96,9 @@ class Starter:
             if d.state != State.STARTING:
                 d.set_state(State.STARTING, d.error)
             return
-        if d.spec.kind == "attached":
+        if d.spec.schedule is not None:
+            self.jobs.activate_or_run(d)  # wait for its next run, or run it now
+        elif d.spec.kind == "attached":
             self.run_attached(d)
         elif launches.lock_pidfile(d):
             self.run_smart(d)
@@ -167,6 +181,9 @@ class Starter:
         """After a run ended: restart (now or after ``delay``) or rest in ``state``."""
         d.runtime.cancel_timer()
         self.leadership.stopped(d.name)
+        if d.spec.schedule is not None:  # a job: no restart policy, its schedule says when
+            self.jobs.run_ended(d, what)
+            return
         if state == State.STARTING:
             log.info("daemon %r %s; restarting", d.name, what)
             if d.state != State.STARTING:

@@ -63,6 +63,8 @@ class Stopper:
         self.on_finished = on_finished
         self.final = False  # the final stop began: nothing starts any more
         self.wave: set[str] = set()
+        self.scans = 0  # /proc passes made for session checks
+        self.live_sids: set[int] = set()  # what the last of them found
 
     def set_timer(self, d: Daemon, delay: float, callback: Callable[[], None]) -> None:
         d.runtime.cancel_timer()
@@ -97,6 +99,7 @@ class Stopper:
         log.info("stopping daemon %r (pid %d) with %s", d.name, pid, signal_name(sig))
         if d.spec.kind == "attached":
             stop.sid = pid
+            stop.scans_before = self.scans
             self.os.signal_group(pid, sig)
         else:
             self._signal_smart(d, pid, sig)
@@ -161,7 +164,7 @@ class Stopper:
             return
         leader_gone = d.pid is None or d.pid not in self.children
         if stop.sid is not None and leader_gone:
-            if not self.os.session_members(stop.sid):
+            if self.session_empty(stop.sid, stop.scans_before):
                 d.pid = None
                 d.launcher_pid = None
                 self.forget_session(stop.sid)
@@ -175,6 +178,17 @@ class Stopper:
             self._escalate(d)
         else:
             self.set_timer(d, STOP_POLL, lambda: self.progress(d))
+
+    def session_empty(self, sid: int, scans_before: int) -> bool:
+        """Whether session ``sid`` has no live member left. When many daemons stop at once, one
+        /proc pass answers for all whose leaders were reaped in the same wake-up: a pass made
+        after the stop began that found no member is trusted (a session with no live member
+        cannot gain one); one that found a member may be stale, so /proc is read again."""
+        if self.scans > scans_before and sid not in self.live_sids:
+            return True
+        self.live_sids = self.os.live_sessions()
+        self.scans += 1
+        return sid not in self.live_sids
 
     def _launch_progress(self, d: Daemon, stop: Stop) -> None:
         launcher_unreaped = d.launcher_pid is not None and d.launcher_pid in self.children

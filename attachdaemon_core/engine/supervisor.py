@@ -4,7 +4,7 @@ control socket, and the wiring of the parts of ``engine/`` it composes (docs/pro
 Runs in a process forked from the guard (``python -m attachdaemon_core guard``; named
 ``ad-supervisor``), single-threaded, a child subreaper that reaps every child on SIGCHLD. Nothing
 polls unless a daemon needs it. The parts, each given the objects and callbacks it needs: the
-``Starter`` (launching a daemon), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
+``Starter`` (launching; jobs too), the runners per kind (``AttachedRunner``, ``SmartRunner``), the
 ``Stopper``, ``Declarations`` (applying them), ``Owners``, ``LeaderLink``, the ``StateFile``,
 ``Upkeep`` and ``ControlAnswers`` (the verbs). Decisions are pure functions (``engine/decide/``);
 acts go through an OS seam (``engine/os_seam.py``) that a unit test replaces.
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from attachdaemon_core.control.server import ControlServer
-from attachdaemon_core.engine import events, launch_request, launches, watch
+from attachdaemon_core.engine import launch_request, launches, watch
 from attachdaemon_core.engine.apply import Declarations
 from attachdaemon_core.engine.attached import AttachedRunner
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
@@ -86,7 +86,6 @@ class Supervisor:
         self.exiting = False
         self.exit_code = EXIT_OK
         self.started_at = time.time()
-        self.events = events.EventLog()  # the event stream (docs/monitoring.md); each Daemon tells it
         self.signals = SignalWake(self.selector, self._on_signal)
         self._sweep_timer: Timer | None = None
         self.watcher: watch.Watcher
@@ -121,6 +120,7 @@ class Supervisor:
             prober=lambda: self.prober,
             run_attached=lambda d: self.attached.start(d),
             run_smart=lambda d: self.smart.start(d),
+            stop_job=lambda d, then=None: self.stopper.stop(d, then=then),
             final=lambda: self.final,
             shut_down_owners=lambda: self.owner_set.shut_down(),
         )
@@ -199,7 +199,6 @@ class Supervisor:
             starter=self.starter,
             stop=self.stopper.stop,
             final=lambda: self.final,
-            events=self.events,
         )
         self.declarations = Declarations(
             self.daemons,
@@ -211,7 +210,7 @@ class Supervisor:
             smart=self.smart,
             leadership=self.leadership,
             changed=self.upkeep.declarations_changed,
-            events=self.events,
+            jobs_changed=self.starter.jobs.declarations_changed,
         )
         self.owner_set = Owners(
             os=os,
@@ -240,11 +239,12 @@ class Supervisor:
             leadership=self.leadership,
             prober=self.prober,
             upkeep=self.upkeep,
+            cron=self.starter.jobs,
             os=os,
             clock=clock,
             save_state=self.save_state,
             about={"started_at": self.started_at, "respawns": respawns, "runtime_dir": runtime_dir},
-            events=self.events,
+            events=self.declarations.events,  # the event stream (docs/monitoring.md)
         )
 
     # ------------------------------------------------------------------ the composed parts' verbs

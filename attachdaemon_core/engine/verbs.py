@@ -15,6 +15,7 @@ from attachdaemon_core import __version__
 from attachdaemon_core.control.server import CommandError, Peer, Stream
 from attachdaemon_core.control.verbs import VERBS
 from attachdaemon_core.engine import report
+from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leadership import Leadership
@@ -43,6 +44,7 @@ class ControlAnswers:
         leadership: Leadership,
         prober: Prober,
         upkeep: Upkeep,
+        cron: CronRunner,
         os: RealOS,
         clock: Callable[[], float],
         save_state: Callable[[], None],
@@ -57,6 +59,7 @@ class ControlAnswers:
         self.leadership = leadership
         self.prober = prober
         self.upkeep = upkeep
+        self.cron = cron
         self.os = os  # the supervisor's pid, each daemon's /proc stat
         self.clock = clock
         self.save_state = save_state
@@ -122,6 +125,9 @@ class ControlAnswers:
         names = self._names(args)
         for d in names:
             self.held.discard(d.name)
+            if d.spec.schedule is not None:  # a job: one run now (docs/events.md, "Jobs")
+                self.cron.run(d, "started by command")
+                continue
             if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
                 d.quick_deaths = 0
                 if d.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
@@ -194,6 +200,7 @@ class ControlAnswers:
                     held=d.name in self.held,
                     error=self._error(d),
                     leader=self.leadership.status(d.name),
+                    job=self.cron.status(d),
                     stat=self.os.stat,
                 )
                 for d in self.daemons.values()

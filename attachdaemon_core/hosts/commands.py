@@ -8,7 +8,6 @@ calls :func:`dispatch`. Runs in the user's shell process, never in the superviso
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -20,20 +19,12 @@ from typing import Any, TextIO
 
 from attachdaemon_core.control import client, verbs
 from attachdaemon_core.hosts import monitor, runtime
-from attachdaemon_core.hosts.status import (
-    STATUS_TIMEOUT,
-    format_table,
-    healthy,
-    no_supervisor_status,
-    public_status,
-)
+from attachdaemon_core.hosts import status as status_command
+from attachdaemon_core.hosts.status import EXIT_NO_SUPERVISOR, EXIT_OK, STATUS_TIMEOUT
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
 
-EXIT_OK = 0
 EXIT_BAD = 1
 EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_NO_SUPERVISOR = 4
 RESPAWN_WAIT = 5.0  # a supervisor's guard starts it again within a second
 
 
@@ -115,27 +106,7 @@ def check(ctx: Context, out: TextIO, err: TextIO) -> int:
 
 # ---------------------------------------------------------------------- status
 def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
-    try:
-        result = client.call(ctx.runtime_dir, "status", timeout=STATUS_TIMEOUT)
-    except (client.NoSupervisor, client.ControlError) as exc:
-        reason = f"no supervisor answered within {STATUS_TIMEOUT:g}s in {ctx.runtime_dir} ({exc})"
-        err.write(f"{reason}\n")
-        others = [e for e in runtime.read_index() if e.get("runtime_dir") != ctx.runtime_dir]
-        if others:
-            err.write("supervisors recorded for this user:\n")
-            for e in others:
-                err.write(f"  pid {e.get('pid')}: {e.get('runtime_dir')}\n")
-        if as_json:  # scripts parse stdout: one object saying why, never nothing
-            out.write(json.dumps(no_supervisor_status(ctx.runtime_dir, reason, others), indent=2) + "\n")
-        return EXIT_NO_SUPERVISOR
-    if as_json:
-        out.write(json.dumps(public_status(result), indent=2) + "\n")
-    else:
-        out.write(format_table(result))
-    # A supervisor that no server owns yet (it is starting, or its last owner is leaving) has
-    # nothing running for anyone: that is not healthy.
-    ok = bool(result["supervisor"]["owners"]) and all(healthy(d) for d in result["daemons"])
-    return EXIT_OK if ok else EXIT_NOT_RUNNING
+    return status_command.command(ctx.runtime_dir, out, err, as_json=as_json)
 
 
 # ---------------------------------------------------------------------- logs
@@ -338,6 +309,7 @@ def wait_ready(runtime_dir: str, timeout: float, err: TextIO, expected: Sequence
                 for d in result["daemons"]
                 if d["ready"] is not True
                 and d["state"] != "standby"
+                and d.get("job") is None  # a job is never ready: its runs end
                 and d.get("autostart", True)
                 and not d.get("held")
             ]

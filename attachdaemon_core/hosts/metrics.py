@@ -38,7 +38,7 @@ log = logging.getLogger("attachdaemon")
 
 INSTALL_HINT = "pip install 'attachdaemon[metrics]' (it brings prometheus_client)"
 # Every state of docs/status-json.md: attachdaemon_daemon_state has one series per state.
-STATES = ("starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "standby")
+STATES = ("starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "standby", "scheduled")
 LEADER_ROLES = ("leader", "follower", "unknown")
 # On the default registry the app's own process_* are its worker's: ours get a prefix there.
 DEFAULT_REGISTRY_PROCESS_PREFIX = "attachdaemon_supervisor_process"

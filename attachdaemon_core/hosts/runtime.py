@@ -8,10 +8,9 @@ exits), so the host's child reaper never sees the guard or the supervisor.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
+import select
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 from attachdaemon_core.control import client
 from attachdaemon_core.osproc.paths import RuntimeDirError, base_root, ensure_dir, private_subdir, user_root
-from attachdaemon_core.osproc.proc import cmdline as proc_cmdline
+from attachdaemon_core.osproc.proc import pidfd_open
 from attachdaemon_core.osproc.proc import stat as proc_stat
 from attachdaemon_core.spec.model import DaemonSpec
 
@@ -40,7 +39,6 @@ __all__ = [
     "owner_identity",
     "payload",
     "private_subdir",
-    "read_index",
     "release",
     "runtime_dir_for",
     "start_warnings",
@@ -59,6 +57,8 @@ def runtime_dir_for(key: str, *, override: str | None = None) -> str:
         return os.path.abspath(env)
     if override:
         return os.path.abspath(override)
+    import hashlib  # here: it maps OpenSSL (about 3 ms and 0.5 MB in a ``run`` owner), not needed above
+
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(key.rstrip("/")) or "app")[:24]
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return os.path.join(user_root(), f"{slug}-{digest}")
@@ -121,18 +121,38 @@ def _spawn_guard(runtime_dir: str) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "attachdaemon_core", "guard", "--runtime-dir", runtime_dir],
-        stdin=subprocess.DEVNULL,
+        stdin=None,  # the server's fd 0, for daemons declared with `stdin: true` (docs/declarations.md)
         close_fds=True,
         start_new_session=True,
         env=env,
     )
+    # Woken by its pidfd when the first process exits (Popen.wait(timeout) polls, sleeping up to
+    # 50 ms between looks: about 16 ms of every start, bench/PROFILE-exec-form.md).
+    fd = pidfd_open(proc.pid)
+    if fd is not None:
+        try:
+            select.select([fd], [], [], START_DEADLINE)
+        finally:
+            os.close(fd)
     try:
-        proc.wait(timeout=START_DEADLINE)
+        proc.wait(timeout=0 if fd is not None else START_DEADLINE)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
     except ChildProcessError:
         pass  # the host's reaper (gunicorn's waitpid(-1)) collected it first
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` for ``pid`` to exit, woken by its pidfd (without one: 20 ms)."""
+    fd = pidfd_open(pid)
+    if fd is None:
+        time.sleep(0.02)
+        return
+    try:
+        select.select([fd], [], [], max(0.0, timeout))
+    finally:
+        os.close(fd)
 
 
 def join(
@@ -169,7 +189,8 @@ def join(
                 raise SupervisorUnavailable(str(exc)) from None
             last = str(exc)
             spawned = False  # it will exit; start a fresh one after it has gone
-        time.sleep(0.01)
+        # Once a guard is started, its supervisor listens within some 20 ms: look again often.
+        time.sleep(0.002 if spawned else 0.01)
     raise SupervisorUnavailable(f"the supervisor in {runtime_dir} did not start in time: {last}")
 
 
@@ -184,35 +205,19 @@ def release(runtime_dir: str, owner_pid: int, *, wait: float = 0.0) -> bool:
     end = time.monotonic() + wait
     while time.monotonic() < end:
         try:
-            client.call(runtime_dir, "ping", timeout=1.0)
+            answer = client.call(runtime_dir, "ping", timeout=1.0)
         except client.NoSupervisor:
             return True
         except client.ControlError:
-            pass
-        time.sleep(0.02)
+            answer = None
+        pid = answer.get("pid") if isinstance(answer, dict) else None
+        # Woken by the supervisor's exit, then asked again (a respawned one answers too); at
+        # most half a second per look, so a pid reused meanwhile costs no more than that.
+        if isinstance(pid, int) and pid > 0:
+            _wait_exit(pid, min(0.5, end - time.monotonic()))
+        else:
+            time.sleep(0.02)
     return False
-
-
-def read_index() -> list[dict[str, Any]]:
-    """Every live supervisor recorded under this user's root (for ``status`` when the key misses)."""
-    entries = []
-    index = os.path.join(user_root(), "index")
-    try:
-        names = sorted(os.listdir(index))
-    except OSError:
-        return []
-    for name in names:
-        path = os.path.join(index, name)
-        try:
-            with open(path) as f:
-                entry = json.load(f)
-        except (OSError, ValueError):
-            continue
-        st = proc_stat(int(entry.get("pid", 0)))
-        if st is None or "attachdaemon_core" not in " ".join(proc_cmdline(st.pid)):
-            continue  # that supervisor has exited
-        entries.append(entry)
-    return entries
 
 
 AUTOSTART_VARIABLE = "ATTACH_DAEMONS_AUTOSTART"

@@ -6,17 +6,53 @@ Runs in the user's shell process or a web worker, never in the supervisor.
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
 
 from attachdaemon_core.control import client
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (about 2 ms): mypy reads it alike
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
 STATUS_TIMEOUT = 2.0
+EXIT_OK = 0
+EXIT_NOT_RUNNING = 3
+EXIT_NO_SUPERVISOR = 4
+
+
+def command(runtime_dir: str, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """The ``status`` command: the table, or with ``as_json`` the stable JSON; exit 0 when
+    healthy, 3 when not, 4 when no supervisor answers (docs/status-json.md). Needs the control
+    client only: ``attachdaemon status`` answers without loading the declarations' code."""
+    try:
+        result = client.call(runtime_dir, "status", timeout=STATUS_TIMEOUT)
+    except (client.NoSupervisor, client.ControlError) as exc:
+        from attachdaemon_core.hosts.index import read_index
+
+        reason = f"no supervisor answered within {STATUS_TIMEOUT:g}s in {runtime_dir} ({exc})"
+        err.write(f"{reason}\n")
+        others = [e for e in read_index() if e.get("runtime_dir") != runtime_dir]
+        if others:
+            err.write("supervisors recorded for this user:\n")
+            for e in others:
+                err.write(f"  pid {e.get('pid')}: {e.get('runtime_dir')}\n")
+        if as_json:  # scripts parse stdout: one object saying why, never nothing
+            out.write(json.dumps(no_supervisor_status(runtime_dir, reason, others), indent=2) + "\n")
+        return EXIT_NO_SUPERVISOR
+    if as_json:
+        out.write(json.dumps(public_status(result), indent=2) + "\n")
+    else:
+        out.write(format_table(result))
+    # A supervisor that no server owns yet (it is starting, or its last owner is leaving) has
+    # nothing running for anyone: that is not healthy.
+    ok = bool(result["supervisor"]["owners"]) and all(healthy(d) for d in result["daemons"])
+    return EXIT_OK if ok else EXIT_NOT_RUNNING
 
 
 def healthy(d: dict[str, Any]) -> bool:
     state = d["state"]
-    if state in ("running", "standby"):
+    if state in ("running", "standby", "scheduled"):
         return True
     if state == "stopped" and (d.get("held") or not d.get("autostart", True)):
         return True
@@ -63,6 +99,17 @@ def _uptime(started: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def job_line(job: dict[str, Any]) -> str:
+    """One line on a job for the ``status`` table: schedule, next run, last run, counters."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["next_run"])) if job["next_run"] else "-"
+    text = f"schedule {job['schedule']!r}, next run {when}"
+    last = job["last_exit"]
+    if last is not None:
+        how = f"signal {last['signal']}" if last["signal"] else f"exit {last['code']}"
+        text += f"; last run {how} after {job['last_duration']}s"
+    return text + f"; runs {job['runs']}, skipped {job['skipped']}, timed out {job['timed_out']}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     sup = result["supervisor"]
     rows = [("NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "READY")]
@@ -73,7 +120,7 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 d["name"],
-                d["kind"] + ("+control" if d["control"] else ""),
+                ("job" if d.get("job") else d["kind"]) + ("+control" if d["control"] else ""),
                 state,
                 str(d["pid"] or "-"),
                 _uptime(d["started_at"]),
@@ -83,6 +130,8 @@ def format_table(result: dict[str, Any]) -> str:
         )
         if d["error"]:
             notes.append(f"  {d['name']}: {d['error']}")
+        if d.get("job"):
+            notes.append(f"  {d['name']}: {job_line(d['job'])}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         f"supervisor pid {sup['pid']}, owners {', '.join(map(str, sup['owners'])) or 'none'}, "

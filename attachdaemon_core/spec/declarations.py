@@ -23,8 +23,9 @@ from attachdaemon_core.leader.rules import backend_problem as leader_backend_pro
 from attachdaemon_core.leader.rules import check_arithmetic
 from attachdaemon_core.spec.checks import check_specs
 from attachdaemon_core.spec.converters import (
-    CONVERTERS,
-    DECLARATION_KEYS,
+    CONVERTERS as DAEMON_CONVERTERS,
+)
+from attachdaemon_core.spec.converters import (
     LEADER_STOP_TIMEOUT,
     NAME_RE,
     Context,
@@ -33,6 +34,10 @@ from attachdaemon_core.spec.converters import (
 )
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
+from attachdaemon_core.spec.uwsgi_config import read_file
+from attachdaemon_core.spec.uwsgi_cron import list_harakiri
+from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
 from attachdaemon_core.spec.uwsgi_lines import derive_names, parse_uwsgi_line
 
 if sys.platform != "win32":
@@ -46,6 +51,9 @@ __all__ = [
     "parse_declarations",
 ]
 
+
+CONVERTERS = {**DAEMON_CONVERTERS, **JOB_CONVERTERS}
+DECLARATION_KEYS = tuple(k for k in CONVERTERS if k != "shell")
 
 # Spellings from uWSGI's attach-daemon2, supervisord and habit -> our key.
 _ALIASES = {
@@ -97,12 +105,20 @@ def parse_declarations(
     """Validate declarations into specs, in order, or raise one ConfigError with every problem.
 
     ``decls`` is a mapping name -> declaration (a dict or one uWSGI line), a list of uWSGI lines,
-    or a list mixing lines and dicts carrying ``name``. Relative paths are made absolute against
-    ``base_dir`` (default: the current directory).
+    a list mixing lines and dicts carrying ``name``, or the path of a uWSGI config file
+    (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``; docs/uwsgi-files.md). Relative
+    paths are made absolute against ``base_dir`` (default: the current directory).
     """
     problems: list[Problem] = []
-    entries = _entries(decls, leader_backend, source)
     base = os.path.abspath(base_dir if base_dir is not None else os.getcwd())
+    shared: dict[str, object] = {}  # what a uWSGI file gives all its daemons: env, cwd
+    file_notes: list[Problem] = []
+    if isinstance(decls, (str, os.PathLike)) and is_uwsgi_file(os.fspath(decls)):
+        found = read_file(os.fspath(decls), base)
+        problems += found.problems
+        decls, file_notes, base = found.lines, found.notes, found.cwd or base
+        shared = {k: v for k, v in (("env", found.env), ("cwd", found.cwd)) if v}
+    entries = _entries(decls, leader_backend, source)
     specs: list[DaemonSpec] = []
     graph: dict[str, tuple[str, ...]] = {}  # name -> depends_on, also for declarations that failed
     seen: set[str] = set()
@@ -110,7 +126,7 @@ def parse_declarations(
         problems += _name_problems(entry, seen) + entry.pending
         if entry.decl is not None:
             ctx = Context(entry.name, base, leader_backend, entry.from_line)
-            spec, graph[entry.name] = _spec(entry.decl, ctx, problems)
+            spec, graph[entry.name] = _spec({**shared, **entry.decl}, ctx, problems)
             if spec and entry.notes:  # shown by check_specs, named as the daemon finally is
                 notes = tuple(dataclasses.replace(p, daemon=entry.name) for p in entry.notes)
                 spec = dataclasses.replace(spec, extra={**spec.extra, "notes": notes})
@@ -118,6 +134,10 @@ def parse_declarations(
     problems += _dependency_problems(graph, {e.name for e in entries if e.name})
     if problems:
         raise ConfigError(problems, source)
+    if file_notes and specs:  # a uWSGI file's own notes (W007, W008), shown once by check_specs
+        first = specs[0]
+        notes = (*file_notes, *first.extra.get("notes", ()))
+        specs[0] = dataclasses.replace(first, extra={**first.extra, "notes": notes})
     return tuple(specs)
 
 
@@ -128,11 +148,17 @@ def _entries(decls: object, leader_backend: str, source: str) -> list[_Entry]:
     if isinstance(decls, Mapping):
         return [_mapping_entry(name, decl, leader_backend) for name, decl in decls.items()]
     if isinstance(decls, (list, tuple)):
-        entries = [_list_entry(i, item, leader_backend) for i, item in enumerate(decls, 1)]
+        items, harakiri, bad = list_harakiri(list(decls))  # uWSGI's cron-harakiri: a list-wide default
+        entries = [_list_entry(i, item, leader_backend, harakiri) for i, item in enumerate(items, 1)]
+        entries += [_Entry("", None, pending=[Problem(message)]) for message in bad]
         _name_lines(entries)
         return entries
     shape = "a mapping of name -> declaration, or a list of uWSGI lines"
-    hint = "wrap a single uWSGI line in a list" if isinstance(decls, str) else None
+    hint = (
+        "wrap a single uWSGI line in a list, or name a uWSGI file (.ini, .yaml, .json)"
+        if isinstance(decls, str)
+        else None
+    )
     raise ConfigError([Problem(f"must be {shape}, not {type_name(decls)}", hint=hint)], source)
 
 
@@ -149,9 +175,9 @@ def _mapping_entry(name: object, decl: object, leader_backend: str) -> _Entry:
     return _Entry(name, decl)
 
 
-def _list_entry(index: int, item: object, leader_backend: str) -> _Entry:
+def _list_entry(index: int, item: object, leader_backend: str, harakiri: float | None = None) -> _Entry:
     if isinstance(item, str):
-        return _line_entry(item, None, leader_backend)
+        return _line_entry(item, None, leader_backend, harakiri)
     if not isinstance(item, Mapping):
         shape = "a uWSGI line or a mapping with a 'name'"
         return _failed("", f"item {index}: must be {shape}, not {type_name(item)}")
@@ -165,12 +191,12 @@ def _failed(name: str, message: str, daemon: str | None = None, key: str | None 
     return _Entry(name, None, pending=[Problem(message, daemon=daemon, key=key)])
 
 
-def _line_entry(line: str, name: str | None, leader_backend: str) -> _Entry:
+def _line_entry(line: str, name: str | None, leader_backend: str, harakiri: float | None = None) -> _Entry:
     """Parse one uWSGI line; a list's line gets its final name (and problems renamed) later.
 
     Its ``W`` problems are notes on an accepted line: kept for :func:`check_specs`, never raised.
     """
-    decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend)
+    decl, problems = parse_uwsgi_line(line, leader_backend=leader_backend, cron_harakiri=harakiri)
     derived = str(decl.pop("name", ""))
     if name is not None:
         problems = [dataclasses.replace(p, daemon=name) for p in problems]
@@ -275,7 +301,7 @@ def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, 
     leader = fields.get("leader")
     if isinstance(leader, LeaderSpec) and "stop_timeout" not in bad:
         found += _leader_arithmetic(leader, fields.get("stop_timeout", LEADER_STOP_TIMEOUT))
-    return found
+    return found + job_problems(fields, bad)
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:
@@ -293,6 +319,7 @@ def _with_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
         "log": "runtime" if smart else "prefix",
         "restart": "never" if fields.get("control") else "always",
         "stop_timeout": LEADER_STOP_TIMEOUT if fields.get("leader") else 10.0,
+        **job_defaults(fields),
     }
     return {**defaults, **fields}
 

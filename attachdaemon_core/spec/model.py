@@ -138,6 +138,10 @@ class DaemonSpec:
     depends_on: tuple[str, ...] = ()
     autostart: bool = True
     leader: LeaderSpec | None = None
+    schedule: str | None = None  # a job: runs at these times (docs/declarations.md, "Jobs")
+    unique: bool = False  # a job: skip a run while the previous one still runs
+    timeout: float | None = None  # a job: a run is stopped after this long (uWSGI's harakiri)
+    timezone: str | None = None  # a job: the schedule's time zone (None: the server's local time)
     shell: bool = False  # command is ["/bin/sh", "-c", "exec …"] made from a uWSGI line
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 

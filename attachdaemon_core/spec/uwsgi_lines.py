@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from attachdaemon_core.spec.hints import did_you_mean
 from attachdaemon_core.spec.model import Problem
 from attachdaemon_core.spec.uwsgi_command import attach, set_process_name, shell_syntax, show_constructs
+from attachdaemon_core.spec.uwsgi_cron import CRON_OPTIONS, HARAKIRI_OPTION, cron_parsers
 from attachdaemon_core.spec.uwsgi_kv import parse_kv, split_kvlist
 from attachdaemon_core.spec.uwsgi_state import LineError, LineState, digits
 
@@ -42,6 +43,8 @@ OPTIONS = (
     "legion-attach-daemon",
     "legion-smart-attach-daemon",
     "legion-smart-attach-daemon2",
+    *CRON_OPTIONS,  # jobs (docs/declarations.md, "Jobs"): parsed in uwsgi_cron
+    HARAKIRI_OPTION,
 )
 _ENV_PLACEHOLDER = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 _OPTION_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -49,7 +52,9 @@ _MAGIC = re.compile(r"%%|%\([^)]*\)?|%[A-Za-z0-9\[]|@\([^)]*\)?")  # matched lef
 _CONFIG_PLACEHOLDER = re.compile(r"%\([^)]*\)?")
 
 
-def parse_uwsgi_line(line: str, *, leader_backend: str = "file") -> tuple[dict[str, object], list[Problem]]:
+def parse_uwsgi_line(
+    line: str, *, leader_backend: str = "file", cron_harakiri: float | None = None
+) -> tuple[dict[str, object], list[Problem]]:
     """Parse one uWSGI option line into a native declaration (with ``name``) and its problems.
 
     The name is derived from the program (``memcached``); it is ``""`` when the line is too broken
@@ -57,7 +62,7 @@ def parse_uwsgi_line(line: str, *, leader_backend: str = "file") -> tuple[dict[s
     whose code starts with ``W`` are notes on an accepted line (a dropped trailing ``;``, an
     attach-daemon2 key uWSGI ignores), not errors.
     """
-    state = LineState(leader_backend)
+    state = LineState(leader_backend, cron_harakiri)
     option = ""
     try:
         option, value = split_option(line)
@@ -238,4 +243,5 @@ _PARSERS: dict[str, Callable[[str, LineState], None]] = {
     "legion-attach-daemon": _legion(attach),
     "legion-smart-attach-daemon": _legion(_smart),
     "legion-smart-attach-daemon2": _legion(_smart2),
+    **cron_parsers(),
 }

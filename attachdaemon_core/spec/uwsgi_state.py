@@ -22,8 +22,9 @@ class LineError(Exception):
 class LineState:
     """What one line has produced so far: declaration fields, program, problems."""
 
-    def __init__(self, leader_backend: str) -> None:
+    def __init__(self, leader_backend: str, cron_harakiri: float | None = None) -> None:
         self.leader_backend = leader_backend
+        self.cron_harakiri = cron_harakiri  # the list's cron-harakiri: a cron line's default timeout
         self.decl: dict[str, object] = {}
         self.program = ""
         self.problems: list[tuple[str, str | None]] = []

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ class Run:
         self.proc: subprocess.Popen[str] | None = None
         self.events = Events(tmp / "events.log")
 
-    def start(self, *extra: str, config_after_verb: bool = False) -> subprocess.Popen[str]:
+    def start(
+        self, *extra: str, config_after_verb: bool = False, stdin: int | None = None
+    ) -> subprocess.Popen[str]:
         config = ["-c", str(self.config)]
         argv = ["run", *config, *extra] if config_after_verb else [*config, "run", *extra]
         with open(self.tmp / "run.out", "ab") as out:
@@ -44,6 +47,7 @@ class Run:
                 [*CLI, *argv],
                 env=self.env,
                 text=True,
+                stdin=stdin,
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
@@ -167,6 +171,13 @@ def test_global_options_after_the_verb__same_as_before_it(run) -> None:  # type:
     assert status.returncode == 0, status.stderr
     check_status_json(json.loads(status.stdout))
     assert json.loads(status.stdout)["supervisor"]["owners"] == [p.pid]
+    # `-c FILE status --json` is answered without the argument parser (hosts/cli.py): the same
+    # answer and exit code as the spelling the full parser takes
+    plain = r.cli("status", "--json")
+    assert (plain.returncode, json.loads(plain.stdout)) == (0, json.loads(status.stdout)), plain.stderr
+    for table in (r.cli("status"), r.cli("status", "-c", str(r.config), config=False)):
+        row = table.stdout.splitlines()[2].split()
+        assert (table.returncode, row[:3]) == (0, ["a", "attached", "running"]), table.stdout
     logs = r.cli("logs", "a", "--config", str(r.config), "-n", "1", config=False)
     assert logs.returncode == 0, logs.stderr
     p.send_signal(signal.SIGTERM)
@@ -278,6 +289,32 @@ def test_run_with_command__exits_with_its_status_and_stops_daemons(run) -> None:
     assert not alive(a)
 
 
+def test_run__stdin_true__the_daemon_reads_the_servers_stdin_others_get_dev_null(run) -> None:  # type: ignore[no-untyped-def]
+    # docs/declarations.md, `stdin`: the server's fd 0 instead of /dev/null (uWSGI's stdin=1).
+    r = run("")
+    read = "import sys; line = sys.stdin.readline(); open({!r}, 'w').write(repr(line))"
+    fed, deaf = r.tmp / "fed.out", r.tmp / "deaf.out"
+    r.config.write_text(
+        f"[daemons.fed]\ncommand = {json.dumps([PY, '-c', read.format(str(fed))])}\n"
+        'stdin = true\nrestart = "never"\n'
+        f"[daemons.deaf]\ncommand = {json.dumps([PY, '-c', read.format(str(deaf))])}\n"
+        'restart = "never"\n'
+    )
+    feed_r, feed_w = os.pipe()
+    try:
+        r.start(stdin=feed_r)
+    finally:
+        os.close(feed_r)
+    try:
+        wait_for(lambda: deaf.exists() and deaf.read_text(), 10, "deaf read its stdin")
+        assert deaf.read_text() == "''", "a daemon without stdin reads /dev/null"
+        os.write(feed_w, b"hello from the server\n")
+        wait_for(lambda: fed.exists() and fed.read_text(), 10, "fed read its stdin")
+    finally:
+        os.close(feed_w)
+    assert fed.read_text() == repr("hello from the server\n")
+
+
 def test_run__sigkilled__attached_daemons_stopped(run) -> None:  # type: ignore[no-untyped-def]
     r = run("")
     r.config.write_text(probe_toml(r.events.path, "a"))
@@ -289,22 +326,52 @@ def test_run__sigkilled__attached_daemons_stopped(run) -> None:  # type: ignore[
     assert r.cli("status").returncode == 4
 
 
+def status_elsewhere(tmp: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``status`` for a config whose key misses every supervisor: it reads the index."""
+    other = tmp / "other.toml"
+    other.write_text("")
+    return subprocess.run(
+        [*CLI, "-c", str(other), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in env.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
+    )
+
+
 def test_status__key_misses__lists_the_supervisors_that_run(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = run("")
     r.config.write_text(probe_toml(r.events.path, "a"))
     r.start()
     wait_for(lambda: r.events.starts("a"), 10, "a up")
-    other = tmp_path / "other.toml"
-    other.write_text("")
-    out = subprocess.run(
-        [*CLI, "-c", str(other), "status"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={k: v for k, v in os.environ.items() if k != "ATTACH_DAEMONS_RUNTIME_DIR"},
-    )
+    out = status_elsewhere(tmp_path, os.environ)
     assert out.returncode == 4
     assert "supervisors recorded for this user:" in out.stderr and str(r.runtime_dir) in out.stderr
+
+
+def test_status__an_exited_supervisors_index_entry_is_removed_a_live_ones_kept(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("")
+    xdg = tmp_path / "xdg"  # a private user root: the index holds this test's supervisor only
+    xdg.mkdir(mode=0o700)
+    r.env["XDG_RUNTIME_DIR"] = str(xdg)
+    index = xdg / f"attachdaemon-{os.geteuid()}" / "index"
+    r.config.write_text(probe_toml(r.events.path, "a"))
+    p = r.start()
+    wait_for(lambda: r.events.starts("a"), 10, "a up")
+    (entry,) = wait_for(lambda: list(index.glob("*.json")), 10, "the supervisor's index entry")
+    sup = json.loads(entry.read_text())["pid"]
+    miss = status_elsewhere(tmp_path, r.env)
+    assert miss.returncode == 4
+    assert f"pid {sup}: {r.runtime_dir}" in miss.stderr
+    assert entry.exists(), "a live supervisor's entry is kept"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0
+    wait_for(lambda: not alive(sup), 10, "the supervisor exited")
+    assert entry.exists(), "the supervisor leaves its entry behind (else this test proves nothing)"
+    after = r.cli("status")
+    assert after.returncode == 4
+    assert "supervisors recorded" not in after.stderr
+    assert list(index.iterdir()) == []
 
 
 @pytest.mark.skipif(

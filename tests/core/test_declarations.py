@@ -487,7 +487,7 @@ BAD_INPUTS = [
         [
             (
                 "must be a mapping of name -> declaration, or a list of uWSGI lines, not str "
-                "(wrap a single uWSGI line in a list)"
+                "(wrap a single uWSGI line in a list, or name a uWSGI file (.ini, .yaml, .json))"
             )
         ],
         id="decls-string",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -13,6 +15,7 @@ from attachdaemon_django import conf
 from attachdaemon_django.checks import check_declarations
 
 pytestmark = pytest.mark.unit  # pure: no process (tests/conftest.py checks)
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "ini"
 
 
 def test_checks__bad_declarations__every_problem_with_its_id_and_exact_message() -> None:
@@ -107,3 +110,21 @@ def test_autostart__the_environment_variable_wins_over_the_setting(
         monkeypatch.setenv("ATTACH_DAEMONS_AUTOSTART", variable)
     with override_settings(ATTACH_DAEMONS_AUTOSTART=setting):
         assert startup.should_start() is starts
+
+
+def test_attach_daemons_names_a_uwsgi_ini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ATTACH_DAEMONS = "uwsgi.ini" (docs/uwsgi-files.md): relative to BASE_DIR; the checks show
+    uWSGI's keys ignored (W007) once, and its cron line is a job, not a W008."""
+    ini = tmp_path / "uwsgi.ini"
+    shutil.copyfile(CORPUS / "uwsgi.it-postgresql-backup.ini", ini)
+    (tmp_path / "x").mkdir()
+    ini.write_text(ini.read_text() + "socket = :3031\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "x"))
+    with override_settings(ATTACH_DAEMONS="uwsgi.ini", BASE_DIR=tmp_path):
+        spec, job = conf.specs()
+        assert job.schedule == "59 3 * * *"
+        assert spec.pidfile == f"{tmp_path}/x/db.pg/postmaster.pid" and dict(spec.env) == {
+            "PGPASSWORD": "XXX"
+        }
+        ids = [m.id for m in check_declarations()]
+        assert ids.count("attachdaemon.W007") == 1 and ids.count("attachdaemon.W008") == 0

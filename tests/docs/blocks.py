@@ -13,8 +13,9 @@ the evaluators below give each language its meaning. Each document gets a scratc
   app:app``, with a hello-world WSGI ``app.py``, the reader's own app): every declared daemon must
   run and be ready, gunicorn answers, Ctrl-C stops the attached daemons and the supervisor, and
   the smart ones, still running as documented, are then stopped by pid.
-- ``toml`` blocks name their file on their first line (``# daemons.toml``); it is written to the
-  document's directory and ``attachdaemon -c FILE check`` must pass.
+- ``toml`` blocks name their file on their first line (``# daemons.toml``), ``ini`` blocks too
+  (``; uwsgi.ini``); it is written to the document's directory and ``attachdaemon -c FILE
+  check`` must pass.
 - ``sh`` blocks: each line runs in that directory with bash. A line ending in ``&`` starts in the
   background (its own session); every other line must exit 0, retried for up to ``RETRY`` seconds
   as a person would run it again while daemons start. At the end of the block the background
@@ -64,6 +65,7 @@ from attachdaemon_core.control import client
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.spec.config_file import load_toml
 from attachdaemon_core.spec.declarations import parse_declarations
+from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
 from tests.docs.project import Project, all_running_and_ready, missing_programs
 from tests.helpers.harness import wait_for
 from tests.helpers.hosts import REPO, free_port
@@ -156,6 +158,7 @@ def parse(path: Path) -> Document:
         SkipParser(),
         CodeBlockParser("python", evaluate_python),
         CodeBlockParser("toml", evaluate_toml),
+        CodeBlockParser("ini", evaluate_ini),
         CodeBlockParser("sh", evaluate_sh),
         CodeBlockParser("console", evaluate_console),
         CodeBlockParser("text", evaluate_text),
@@ -378,6 +381,17 @@ def evaluate_toml(example: Example) -> None:
     assert result.stdout.rstrip().endswith(": OK"), result.stdout
 
 
+def evaluate_ini(example: Example) -> None:
+    """A uWSGI config file (``; uwsgi.ini`` on its first line), read as ``attachdaemon -c`` reads it."""
+    st = state_of(example)
+    source = str(example.parsed)
+    named = re.match(r";\s*([\w.-]+\.ini)\b", source)
+    assert named, f"an ini block starts with a comment naming its file: {source[:60]!r}"
+    (st.shell_dir / named[1]).write_text(source)
+    result = st.project.run(["attachdaemon", "-c", named[1], "check"], st.shell_dir, check=True)
+    assert result.stdout.rstrip().endswith(": OK"), result.stdout
+
+
 # ---------------------------------------------------------------------- shell and console blocks
 @dataclass
 class Command:
@@ -428,6 +442,13 @@ def _configs(commands: list[Command]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _config_specs(path: Path) -> tuple[Any, ...]:
+    """The specs of a ``-c`` file: a TOML file, or a uWSGI file read from its directory."""
+    if is_uwsgi_file(str(path)):
+        return parse_declarations(str(path), base_dir=str(path.parent))
+    return load_toml(str(path)).specs
+
+
 def run_commands(st: DocState, commands: list[Command]) -> None:
     st.last_output, st.last_skip = None, None
     cwd = st.shell_dir
@@ -435,8 +456,9 @@ def run_commands(st: DocState, commands: list[Command]) -> None:
     programs: list[str] = []
     for config in configs:
         assert (cwd / config).exists(), f"{config} is not written by an earlier block of this document"
-        programs += [os.path.basename(s.command[0]) for s in load_toml(str(cwd / config)).specs]
-        st.project.pidfiles += [Path(s.pidfile) for s in load_toml(str(cwd / config)).specs if s.pidfile]
+        specs = _config_specs(cwd / config)
+        programs += [os.path.basename(s.command[0]) for s in specs]
+        st.project.pidfiles += [Path(s.pidfile) for s in specs if s.pidfile]
     missing = missing_programs(programs)
     if missing:
         st.last_skip = f"needs {', '.join(sorted(set(missing)))} (not installed here; .ci/run installs it)"

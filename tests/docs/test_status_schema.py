@@ -102,6 +102,11 @@ daemonize = true
 [daemons.lead]
 command = {argv("-c", SLEEP)}
 leader = {{ lock = "{lock}" }}
+
+[daemons.tick]
+command = {argv("-c", "pass")}
+schedule = "* * * * * *"
+timeout = 30
 """
 
 
@@ -137,6 +142,7 @@ def test_real_status_json_validates_against_the_schema(project: Project, tmp_pat
             and ds["off"]["state"] == "stopped"
             and ds["lead"]["leader"] is not None
             and ds["lead"]["leader"]["role"] == "leader"
+            and ds["tick"]["job"]["last_exit"] is not None
         )
         return ds if ok else None
 
@@ -167,6 +173,8 @@ def test_real_status_json_validates_against_the_schema(project: Project, tmp_pat
     assert any(d["last_exit"] and d["last_exit"]["code"] == 0 for d in shown)
     assert any(d["leader"] and d["leader"]["role"] == "leader" for d in shown)
     assert any(d["rss_bytes"] for d in shown) and any(d["started_at"] for d in shown)
+    assert any(d["job"] and d["job"]["runs"] and d["job"]["last_duration"] is not None for d in shown)
+    assert all(d["job"] is None for d in shown if d["name"] != "tick")
     final = seen[-1]
 
     # The Flask status page serves the same object (200), and the page's own one without a supervisor.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from flask import Flask
 
@@ -99,3 +102,16 @@ def test_autostart__bad_environment_variable__nothing_started_and_said(
     AttachDaemons(app)
     assert state_of(app).started is False
     assert "ATTACH_DAEMONS_AUTOSTART='maybe' is not one of" in capsys.readouterr().err
+
+
+def test_init_app__attach_daemons_names_a_uwsgi_ini(tmp_path: Path) -> None:
+    """ATTACH_DAEMONS = "uwsgi.ini" (docs/uwsgi-files.md), relative to the app's root_path."""
+    shutil.copyfile(
+        Path(__file__).resolve().parent.parent / "corpus" / "ini" / "tcs-uwsgi-redis.ini",
+        tmp_path / "uwsgi.ini",
+    )
+    app = Flask("ini", root_path=str(tmp_path))
+    app.config.update(ATTACH_DAEMONS="uwsgi.ini")
+    AttachDaemons(app)
+    (spec,) = state_of(app).declared.specs
+    assert spec.pidfile == f"{tmp_path}/redis.pid" and spec.command[0].endswith("redis-server")

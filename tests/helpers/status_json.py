@@ -26,6 +26,7 @@ DAEMON_KEYS = {
     "rss_bytes",
     "error",
     "leader",
+    "job",
 }
 
 
@@ -46,6 +47,7 @@ def check_status_json(data: dict[str, Any]) -> None:
             "exited",
             "fatal",
             "standby",
+            "scheduled",
         )
         assert d["pid"] is None or isinstance(d["pid"], int)
         assert d["ready"] is None or isinstance(d["ready"], bool)

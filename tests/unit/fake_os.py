@@ -76,6 +76,7 @@ class FakeOS(RealOS):
     # pidfds: a pipe's read end stands in for one; its write end closes when the process exits,
     # so the selector sees it readable then, as it would a pidfd.
     pidfds: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    scans: int = 0  # /proc passes made for session checks (live_sessions)
 
     def __post_init__(self) -> None:
         self.procs[OWNER] = FakeProc(OWNER, ("server",), 1, OWNER, OWNER, ticks(-60), os.geteuid())
@@ -242,6 +243,10 @@ class FakeOS(RealOS):
 
     def session_members(self, sid: int) -> list[int]:
         return [pid for pid, p in self.procs.items() if p.sid == sid]
+
+    def live_sessions(self) -> set[int]:
+        self.scans += 1
+        return {p.sid for p in self.procs.values()}
 
     def group_exists(self, pgid: int) -> bool:
         return any(p.pgid == pgid for p in self.procs.values())

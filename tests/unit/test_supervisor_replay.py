@@ -206,3 +206,25 @@ def test_replayed_history__a_control_daemon_that_gives_up_asks_the_owner_to_shut
     turn(s)
     assert s.daemons["ctl"].state == State.FATAL
     assert fake.calls == [("spawn", "ctl", 5001), ("pidfd_signal", "server", OWNER, "SIGTERM")]
+
+
+def test_replayed_history__daemons_reaped_in_one_wake_up_share_one_proc_pass(
+    sup: tuple[Supervisor, FakeOS, FakeClock],
+) -> None:
+    """The final stop of many daemons reads /proc once per wake-up, not once per daemon; a pass
+    made while a leader still lived is not trusted for it (bench/PROFILE-exec-form.md)."""
+    s, fake, _clock = sup
+    s.answers.add_owner({"pid": OWNER}, decl("a", "b", "c", "d"))
+    s.timers.run_due()
+    fake.calls.clear()
+    s.answers.remove_owner(OWNER, why="exited")
+    for pid in (5001, 5002, 5003):
+        fake.exit(pid, sig=signal.SIGTERM)
+    s._reap()
+    assert fake.scans == 1  # 5004 was alive in it: d is not done yet
+    assert [s.daemons[n].state for n in "abc"] == [State.STOPPED] * 3
+    assert s.daemons["d"].state == State.STOPPING and not s.exiting
+    fake.exit(5004, sig=signal.SIGTERM)
+    s._reap()
+    assert fake.scans == 2  # a fresh pass for d
+    assert s.exiting and s.daemons["d"].state == State.STOPPED
