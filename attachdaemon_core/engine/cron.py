@@ -50,9 +50,11 @@ class Job:
     """What the supervisor knows of one job between and during its runs (the status ``job`` object)."""
 
     __slots__ = (
+        "failed",
         "last_duration",
         "last_exit",
         "last_start",
+        "last_success",
         "missed",
         "next_slot",
         "pending",
@@ -63,9 +65,11 @@ class Job:
         "skipped",
         "spec_key",
         "started_mono",
+        "succeeded",
         "timed_out",
         "timeout_timer",
         "timing_out",
+        "trigger",
     )
 
     def __init__(self, schedule: Schedule, spec_key: tuple[str, str | None]) -> None:
@@ -75,6 +79,12 @@ class Job:
         self.runs = 0
         self.skipped = 0  # due while the previous run still ran (unique)
         self.timed_out = 0
+        # How each run ended (the metrics' outcomes, docs/monitoring.md): exit 0, or another exit
+        # or no start at all (a timed-out run is in timed_out; one stopped by command in none).
+        self.succeeded = 0
+        self.failed = 0
+        self.last_success: float | None = None  # wall time the last run that exited 0 ended
+        self.trigger = "schedule"  # why the asked run runs: schedule, start or queued
         self.missed = 0  # slots passed by a wall-clock step forward, run once instead of each
         self.pending = False  # due while the previous run still ran (not unique): runs after it
         self.run_asked = False  # the next start() of this job is a run, not its activation
@@ -192,6 +202,7 @@ class CronRunner:
         if d.pid is not None or d.stopping:
             if d.spec.unique:
                 job.skipped += 1
+                _emit(d, "job-skip", pid=d.pid)
                 log.info("job %r (pid %s) still runs; this run is skipped (unique)", d.name, d.pid)
             elif not job.pending:
                 job.pending = True
@@ -199,12 +210,14 @@ class CronRunner:
             return
         self.run(d, "scheduled")
 
-    def run(self, d: Daemon, why: str) -> None:
-        """Start a run of ``d`` now, through the supervisor's start (its gates apply)."""
+    def run(self, d: Daemon, why: str, trigger: str = "schedule") -> None:
+        """Start a run of ``d`` now, through the supervisor's start (its gates apply).
+        ``trigger`` is told in its ``job-run`` event: ``schedule``, ``start`` or ``queued``."""
         job = self.jobs.get(d.name)
         if job is None or d.pid is not None or d.stopping:
             return
         job.run_asked = True
+        job.trigger = trigger
         if d.state != State.STARTING:
             d.set_state(State.STARTING, why)
         self.starter.start(d)
@@ -223,6 +236,7 @@ class CronRunner:
             return
         job.pending = False
         job.run_asked = False
+        _emit(d, "job-run", trigger=job.trigger)
         self.starter.run_attached(d)
         if d.pid is None:
             return  # the spawn failed: the supervisor's settle was told (run_ended)
@@ -248,6 +262,7 @@ class CronRunner:
             return
         job.timed_out += 1
         job.timing_out = True
+        _emit(d, "job-timeout", pid=pid, timeout=d.spec.timeout)
         log.warning(
             "job %r (pid %d) ran longer than its timeout of %gs; stopping it", d.name, pid, d.spec.timeout
         )
@@ -268,6 +283,7 @@ class CronRunner:
         if job.run_exit is not None:
             d.last_exit = job.run_exit
         job.run_exit = None
+        self._count(d, job)
         level = logging.INFO if job.last_exit is not None and job.last_exit.success else logging.WARNING
         log.log(level, "job %r %s", d.name, what)
         if d.state == State.STOPPED and not self.runnable(d):
@@ -275,7 +291,18 @@ class CronRunner:
         if d.state not in (State.SCHEDULED, State.STANDBY):
             d.set_state(State.SCHEDULED, "waiting for its next run")
         if job.pending and self.runnable(d):
-            self.run(d, "queued behind the previous run")
+            self.run(d, "queued behind the previous run", "queued")
+
+    def _count(self, d: Daemon, job: Job) -> None:
+        """Count the run that ended in one outcome (a timed-out one was counted at its timeout)."""
+        last = job.last_exit
+        if job.timing_out:
+            job.timing_out = False
+        elif last is not None and last.success:
+            job.succeeded += 1
+            job.last_success = last.at
+        else:  # another exit, or it could not start (exit 127)
+            job.failed += 1
 
     # ------------------------------------------------------------------ status
     def status(self, d: Daemon) -> dict[str, Any] | None:
@@ -297,4 +324,13 @@ class CronRunner:
             "skipped": job.skipped,
             "timed_out": job.timed_out,
             "missed": job.missed,
+            "succeeded": job.succeeded,
+            "failed": job.failed,
+            "last_success": job.last_success,
         }
+
+
+def _emit(d: Daemon, event: str, **fields: object) -> None:
+    """Tell the event stream (docs/monitoring.md) of one of a job's runs."""
+    if d.events is not None:
+        d.events.emit(event, d.name, **fields)

@@ -180,7 +180,7 @@ class Daemon:
             )
         decision = self._decide(status, now, stopping=stopping)
         self._fatal_reason = decision.reason if decision.state == State.FATAL else None
-        if decision.state in (State.BACKOFF, State.STARTING) and not stopping:
+        if decision.state in (State.BACKOFF, State.STARTING) and not stopping and self.spec.schedule is None:
             self._emit("restarting", delay=round(decision.delay, 3), quick_deaths=self.quick_deaths)
         if self.spec.oneshot and decision.state == State.EXITED and status.success:
             self.ready = True
@@ -224,7 +224,7 @@ class Daemon:
         self._emit("start-failed", reason=reason)
         decision = self._decide(ExitStatus(127, None, 0.0), now, stopping=False)
         self._fatal_reason = f"{reason}; {decision.reason}" if decision.state == State.FATAL else None
-        if decision.state in (State.BACKOFF, State.STARTING):
+        if decision.state in (State.BACKOFF, State.STARTING) and self.spec.schedule is None:
             self._emit("restarting", delay=round(decision.delay, 3), quick_deaths=self.quick_deaths)
         return decision
 

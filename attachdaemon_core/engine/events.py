@@ -35,6 +35,9 @@ EVENTS = (
     "stopped",
     "leader-acquired",
     "leader-lost",
+    "job-run",
+    "job-skip",
+    "job-timeout",
 )
 
 Listener = Callable[[dict[str, Any]], None]

@@ -126,7 +126,7 @@ class ControlAnswers:
         for d in names:
             self.held.discard(d.name)
             if d.spec.schedule is not None:  # a job: one run now (docs/events.md, "Jobs")
-                self.cron.run(d, "started by command")
+                self.cron.run(d, "started by command", "start")
                 continue
             if d.state not in RUNNING_STATES or (d.pid is None and d.launcher_pid is None):
                 d.quick_deaths = 0

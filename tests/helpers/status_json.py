@@ -34,6 +34,26 @@ DAEMON_KEYS = {
 }
 
 
+# The ``job`` object of a declaration with a schedule (docs/status-json.md, "Jobs").
+JOB_KEYS = {
+    "schedule",
+    "timezone",
+    "unique",
+    "timeout",
+    "next_run",
+    "last_start",
+    "last_duration",
+    "last_exit",
+    "runs",
+    "skipped",
+    "timed_out",
+    "missed",
+    "succeeded",
+    "failed",
+    "last_success",
+}
+
+
 def check_status_json(data: dict[str, Any]) -> None:
     assert set(data) == {"supervisor", "daemons"}
     assert set(data["supervisor"]) == set(SUPERVISOR_KEYS)
@@ -58,6 +78,9 @@ def check_status_json(data: dict[str, Any]) -> None:
         assert isinstance(d["restarts"], int)
         assert d["started_at"] is None or isinstance(d["started_at"], float)
         assert d["last_exit"] is None or set(d["last_exit"]) == {"code", "signal", "at"}
+        job = d["job"]
+        assert job is None or set(job) == JOB_KEYS, job
+        assert job is None or job["last_success"] is None or isinstance(job["last_success"], float)
         assert d["cpu_percent"] is None or isinstance(d["cpu_percent"], float)
         assert d["rss_bytes"] is None or isinstance(d["rss_bytes"], int)
         assert d["error"] is None or isinstance(d["error"], str)
