@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 __all__ = [
+    "CRON_OUTCOMES",
     "INSTALL_HINT",
     "LEADER_ROLES",
     "STATES",
@@ -40,6 +41,8 @@ INSTALL_HINT = "pip install 'attachdaemon[metrics]' (it brings prometheus_client
 # Every state of docs/status-json.md: attachdaemon_daemon_state has one series per state.
 STATES = ("starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "standby", "scheduled")
 LEADER_ROLES = ("leader", "follower", "unknown")
+# attachdaemon_cron_runs_total's outcomes and the status ``job`` counts they are (status-json.md).
+CRON_OUTCOMES = {"success": "succeeded", "failure": "failed", "timed_out": "timed_out", "skipped": "skipped"}
 # On the default registry the app's own process_* are its worker's: ours get a prefix there.
 DEFAULT_REGISTRY_PROCESS_PREFIX = "attachdaemon_supervisor_process"
 
@@ -68,6 +71,7 @@ def families(answer: dict[str, Any] | None, *, process_prefix: str = "process") 
     return [
         up,
         *_daemon_families(core, daemons, usage),
+        *_cron_families(core, daemons),
         _leader_family(core, daemons),
         *_process_families(core, answer.get("process") or {}, process_prefix),
     ]
@@ -115,6 +119,31 @@ def _daemon_families(core: Any, daemons: list[dict[str, Any]], usage: dict[str, 
             rss.add_metric([name], float(use["rss_bytes"]))
             cpu.add_metric([name], float(use["cpu_seconds"]))
     return [up, state, ready, restarts, started, code, rss, cpu]
+
+
+def _cron_families(core: Any, daemons: list[dict[str, Any]]) -> list[Metric]:
+    """Each job's runs by outcome, and when its last run that exited 0 ended (no series before
+    its first success: a timestamp of 0 would read as "failing since 1970")."""
+    success = core.GaugeMetricFamily(
+        "attachdaemon_cron_last_success_timestamp_seconds",
+        "when the job's last run that exited 0 ended (Unix time); absent before the first",
+        labels=["job"],
+    )
+    runs = core.CounterMetricFamily(
+        "attachdaemon_cron_runs",
+        "the job's runs since the supervisor started, by outcome",
+        labels=["job", "outcome"],
+    )
+    for d in daemons:
+        job = d.get("job")
+        if not job:
+            continue
+        name = d["name"]
+        if job.get("last_success") is not None:
+            success.add_metric([name], float(job["last_success"]))
+        for outcome, key in CRON_OUTCOMES.items():
+            runs.add_metric([name, outcome], float(job.get(key) or 0))
+    return [success, runs]
 
 
 def _leader_family(core: Any, daemons: list[dict[str, Any]]) -> Metric:

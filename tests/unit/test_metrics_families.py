@@ -3,14 +3,17 @@ the answers are the shape the supervisor's ``metrics`` verb gives."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from attachdaemon_core.control.verbs import CLI_VERBS, READ_ONLY_VERBS, VERBS
+from attachdaemon_core.engine.events import EVENTS
 from attachdaemon_core.engine.states import State
-from attachdaemon_core.hosts.metrics import LEADER_ROLES, STATES, render_answer
+from attachdaemon_core.hosts.metrics import CRON_OUTCOMES, LEADER_ROLES, STATES, render_answer
+from tests.helpers.status_json import JOB_KEYS
 
 pytestmark = pytest.mark.unit
 
@@ -127,3 +130,39 @@ def test_events_and_metrics_are_read_only_commands() -> None:
     for verb in ("events", "metrics"):
         assert verb in READ_ONLY_VERBS and verb in CLI_VERBS
     assert [a.name for a in VERBS["events"].wire_args] == ["after", "follow"]
+
+
+def job_info(**kw: Any) -> dict[str, Any]:
+    base = {"runs": 0, "skipped": 0, "timed_out": 0, "succeeded": 0, "failed": 0, "last_success": None}
+    return {**base, **kw}
+
+
+def test_cron_series_per_job_and_outcome_and_no_last_success_before_one() -> None:
+    jobs = [
+        daemon("kv"),  # a daemon: no cron series
+        daemon(
+            "sweep",
+            state="scheduled",
+            job=job_info(runs=5, succeeded=3, failed=1, timed_out=1, skipped=2, last_success=1796395700.25),
+        ),
+        daemon("never", state="scheduled", job=job_info(runs=1, failed=1)),
+    ]
+    m = parsed({"status": {"supervisor": {"pid": 7}, "daemons": jobs}})
+    assert m["attachdaemon_cron_last_success_timestamp_seconds"] == {(("job", "sweep"),): 1796395700.25}
+    assert m["attachdaemon_cron_runs_total"] == {
+        (("job", "sweep"), ("outcome", "success")): 3.0,
+        (("job", "sweep"), ("outcome", "failure")): 1.0,
+        (("job", "sweep"), ("outcome", "timed_out")): 1.0,
+        (("job", "sweep"), ("outcome", "skipped")): 2.0,
+        (("job", "never"), ("outcome", "success")): 0.0,
+        (("job", "never"), ("outcome", "failure")): 1.0,
+        (("job", "never"), ("outcome", "timed_out")): 0.0,
+        (("job", "never"), ("outcome", "skipped")): 0.0,
+    }
+    assert set(CRON_OUTCOMES.values()) <= set(JOB_KEYS)  # each outcome is a count of status's job object
+
+
+def test_every_event_of_the_stream_is_in_the_docs_table() -> None:
+    table = (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text()
+    for event in EVENTS:
+        assert f"| `{event}` |" in table, event
