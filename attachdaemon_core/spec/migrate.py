@@ -14,6 +14,7 @@ Runs in the ``attachdaemon migrate`` process only; returns texts and writes noth
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 
 from attachdaemon_core.spec.declarations import parse_declarations
@@ -118,10 +119,10 @@ def _gunicorn_conf(spec: str, fmt: str, translation: Translation, has_daemons: b
             f"from {HOOKS_IMPORT[fmt]} import *  # noqa: F403  the daemons start and stop with gunicorn"
         )
         out.append("")
-    out += [f"# {note}" for note in translation.notes]
+    out += [_comment(note) for note in translation.notes]
     for setting in translation.settings.values():
         if setting.note:
-            out.append(f"# {setting.note}")
+            out.append(_comment(setting.note))
         out.append(f"{setting.name} = {setting.value!r}  # {', '.join(setting.sources)}")
     if has_daemons and fmt == "toml":
         here = "os.path.dirname(os.path.abspath(__file__))"
@@ -130,6 +131,10 @@ def _gunicorn_conf(spec: str, fmt: str, translation: Translation, has_daemons: b
         where = "Django settings" if fmt == "django" else "Flask config"
         out.append(f"# the daemons are ATTACH_DAEMONS in the {where}: see {DAEMONS_FILE[fmt]}")
     return "\n".join(out) + "\n"
+
+
+def _comment(text: str) -> str:
+    return textwrap.fill(text, width=100, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
 
 
 def _notes(spec: str, fmt: str, translation: Translation, specs: tuple[DaemonSpec, ...]) -> str:
