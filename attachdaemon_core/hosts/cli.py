@@ -27,6 +27,8 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
     import argparse
 
     default = os.environ.get("ATTACHDAEMON_CONFIG", DEFAULT_CONFIG) if with_defaults else argparse.SUPPRESS
+    if with_defaults:  # the main parser: migrate is this script's own command (see main)
+        parser.epilog = "also: attachdaemon migrate uwsgi.ini [-o DIR], a uWSGI file for gunicorn"
     parser.add_argument(
         "-c",
         "--config",

@@ -186,19 +186,35 @@ def translate(options: Sequence[Option], handled: frozenset[str], reasons: dict[
     rest, a generic reason for a key it does not know."""
     out = Translation()
     left: dict[str, list[int]] = {}
+    why: dict[str, str] = {}
     for opt in options:
         if opt.key in handled or opt.placeholder:
             continue
         apply = TRANSLATORS.get(opt.key)
-        if apply is None or (opt.key in NUMERIC and not opt.value.strip().isdigit()):
+        problem = _untranslatable(opt) if apply is not None else None
+        if apply is None or problem is not None:
             left.setdefault(opt.key, []).append(opt.line)
+            if problem is not None:
+                why[opt.key] = problem
             continue
         apply(opt, out)
     for key, lines in left.items():
-        reason = reasons.get(
-            key, "no gunicorn equivalent known here; check whether your deployment still needs it"
-        )
-        if key in NUMERIC:
-            reason = "its value is not a number once resolved; set it by hand"
+        reason = why.get(key) or reasons.get(key) or UNKNOWN
         out.untranslated.append(Untranslated(key, tuple(lines), reason))
     return out
+
+
+UNKNOWN = "no gunicorn equivalent known here; check whether your deployment still needs it"
+
+
+def _untranslatable(opt: Option) -> str | None:
+    """Why an option we translate cannot be, as written: a placeholder left, or not a number."""
+    left = [*dict.fromkeys([*opt.unresolved, *opt.magic_errors])]
+    if left:
+        return (
+            f"{', '.join(left)} cannot be resolved here: set the variable where you run migrate, or write "
+            "the value into the gunicorn setting yourself"
+        )
+    if opt.key in NUMERIC and not opt.value.strip().isdigit():
+        return f"{opt.value!r} is not a number; set it by hand"
+    return None

@@ -227,3 +227,30 @@ def test_invalid_daemon_lines_stop_the_migration_naming_them(
     assert main(["uwsgi.ini"], io.StringIO(), err) == 1
     assert "line 11: $(REDIS_IDLE_TIMEOUT) cannot be resolved" in err.getvalue()
     assert "run migrate again" in err.getvalue()
+
+
+def test_an_unresolved_placeholder_in_a_server_option_is_listed_not_guessed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    m = run_migrate(tmp_path, "cla_backend-heroku.ini")  # http-socket = :$(PORT)
+    assert "bind" not in settings(m)
+    reason = {u.key: u.reason for u in m.translation.untranslated}["http-socket"]
+    assert reason.startswith("$(PORT) cannot be resolved here")
+
+
+def test_same_specs_names_what_differs() -> None:
+    first = parse_declarations({"a": {"command": "sleep 1", "stop_signal": "SIGINT"}})
+    second = parse_declarations({"a": {"command": "sleep 1"}})
+    assert same_specs(first, second) == ["a: stop_signal"]
+    assert same_specs(first, first) == []
+    assert same_specs(first, parse_declarations({"b": {"command": "sleep 1"}}))[0].startswith("names differ")
+
+
+def test_the_attachdaemon_script_runs_migrate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attachdaemon_core.hosts.cli import main as cli_main
+
+    shutil.copy(CORPUS / "uffd-readme.ini", tmp_path / "uwsgi.ini")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["migrate", "uwsgi.ini", "--format", "django", "-o", "out"]) == 0
+    assert (tmp_path / "out" / "attach_daemons_settings.py").read_text().count("'oneshot': True") == 1
