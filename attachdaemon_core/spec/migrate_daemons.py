@@ -28,6 +28,7 @@ __all__ = ["RoundTripError", "declarations_for", "render_python", "render_toml",
 DEFAULT = DaemonSpec(name="x", command=("x",))
 SKIPPED = frozenset({"name", "extra", "shell", "dependencies"})  # dependencies go with depends_on
 SIGNAL_KEYS = ("stop_signal", "reload_signal", "reload_stop_signal")
+KIND_DEFAULTS = ("on_reload", "log", "restart")  # differ from DaemonSpec's for smart daemons, jobs…
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
@@ -39,18 +40,36 @@ def declarations_for(specs: Sequence[DaemonSpec], base_dir: str) -> dict[str, di
     """name -> declaration, in the specs' order, parsing back to ``specs`` (else RoundTripError)."""
     decls = {spec.name: _minimal(spec) for spec in specs}
     for _ in range(3):
-        try:
-            again = parse_declarations(dict(decls), base_dir=base_dir, source="the migrated declarations")
-        except ConfigError as exc:
-            raise RoundTripError(str(exc)) from None
-        differing = {s.name: _differences(s, a) for s, a in zip(specs, again, strict=True)}
+        differing = {s.name: _differences(s, a) for s, a in zip(specs, _parse(decls, base_dir), strict=True)}
         if not any(differing.values()):
-            return decls
-        for name, keys in differing.items():
-            spec = next(s for s in specs if s.name == name)
-            for key in keys:
-                decls[name][key] = _value(spec, key)
+            return _prune(decls, specs, base_dir)
+        for spec in specs:
+            for key in differing[spec.name]:
+                decls[spec.name][key] = _value(spec, key)
     raise RoundTripError(f"these keys do not survive the round trip: {differing}")
+
+
+def _parse(decls: Mapping[str, Mapping[str, Any]], base_dir: str) -> tuple[DaemonSpec, ...]:
+    try:
+        return parse_declarations(dict(decls), base_dir=base_dir, source="the migrated declarations")
+    except ConfigError as exc:
+        raise RoundTripError(str(exc)) from None
+
+
+def _prune(
+    decls: dict[str, dict[str, Any]], specs: Sequence[DaemonSpec], base_dir: str
+) -> dict[str, dict[str, Any]]:
+    """Leave out a key that is only the default of the daemon's kind (a job's ``on_reload =
+    "keep"``), then check the whole again."""
+    for key in KIND_DEFAULTS:
+        trial = {name: {k: v for k, v in decl.items() if k != key} for name, decl in decls.items()}
+        for spec, again in zip(specs, _parse(trial, base_dir), strict=True):
+            if not _differences(spec, again):
+                decls[spec.name].pop(key, None)
+    left = same_specs(specs, _parse(decls, base_dir))
+    if left:
+        raise RoundTripError(f"these keys do not survive the round trip: {left}")
+    return decls
 
 
 def same_specs(first: Sequence[DaemonSpec], second: Sequence[DaemonSpec]) -> list[str]:

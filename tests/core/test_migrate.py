@@ -184,6 +184,7 @@ def test_postgresql_backup_smart_daemon_and_shell_cron(
     postgres, dump = again
     assert postgres.pidfile == f"{tmp_path}/home/db.pg/postmaster.pid" and postgres.on_reload == "keep"
     assert dump.schedule == "59 3 * * *" and dump.command[:2] == ("/bin/sh", "-c")
+    assert "on_reload" not in m.daemons and "log =" not in m.daemons  # their kinds' defaults
     assert settings(m) == {"raw_env": ["PGPASSWORD=XXX"]}  # env: for gunicorn and the daemons
     assert untranslated(m) == {}  # pg is the file's own placeholder; env went to the daemons
 
