@@ -1,4 +1,5 @@
-"""The Django app: registers the system checks and, for dev servers only, starts the daemons."""
+"""The Django app: registers the system checks and the metrics collector and, for dev servers
+only, starts the daemons."""
 
 from __future__ import annotations
 
@@ -18,4 +19,9 @@ class AttachDaemonConfig(AppConfig):
 
         checks.register()
         setting_changed.connect(conf.clear, dispatch_uid="attachdaemon_django.conf.clear")
+        # With prometheus_client installed, our series join the app's own /metrics
+        # (django-prometheus…); the settings are read when scraped (docs/monitoring.md).
+        from attachdaemon_core.hosts.metrics import register_default
+
+        register_default(conf.runtime_dir, key="django")
         startup.maybe_start()

@@ -10,4 +10,5 @@ app_name = "attachdaemon"
 urlpatterns = [
     path("", views.status_page, name="status"),
     path("status.json", views.status_json, name="status-json"),
+    path("metrics", views.metrics, name="metrics"),
 ]

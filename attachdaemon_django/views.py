@@ -1,4 +1,5 @@
-"""A status page for staff users: HTML that refreshes itself, and the JSON it reads (docs/status-json.md).
+"""A status page for staff users: HTML that refreshes itself, the JSON it reads (docs/status-json.md),
+and the Prometheus metrics (docs/monitoring.md), all behind the same allow rule.
 
 Served by the web workers, which only read: they ask the supervisor over the control socket.
 """
@@ -13,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import render
 from django.utils.module_loading import import_string
 
+from attachdaemon_core.hosts import metrics as prometheus
 from attachdaemon_core.hosts.status import read_status
 
 from . import conf
@@ -52,3 +54,16 @@ def status_page(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("not allowed")
     data, _code = read_status(conf.runtime_dir())
     return render(request, "attachdaemon_django/status.html", {"status": data})
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """The Prometheus text format; 501 naming the extra when prometheus_client is missing."""
+    if not allowed(request):
+        return HttpResponseForbidden("not allowed")
+    try:
+        body, content_type = prometheus.render(conf.runtime_dir())
+    except prometheus.MetricsUnavailable as exc:
+        return HttpResponse(f"{exc}\n", status=501, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response

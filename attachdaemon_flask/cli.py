@@ -42,7 +42,9 @@ def _param(arg: Arg) -> click.Parameter:
     if arg.type is bool:
         return click.Option([*arg.flags, arg.name], is_flag=True, help=arg.help)
     if arg.flags:
-        return click.Option([*arg.flags, arg.name], type=arg.type, default=arg.default, help=arg.help)
+        return click.Option(
+            [*arg.flags, arg.name], type=arg.type, default=arg.default, metavar=arg.metavar, help=arg.help
+        )
     if arg.nargs is None:
         return click.Argument([arg.name], metavar=arg.metavar)
     # NAME… or -- CMD…: any number, passed through as they are

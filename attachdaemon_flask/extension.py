@@ -77,6 +77,11 @@ class AttachDaemons:
 
         if "daemons" not in app.cli.commands:
             app.cli.add_command(daemons)
+        # With prometheus_client installed, our series join the app's own /metrics
+        # (prometheus-flask-exporter…), docs/monitoring.md.
+        from attachdaemon_core.hosts.metrics import register_default
+
+        register_default(state.runtime_dir)
         _wrap_run(app)
         if _in_flask_run() or _may_autostart(state.autostart):
             start(app)

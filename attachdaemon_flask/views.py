@@ -1,4 +1,5 @@
-"""An optional status blueprint: an HTML page refreshing itself from a JSON endpoint (docs/status-json.md).
+"""An optional status blueprint: an HTML page refreshing itself from a JSON endpoint (docs/status-json.md),
+and ``/metrics``, the Prometheus text format (docs/monitoring.md).
 
 ``app.register_blueprint(status_blueprint(allow=lambda: current_user.is_admin), url_prefix="/daemons")``
 — ``allow`` is required: the page shows pids and commands' errors, so who may see it is yours to say.
@@ -11,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template_string
 
+from attachdaemon_core.hosts import metrics as prometheus
 from attachdaemon_core.hosts.status import read_status
 
 from .extension import state_of
@@ -50,6 +52,14 @@ def status_blueprint(allow: Callable[[], bool], name: str = "attachdaemon") -> B
     def status_json() -> Any:
         data, code = read_status(_runtime_dir())
         return jsonify(data), code, {"Cache-Control": "no-store"}
+
+    @bp.get("/metrics")
+    def metrics() -> Any:
+        try:
+            body, content_type = prometheus.render(_runtime_dir())
+        except prometheus.MetricsUnavailable as exc:
+            return f"{exc}\n", 501, {"Content-Type": "text/plain; charset=utf-8"}
+        return body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"}
 
     @bp.get("/")
     def status_page() -> Any:

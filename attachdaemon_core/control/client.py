@@ -13,6 +13,7 @@ from attachdaemon_core.osproc.paths import RuntimeDirError, check_runtime_dir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (about 2 ms): mypy reads it alike
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 SOCKET_NAME = "control.sock"
@@ -107,3 +108,47 @@ def call(runtime_dir: str, verb: str, timeout: float = 5.0, **args: Any) -> Any:
     if not answer.get("ok"):
         raise ControlError(str(answer.get("error")))
     return answer.get("result")
+
+
+def stream(runtime_dir: str, verb: str, timeout: float = 5.0, **args: Any) -> Iterator[dict[str, Any]]:
+    """Send one request to a verb that streams (``events`` with ``follow``): yield its answer's
+    result, then each line the supervisor pushes (``{"v": 1, ...}``), as long as the connection
+    lasts; the first answer must come within ``timeout``, later lines may take any time. Raise
+    NoSupervisor (also when the supervisor goes away) or ControlError."""
+    path = socket_path(runtime_dir)
+    check_socket(runtime_dir)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            sock.sendall(encode({"v": VERSION, "verb": verb, "args": args}))
+        except OSError as exc:
+            raise NoSupervisor(f"no supervisor answers at {path} ({exc.__class__.__name__})") from None
+        reader = sock.makefile("rb")
+        try:
+            first = _line(reader, path)
+        except TimeoutError:
+            raise NoSupervisor(f"the supervisor at {path} did not answer (TimeoutError)") from None
+        if not first.get("ok"):
+            raise ControlError(str(first.get("error")))
+        result = first.get("result")
+        yield result if isinstance(result, dict) else {}
+        sock.settimeout(None)  # news comes when it happens
+        while True:
+            yield _line(reader, path)
+    finally:
+        sock.close()
+
+
+def _line(reader: Any, path: str) -> dict[str, Any]:
+    try:
+        line = reader.readline(MAX_ANSWER_BYTES)
+    except (ConnectionResetError, BrokenPipeError):
+        line = b""
+    if not line.endswith(b"\n"):
+        raise NoSupervisor(f"the supervisor at {path} closed the connection")
+    obj = json.loads(line)
+    if not isinstance(obj, dict):
+        raise ControlError("the supervisor sent a line that is not a JSON object")
+    return obj

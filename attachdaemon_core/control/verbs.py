@@ -116,6 +116,28 @@ VERBS: dict[str, Verb] = {
             ),
             help="show a daemon's last output lines",
         ),
+        Verb(
+            "events",
+            read_only=True,
+            args=(
+                Arg(
+                    "after",
+                    int,
+                    default=0,
+                    flags=("--after",),
+                    metavar="N",
+                    help="only the events after sequence number N (a client coming back)",
+                ),
+                Arg("follow", bool, flags=("-f", "--follow"), help="then print each new event as it happens"),
+                Arg("json", bool, flags=("--json",), wire=False, help="one JSON object per line"),
+            ),
+            help="show what happened to the daemons, in order (docs/monitoring.md)",
+        ),
+        Verb(
+            "metrics",
+            read_only=True,
+            help="print the Prometheus metrics (needs the [metrics] extra)",
+        ),
         Verb("start", args=(_NAMES, _ALL), help="start daemons by name"),
         Verb("stop", args=(_NAMES, _ALL), help="stop daemons by name"),
         Verb("restart", args=(_NAMES, _ALL), help="restart daemons by name"),
@@ -178,7 +200,9 @@ def _add_cli_arg(p: argparse.ArgumentParser, arg: Arg) -> None:
     if arg.type is bool:
         p.add_argument(*arg.flags, dest=arg.name, action="store_true", help=arg.help)
     elif arg.flags:
-        p.add_argument(*arg.flags, dest=arg.name, type=arg.type, default=arg.default, help=arg.help)
+        p.add_argument(
+            *arg.flags, dest=arg.name, type=arg.type, default=arg.default, metavar=arg.metavar, help=arg.help
+        )
     else:
         p.add_argument(arg.name, nargs=arg.nargs, metavar=arg.metavar, help=arg.help)
 

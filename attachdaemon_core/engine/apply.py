@@ -14,6 +14,7 @@ from typing import Any
 from attachdaemon_core.engine import launches
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.decide.reload import Do, Seen, plan_reload
+from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.runtime_dir import RuntimeDir
 from attachdaemon_core.engine.smart import SmartRunner
@@ -50,6 +51,7 @@ class Declarations:
         self.smart = smart
         self.leadership = leadership
         self.changed = changed  # after each apply, in order (jobs' schedules, touch files, limits...)
+        self.events = EventLog()  # the event stream: each daemon tells it its changes (docs/monitoring.md)
 
     def apply(self, decl: dict[str, Any], *, reload: bool) -> None:
         """Make the running set match ``decl``: start added, stop removed, restart changed."""
@@ -80,7 +82,7 @@ class Declarations:
 
     def _carry_out(self, do: str, name: str, spec: DaemonSpec) -> None:
         if do == Do.ADD:
-            self.daemons[name] = Daemon(spec)
+            self.daemons[name] = Daemon(spec, events=self.events)
             self.starter.dependents.watch(self.daemons[name])
             return
         d = self.daemons[name]

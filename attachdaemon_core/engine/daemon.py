@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from attachdaemon_core.engine.daemon_runtime import DaemonRuntime
 from attachdaemon_core.engine.decide.backoff import backoff_delay
+from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.states import State, check_transition
 from attachdaemon_core.spec.model import DaemonSpec
 
@@ -80,8 +81,11 @@ class Launch:
 class Daemon:
     """The supervisor's record of one declared daemon."""
 
-    def __init__(self, spec: DaemonSpec, *, rand: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, spec: DaemonSpec, *, rand: Callable[[], float] | None = None, events: EventLog | None = None
+    ) -> None:
         self.spec = spec
+        self.events = events  # where its changes are told (docs/monitoring.md); None: nowhere
         self.state = State.STOPPED
         self.pid: int | None = None
         self.launcher_pid: int | None = None  # smart: the command we ran, until the pidfile names the daemon
@@ -96,7 +100,8 @@ class Daemon:
         self.quick_deaths = 0
         self.last_exit: ExitStatus | None = None
         self.error: str | None = None
-        self.ready: bool | None = None
+        self._ready: bool | None = None
+        self._fatal_reason: str | None = None  # why the last decision gave up, for the event
         self.stop_reason = ""
         self.lines: collections.deque[str] = collections.deque(maxlen=LOG_RING_LINES)
         self.line_seq = 0
@@ -121,15 +126,38 @@ class Daemon:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def ready(self) -> bool | None:
+        """True once its ``ready`` probe passed (or at once without one); None when not running."""
+        return self._ready
+
+    @ready.setter
+    def ready(self, value: bool | None) -> None:
+        if value and not self._ready:
+            self._emit("ready", pid=self.pid)
+        self._ready = value
+
+    def _emit(self, event: str, **fields: object) -> None:
+        if self.events is not None:
+            self.events.emit(event, self.name, **fields)
+
     def set_state(self, new: State, why: str = "") -> None:
-        """Every state change goes through here: checked, logged, timed."""
+        """Every state change goes through here: checked, logged, timed, and told as an event
+        when it is one of the stream's (docs/monitoring.md)."""
         old = self.state
         check_transition(old, new)
         self.state = new
-        if old != new:
-            log.debug("daemon %r: %s -> %s%s", self.name, old.value, new.value, f" ({why})" if why else "")
-            if self.on_state is not None:
-                self.on_state(self, old, new)
+        if old == new:
+            return
+        log.debug("daemon %r: %s -> %s%s", self.name, old.value, new.value, f" ({why})" if why else "")
+        if new == State.RUNNING:
+            self._emit("started", pid=self.pid, adopted=self.adopted)
+        elif new == State.FATAL:
+            self._emit("fatal", reason=why or self._fatal_reason or self.error)
+        elif new == State.STOPPED and old != State.STOPPED:
+            self._emit("stopped", reason=why or self.stop_reason or None)
+        if self.on_state is not None:
+            self.on_state(self, old, new)
 
     def mark_started(self, pid: int, now: float, wall: float, *, adopted: bool = False) -> None:
         self.pid = pid
@@ -143,14 +171,22 @@ class Daemon:
                 self.restarts += 1
 
     def decide_after_exit(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
-        """Given how a run ended, decide the next state and any restart delay. A one-shot is
+        """Given how a run ended, decide the next state and any restart delay. A run that ended
+        by itself is told as ``exited``, and a restart it leads to as ``restarting``. A one-shot is
         ready once a run ends with status 0 and it rests (docs/declarations.md, "One-shot tasks")."""
-        decision = self._decide_after_exit(status, now, stopping=stopping)
+        if not stopping:
+            self._emit(
+                "exited", pid=self.pid, code=status.code, signal=status.signal, status=status.describe()
+            )
+        decision = self._decide(status, now, stopping=stopping)
+        self._fatal_reason = decision.reason if decision.state == State.FATAL else None
+        if decision.state in (State.BACKOFF, State.STARTING) and not stopping:
+            self._emit("restarting", delay=round(decision.delay, 3), quick_deaths=self.quick_deaths)
         if self.spec.oneshot and decision.state == State.EXITED and status.success:
             self.ready = True
         return decision
 
-    def _decide_after_exit(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
+    def _decide(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
         ran = (now - self.started_mono) if self.started_mono is not None else 0.0
         self.last_exit = status
         self.pid = None
@@ -185,7 +221,12 @@ class Daemon:
         self.spawns += 1
         if self.spawns > 1:
             self.restarts += 1
-        return self.decide_after_exit(ExitStatus(127, None, 0.0), now, stopping=False)
+        self._emit("start-failed", reason=reason)
+        decision = self._decide(ExitStatus(127, None, 0.0), now, stopping=False)
+        self._fatal_reason = f"{reason}; {decision.reason}" if decision.state == State.FATAL else None
+        if decision.state in (State.BACKOFF, State.STARTING):
+            self._emit("restarting", delay=round(decision.delay, 3), quick_deaths=self.quick_deaths)
+        return decision
 
     def add_line(self, line: str) -> None:
         self.lines.append(line)

@@ -59,6 +59,8 @@ class LeaderLink:
         if d is None or not self.wanted(name):
             return
         if d.state == State.STANDBY:
+            if d.events is not None:  # the event stream (docs/monitoring.md)
+                d.events.emit("leader-acquired", name, lock=d.spec.leader.lock if d.spec.leader else None)
             d.set_state(State.STARTING, "leader lock acquired")
             d.quick_deaths = 0
             self.hook(d, "on_lead")
@@ -70,6 +72,9 @@ class LeaderLink:
         if d is None:
             return
         d.error = f"lost the leader lock: {reason}"
+        lock = d.spec.leader.lock if d.spec.leader else None
+        if d.events is not None:
+            d.events.emit("leader-lost", name, lock=lock, reason=reason)
         self.stop(d, then=functools.partial(self._after_lost, d))
 
     def hook(self, d: Daemon, which: str) -> None:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+from attachdaemon_core.engine import log_format
 from attachdaemon_core.engine.logs import private_file
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.owners import Owners
@@ -125,15 +126,15 @@ def configure_logging(runtime_dir: str) -> None:
     """Log lines go to the server's stderr and to <runtime>/supervisor.log."""
     root = logging.getLogger("attachdaemon")
     root.setLevel(logging.DEBUG if os.environ.get("ATTACHDAEMON_DEBUG") else logging.INFO)
-    fmt = logging.Formatter(f"attachdaemon[{os.getpid()}]: %(message)s")
+    to_stderr, to_file = log_format.formatters()  # text, or JSON lines (docs/monitoring.md)
     stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(fmt)
+    stream.setFormatter(to_stderr)
     root.addHandler(stream)
     with contextlib.suppress(OSError):
         path = os.path.join(runtime_dir, LOG_FILE)
         private_file(path)
         fh = logging.FileHandler(path)
-        fh.setFormatter(logging.Formatter("%(asctime)s " + f"[{os.getpid()}] %(message)s"))
+        fh.setFormatter(to_file)
         root.addHandler(fh)
 
 

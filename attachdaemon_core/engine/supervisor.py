@@ -250,6 +250,7 @@ class Supervisor:
             clock=clock,
             save_state=self.save_state,
             about={"started_at": self.started_at, "respawns": respawns, "runtime_dir": runtime_dir},
+            events=self.declarations.events,  # the event stream (docs/monitoring.md)
         )
 
     # ------------------------------------------------------------------ the composed parts' verbs

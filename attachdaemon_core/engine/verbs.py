@@ -12,15 +12,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from attachdaemon_core import __version__
-from attachdaemon_core.control.server import CommandError, Peer
+from attachdaemon_core.control.server import CommandError, Peer, Stream
 from attachdaemon_core.control.verbs import VERBS
 from attachdaemon_core.engine import report
 from attachdaemon_core.engine.cron import CronRunner
 from attachdaemon_core.engine.daemon import Daemon
+from attachdaemon_core.engine.events import EventLog
 from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.engine.readiness import Prober
+from attachdaemon_core.engine.scrape import metrics_answer
 from attachdaemon_core.engine.starter import Starter
 from attachdaemon_core.engine.states import RUNNING_STATES, State
 from attachdaemon_core.engine.stopper import Stopper
@@ -47,6 +49,7 @@ class ControlAnswers:
         clock: Callable[[], float],
         save_state: Callable[[], None],
         about: dict[str, Any],
+        events: EventLog,
     ) -> None:
         self.daemons = daemons
         self.held = held  # names stopped by command: not started again until told
@@ -61,6 +64,7 @@ class ControlAnswers:
         self.clock = clock
         self.save_state = save_state
         self.about = about  # the supervisor's own lines of ``status``: started_at, respawns, runtime_dir
+        self.events = events
 
     def handle(self, verb: str, args: dict[str, Any], peer: Peer) -> Any:
         """Answer a control verb through the method the registry names (``verb_<name>``)."""
@@ -89,6 +93,17 @@ class ControlAnswers:
 
     def verb_status(self, _args: dict[str, Any]) -> Any:
         return self.status()
+
+    def verb_metrics(self, _args: dict[str, Any]) -> Any:
+        """The status plus what a scrape reads from /proc now (docs/monitoring.md)."""
+        return metrics_answer(self.status(), self.daemons.values())
+
+    def verb_events(self, args: dict[str, Any]) -> Any:
+        """The events kept after ``after``; with ``follow``, a Stream that pushes each new one."""
+        answer = {"supervisor": self.os.getpid(), **self.events.since(int(args.get("after") or 0))}
+        if not args.get("follow"):
+            return answer
+        return Stream(answer, lambda push: self.events.subscribe(lambda e: push({"event": e})))
 
     def verb_add_owner(self, args: dict[str, Any]) -> Any:
         return self.add_owner(_ident(args), _decl(args))

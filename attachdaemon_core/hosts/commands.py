@@ -1,4 +1,4 @@
-"""The control verbs as commands: status, start, stop, restart, logs, check, run.
+"""The control verbs as commands: status, start, stop, restart, logs, events, metrics, check, run.
 
 Shared by the ``attachdaemon`` console script, ``manage.py daemons`` and ``flask daemons``: each
 host builds a :class:`Context` (where the supervisor lives, how to read the declarations) and
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from attachdaemon_core.control import client, verbs
-from attachdaemon_core.hosts import runtime
+from attachdaemon_core.hosts import monitor, runtime
 from attachdaemon_core.hosts import status as status_command
 from attachdaemon_core.hosts.status import EXIT_NO_SUPERVISOR, EXIT_OK, STATUS_TIMEOUT
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
@@ -81,6 +81,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Context, TextIO, TextIO], int
     "run": _run,
     "status": lambda args, ctx, out, err: status(ctx, out, err, as_json=args.json),
     "logs": lambda args, ctx, out, err: logs(ctx, args.name, args.lines, args.follow, out, err),
+    "events": lambda args, ctx, out, err: monitor.events(ctx, args.after, args.follow, args.json, out, err),
+    "metrics": lambda _args, ctx, out, err: monitor.metrics(ctx, out, err),
     "start": _by_name,
     "stop": _by_name,
     "restart": _by_name,

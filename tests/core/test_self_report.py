@@ -57,7 +57,9 @@ def environ_after_exec(pid: int) -> list[bytes]:
     """The daemon's environment once it runs its program (before its exec, /proc shows the
     supervisor's copy in the forked child)."""
     wait_for(lambda: DAEMON in proc.cmdline(pid), 5, "the daemon's exec")
-    return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    # Read right at the exec, the file can still be empty (seen once in a full run): read again.
+    raw = wait_for(lambda: Path(f"/proc/{pid}/environ").read_bytes(), 5, "the daemon's environment")
+    return raw.split(b"\0")
 
 
 def start(sandbox: Sandbox, decls: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ def request(verb: str, args: dict[str, Any]) -> bytes:
 
 def test_the_read_only_set_comes_from_the_registry() -> None:
     expected = {v.name for v in verbs.VERBS.values() if v.read_only and v.control}
-    assert expected == {"ping", "status", "logs"}
+    assert expected == {"ping", "status", "logs", "events", "metrics"}
     assert server.READ_ONLY_VERBS is verbs.READ_ONLY_VERBS == expected
     assert protocol.READ_ONLY_VERBS is verbs.READ_ONLY_VERBS
     assert protocol.VERBS == verbs.CONTROL_VERBS == {v.name for v in verbs.VERBS.values() if v.control}
@@ -142,7 +142,17 @@ def test_attachdaemon_help_lists_every_command_verb_with_its_help(capsys: pytest
         cli.main(["--help"])
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps long help lines
-    assert verbs.CLI_VERBS == ("status", "logs", "start", "stop", "restart", "check", "run")
+    assert verbs.CLI_VERBS == (
+        "status",
+        "logs",
+        "events",
+        "metrics",
+        "start",
+        "stop",
+        "restart",
+        "check",
+        "run",
+    )
     for name in verbs.CLI_VERBS:
         help_text = verbs.VERBS[name].help
         assert help_text is not None and f" {name} {help_text}" in text, name

@@ -29,6 +29,8 @@ DAEMON_KEYS = {
     "leader",
     "waiting_on",
     "job",
+    "notify",
+    "restart_cause",
 }
 
 
