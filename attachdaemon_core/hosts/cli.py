@@ -1,6 +1,7 @@
 """The ``attachdaemon`` console script (``python -m attachdaemon_core``) for a TOML file of
 declarations, a uWSGI config file (``uwsgi.ini[:section]``, ``.yaml``, ``.yml``, ``.json``;
-docs/uwsgi-files.md) or a Procfile (docs/procfile.md), told apart by the file's name.
+docs/uwsgi-files.md) or a Procfile (docs/procfile.md), told apart by the file's name;
+``attachdaemon migrate uwsgi.ini`` translates a uWSGI file for gunicorn (docs/migrate.md).
 
 Imports stay inside the functions: ``status`` (the command scripts and probes call often) is
 answered with the control client alone, and ``run`` loads what it needs once it needs it.
@@ -26,6 +27,8 @@ def _configure(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
     import argparse
 
     default = os.environ.get("ATTACHDAEMON_CONFIG", DEFAULT_CONFIG) if with_defaults else argparse.SUPPRESS
+    if with_defaults:  # the main parser: migrate is this script's own command (see main)
+        parser.epilog = "also: attachdaemon migrate uwsgi.ini [-o DIR], a uWSGI file for gunicorn"
     parser.add_argument(
         "-c",
         "--config",
@@ -141,6 +144,10 @@ def _plain_status(argv: list[str]) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["migrate"]:  # a command of this script only, reading a file (docs/migrate.md)
+        from attachdaemon_core.hosts.migrate_cli import main as migrate_main
+
+        return migrate_main(args[1:])
     answered = _plain_status(args)
     if answered is not None:
         return answered

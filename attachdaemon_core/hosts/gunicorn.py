@@ -43,7 +43,7 @@ from attachdaemon_core.osproc import sd_notify
 from attachdaemon_core.spec import host_settings
 from attachdaemon_core.spec.declarations import parse_declarations
 from attachdaemon_core.spec.host_settings import HostSettings
-from attachdaemon_core.spec.model import ConfigError, Problem
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
 
 __all__ = ["nworkers_changed", "on_exit", "on_reload", "on_starting"]
 
@@ -129,12 +129,7 @@ def read_config_file(server: Any) -> Declared:
     except ConfigError as exc:
         problems += exc.problems
     try:
-        specs = parse_declarations(
-            ns[CONF_DECLARATIONS],
-            base_dir=os.getcwd(),
-            source=source,
-            leader_backend=settings.leader_backend,
-        )
+        specs = _parse(ns[CONF_DECLARATIONS], source, settings.leader_backend)
     except ConfigError as exc:
         problems += exc.problems
     if problems:
@@ -146,6 +141,16 @@ def read_config_file(server: Any) -> Declared:
         runtime_dir=settings.runtime_dir,
         wait_ready=settings.wait_ready,
     )
+
+
+def _parse(declared: object, source: str, leader_backend: str) -> tuple[DaemonSpec, ...]:
+    """``attach_daemons``: declarations, or a file's path; a ``.toml`` file (as ``attachdaemon
+    migrate`` writes) gives its daemons, not its settings (docs/migrate.md)."""
+    if isinstance(declared, (str, os.PathLike)) and os.fspath(declared).endswith(".toml"):
+        from attachdaemon_core.spec.config_file import load_toml
+
+        return load_toml(os.path.join(os.getcwd(), os.fspath(declared))).specs
+    return parse_declarations(declared, base_dir=os.getcwd(), source=source, leader_backend=leader_backend)
 
 
 # ---------------------------------------------------------------------- the hooks

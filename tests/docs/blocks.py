@@ -438,7 +438,8 @@ CONFIG_RE = re.compile(r"\battachdaemon\b.*?\s(?:-c|--config)[ =]?(\S+)")
 
 def _configs(commands: list[Command]) -> list[str]:
     found = [m[1] for c in commands if (m := CONFIG_RE.search(c.line))]
-    if any(re.match(r"attachdaemon\b", c.line) for c in commands) and not found:
+    # `attachdaemon migrate FILE` reads FILE and writes files (docs/migrate.md): no config file
+    if any(re.match(r"attachdaemon\b(?!\s+migrate\b)", c.line) for c in commands) and not found:
         found.append("attachdaemon.toml")
     return list(dict.fromkeys(found))
 

@@ -1,0 +1,212 @@
+"""Real uwsgi.ini files run unchanged under each host (docs/uwsgi-files.md): ``attachdaemon
+--config uwsgi.ini run``, gunicorn with ``attach_daemons = "uwsgi.ini"`` and Django with
+``ATTACH_DAEMONS = "uwsgi.ini"`` (served by gunicorn).
+
+The files are tests/corpus/ini/ copies of public repositories' files (SOURCES.md), copied byte for
+byte beside the app; only the environment is the test's: ``$HOME`` for a ``$(HOME)``, and a
+stand-in for a program the file names that is not installed here (its ``venv/bin/python``).
+
+- ministryofjustice/money-to-prisoners-api's ``api.ini``: ``%d`` and ``%n``, four ``cron`` lines
+  (one every minute, three daily), ``chdir = %d``.
+- unbit/uwsgi.it's redis snippet: ``$(HOME)`` in a smart daemon, the real redis-server.
+- xrmx/tcs-uwsgi's ``redis.ini``: ``%d`` and the file's own ``%(redis_file)`` in a smart daemon.
+- unbit/uwsgi-docs' Heroku tutorial: ``exec-pre-app = /sbin/ifconfig eth0``, a one-shot (uWSGI's
+  ``hook-pre-app = exec:`` spelled the short way), beside a ``$(PORT)`` in a key that is not ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.harness import alive, wait_for
+from tests.helpers.hosts import Host, Server, free_port
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "ini"
+REDIS = shutil.which("redis-server")
+HOSTS = ["run", "gunicorn", "django"]
+
+# The stand-in for the file's %d/venv/bin/python (no such virtualenv here): it records how it was
+# run, where, and ends as a management command would.
+PYTHON_STANDIN = """#!/bin/sh
+printf '%s\\n' "$(printf '%s\\t' "$PWD" "$0" "$@")" >> "$PWD/ran.log"
+"""
+
+
+def _fixture(kind: str) -> str:
+    return "djsite" if kind == "django" else "plain"
+
+
+def _http_answers(h: Host, port: int) -> bool:
+    with contextlib.suppress(OSError):
+        return h.http(port).startswith("HTTP/1.")
+    return False
+
+
+def serve(h: Host, kind: str, **env: str) -> Server:
+    """The uwsgi.ini in ``h.dir`` named by the host ``kind``; a web server answering for the two
+    servers."""
+    if kind == "run":
+        return h.start([str(h.bin / "attachdaemon"), "--config", "uwsgi.ini", "run"], "run", **env)
+    if kind == "gunicorn":
+        (h.dir / "gunicorn.conf.py").write_text(
+            "from attachdaemon_core.hosts.gunicorn import *  # noqa: F403\n\n"
+            'wsgi_app = "wsgiapp:app"\n'
+            'attach_daemons = "uwsgi.ini"\n'
+        )
+    else:  # the Django project's own gunicorn.conf.py; its settings name the file
+        settings = h.dir / "djsite" / "settings.py"
+        settings.write_text(settings.read_text() + '\nATTACH_DAEMONS = "uwsgi.ini"\n')
+    port = free_port()
+    server = h.gunicorn(port, **env)
+    wait_for(lambda: _http_answers(h, port), 30, f"{kind} to answer; it said: {server.output()[-800:]}")
+    return server
+
+
+def stop(server: Server) -> None:
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(20) == 0, server.output()[-2000:]
+
+
+# -- money-to-prisoners api.ini: %d, %n, cron lines
+
+
+@pytest.mark.parametrize("kind", HOSTS)
+def test_mtp_api_ini_cron_lines_are_jobs(host: Callable[..., Host], kind: str) -> None:
+    h = host(_fixture(kind))
+    shutil.copyfile(CORPUS / "mtp-api.ini", h.dir / "uwsgi.ini")
+    python = h.dir / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(PYTHON_STANDIN)
+    python.chmod(0o755)
+    ran = h.dir / "ran.log"
+    server = serve(h, kind)
+    daemons = wait_for(lambda: h.status()["daemons"], 20, "the supervisor to answer")
+    assert len(daemons) == 4
+    assert all(d["state"] == "scheduled" and d["job"] is not None for d in daemons), daemons
+    # uWSGI's -1 is cron's *, in the file's order
+    schedules = [d["job"]["schedule"] for d in daemons]
+    assert schedules == ["0 3 * * *", "* * * * *", "30 13 * * *", "10 0 * * *"], schedules
+    every_minute, runs_before = daemons[1]["name"], daemons[1]["job"]["runs"]
+    # due within the minute; `start` runs it now (a minute boundary may add a run of its own)
+    started = h.run([str(h.bin / "attachdaemon"), "start", every_minute])
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    def finished() -> dict[str, object] | None:
+        job = h.box.daemon(every_minute)
+        done = job["state"] == "scheduled" and job["job"]["last_exit"] is not None
+        return job if done and job["job"]["runs"] > runs_before else None
+
+    job = wait_for(finished, 20, f"a run of {every_minute} to end")
+    assert job["job"]["last_exit"]["code"] == 0 and job["state"] == "scheduled", job
+    cwd, argv0, *args = ran.read_text().splitlines()[0].rstrip("\t").split("\t")
+    # chdir = %d; %d ends with "/", so "%d/manage.py" is DIR//manage.py, as under uWSGI
+    assert Path(cwd) == h.dir
+    assert Path(argv0).resolve() == python.resolve()
+    assert args == [f"{h.dir}//manage.py", "run_scheduled_commands"], args
+    stop(server)
+
+
+# -- smart redis-servers: $(HOME) (uwsgi.it), %d and %(redis_file) (tcs-uwsgi)
+
+
+def _redis_answers(sock: Path) -> bool:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(1)
+        s.connect(str(sock))
+        s.sendall(b"PING\r\n")
+        return s.recv(64).startswith(b"+PONG")
+    return False
+
+
+def _uwsgi_it(h: Host) -> tuple[Path, Path, dict[str, str]]:
+    """$(HOME)/run/redis-server.pid and $(HOME)/etc/redis.conf, as the snippet's reader sets up."""
+    home = h.box.tmp / "home"
+    (home / "run").mkdir(parents=True)
+    (home / "etc").mkdir()
+    sock = home / "redis.sock"
+    (home / "etc" / "redis.conf").write_text(
+        f"pidfile {home}/run/redis-server.pid\n"
+        "daemonize yes\n"
+        "port 0\n"
+        f"unixsocket {sock}\n"
+        f"dir {home}\n"
+        f"logfile {home}/redis.log\n"
+    )
+    return home / "run" / "redis-server.pid", sock, {"HOME": str(home)}
+
+
+def _tcs(h: Host) -> tuple[Path, Path, dict[str, str]]:
+    return Path(f"{h.dir}//redis.pid"), Path(f"{h.dir}//redis.socket"), {}
+
+
+SMART = {"uwsgi.it-redis-smart.ini": _uwsgi_it, "tcs-uwsgi-redis.ini": _tcs}
+
+
+def _stop_redis(h: Host, pidfile: Path) -> None:
+    """A smart daemon outlives its server (uWSGI's meaning); the test ends the one it started,
+    before its directory goes (a redis-server whose dir was deleted ignores SIGTERM)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pidfile.read_text().split()[0])
+        h.box.extra_pids.add(pid)
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not alive(pid), 10, "redis-server to exit")
+
+
+@pytest.mark.skipif(REDIS is None, reason="redis-server is not installed (apt-get install redis-server)")
+@pytest.mark.parametrize("kind", HOSTS)
+@pytest.mark.parametrize("corpus_file", sorted(SMART))
+def test_smart_redis_ini_runs_unchanged(host: Callable[..., Host], kind: str, corpus_file: str) -> None:
+    h = host(_fixture(kind))
+    shutil.copyfile(CORPUS / corpus_file, h.dir / "uwsgi.ini")
+    pidfile, sock, env = SMART[corpus_file](h)
+    try:
+        server = serve(h, kind, **env)
+        wait_for(lambda: _redis_answers(sock), 20, f"redis on {sock}; {kind} said: {server.output()[-800:]}")
+        pid = int(pidfile.read_text().split()[0])
+        daemon = wait_for(
+            lambda: (d := h.status()["daemons"][0])["pid"] == pid and d, 10, "the pidfile's pid adopted"
+        )
+        assert (daemon["name"], daemon["kind"], daemon["state"]) == ("redis-server", "smart", "running"), (
+            json.dumps(daemon)
+        )
+        assert len(h.status()["daemons"]) == 1
+        stop(server)
+        assert alive(pid) and _redis_answers(sock)  # smart: kept on stop, as uWSGI keeps it
+    finally:
+        _stop_redis(h, pidfile)
+
+
+# -- uwsgi-docs' Heroku tutorial: exec-pre-app, a one-shot
+
+IFCONFIG = Path("/sbin/ifconfig")
+
+
+@pytest.mark.skipif(
+    not (IFCONFIG.exists() and Path("/sys/class/net/eth0").exists()),
+    reason="the file runs /sbin/ifconfig eth0: needs net-tools and an eth0 interface",
+)
+@pytest.mark.parametrize("kind", HOSTS)
+def test_heroku_ini_exec_pre_app_runs_once_to_completion(host: Callable[..., Host], kind: str) -> None:
+    h = host(_fixture(kind))
+    shutil.copyfile(CORPUS / "uwsgi-docs-heroku-python.ini", h.dir / "uwsgi.ini")
+    server = serve(h, kind, PORT=str(free_port()))
+
+    def completed() -> dict[str, object] | None:
+        d = h.status()["daemons"][0]
+        return d if d["last_exit"] is not None else None
+
+    task = wait_for(completed, 20, f"the one-shot to end; {kind} said: {server.output()[-800:]}")
+    assert (task["name"], task["oneshot"], task["ready"]) == ("ifconfig", True, True), json.dumps(task)
+    assert task["last_exit"] == {**task["last_exit"], "code": 0, "signal": None}, json.dumps(task)
+    assert task["pid"] is None or not alive(task["pid"])  # ran to its end, not restarted
+    assert len(h.status()["daemons"]) == 1
+    stop(server)
