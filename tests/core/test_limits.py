@@ -97,3 +97,27 @@ def test_max_rss_on_50_daemons_wakes_once_per_interval(sandbox: Sandbox) -> None
 def test_no_limit_declared_no_wakeup(sandbox: Sandbox) -> None:
     specs = [DaemonSpec(name=f"s{i}", command=("sleep", "1000")) for i in range(50)]
     assert _wakeups(sandbox, specs, 2.0) == 0
+
+
+def test_restart_at_restarts_at_the_wall_clock_minute_and_says_so(sandbox: Sandbox) -> None:
+    """``restart_at`` with a real clock: the next whole minute (or the one after, when it is too
+    close to start the daemon first), so the test waits at most about 65 s."""
+    now = time.time()
+    target = (int(now) // 60 + 1) * 60
+    if target - now < 5:
+        target += 60
+    at = time.strftime("%H:%M", time.localtime(target))
+    sandbox.join(sandbox.owner(), parse_declarations({"nightly": {"command": "sleep 600", "restart_at": at}}))
+    first = wait_for(lambda: sandbox.running("nightly"), 5, "running")
+    sandbox.extra_pids.add(first)
+    second = wait_for(
+        lambda: (p := sandbox.running("nightly")) and p != first and p,
+        target - time.time() + 10,
+        f"restarted at {at}",
+    )
+    sandbox.extra_pids.add(second)
+    assert time.time() >= target  # not before the planned minute
+    cause = sandbox.daemon("nightly")["restart_cause"]
+    assert cause["limit"] == "restart_at" and cause["at"] >= target
+    assert cause["detail"] == f"restart_at: its planned restart at {at}"
+    assert f"daemon 'nightly' (pid {first}) restart_at: its planned restart at {at}" in sandbox.log_text()

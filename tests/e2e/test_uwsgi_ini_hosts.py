@@ -12,6 +12,9 @@ stand-in for a program the file names that is not installed here (its ``venv/bin
 - xrmx/tcs-uwsgi's ``redis.ini``: ``%d`` and the file's own ``%(redis_file)`` in a smart daemon.
 - unbit/uwsgi-docs' Heroku tutorial: ``exec-pre-app = /sbin/ifconfig eth0``, a one-shot (uWSGI's
   ``hook-pre-app = exec:`` spelled the short way), beside a ``$(PORT)`` in a key that is not ours.
+- healthchecks' ``docker/uwsgi.ini``: ``hook-pre-app = exec:./manage.py migrate`` before three
+  ``attach-daemon`` lines, one of them in an ``if-env`` block with ``%(_)``; its ``chdir`` is
+  ``/opt/healthchecks``, which the test makes (as root) and removes.
 """
 
 from __future__ import annotations
@@ -210,3 +213,53 @@ def test_heroku_ini_exec_pre_app_runs_once_to_completion(host: Callable[..., Hos
     assert task["pid"] is None or not alive(task["pid"])  # ran to its end, not restarted
     assert len(h.status()["daemons"]) == 1
     stop(server)
+
+
+# -- healthchecks' docker/uwsgi.ini: hook-pre-app = exec:./manage.py migrate before its daemons
+
+HC_DIR = Path("/opt/healthchecks")  # the file's chdir, absolute: made for the test, then removed
+HC_MANAGE = """#!/bin/sh
+echo "$*" >> /opt/healthchecks/ran.log
+case "$1" in
+  migrate) sleep 1; echo "migrate-done" >> /opt/healthchecks/ran.log; exit 0 ;;
+esac
+exec sleep 600
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the file's chdir is /opt/healthchecks: needs root to make it")
+@pytest.mark.parametrize("kind", HOSTS)
+def test_healthchecks_ini_hook_pre_app_runs_before_the_daemons(host: Callable[..., Host], kind: str) -> None:
+    """The file as the healthchecks Docker image ships it: its ``hook-pre-app`` migration is a
+    one-shot, and the ``attach-daemon`` lines (``%(_)`` from its ``if-env`` block included) start
+    only once it has exited 0. Only the environment is the test's: SMTPD_PORT, and a stand-in
+    ``manage.py`` in the file's chdir."""
+    if HC_DIR.exists():
+        pytest.skip(f"{HC_DIR} exists here (a real install?): not touched")
+    h = host(_fixture(kind))
+    shutil.copyfile(CORPUS / "healthchecks-docker-uwsgi.ini", h.dir / "uwsgi.ini")
+    try:
+        HC_DIR.mkdir(parents=True)
+        manage = HC_DIR / "manage.py"
+        manage.write_text(HC_MANAGE)
+        manage.chmod(0o755)
+        server = serve(h, kind, SMTPD_PORT="2525")
+        log = HC_DIR / "ran.log"
+
+        def settled() -> list[dict[str, object]] | None:
+            ds = h.status()["daemons"]
+            running = [d for d in ds if not d["oneshot"] and d["state"] == "running"]
+            return ds if len(running) == 3 else None
+
+        daemons = wait_for(settled, 30, f"the three daemons running; {kind} said: {server.output()[-800:]}")
+        (task,) = [d for d in daemons if d["oneshot"]]
+        assert task["ready"] is True and task["last_exit"]["code"] == 0, json.dumps(task)
+        lines = wait_for(
+            lambda: len(log.read_text().splitlines()) >= 5 and log.read_text().splitlines(), 10, "log"
+        )
+        assert lines[:2] == ["migrate", "migrate-done"], lines  # the daemons waited for the one-shot
+        assert sorted(lines[2:]) == ["sendalerts", "sendreports --loop", "smtpd --port 2525"], lines
+        stop(server)
+        assert not any(alive(d["pid"]) for d in daemons if d["pid"])  # attached: ended with the server
+    finally:
+        shutil.rmtree(HC_DIR, ignore_errors=True)

@@ -4,6 +4,8 @@ showing each host's role, read back with prometheus_client's parser."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +14,7 @@ from attachdaemon_core.hosts.metrics import render_answer
 from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec
 from tests.helpers.harness import Sandbox, wait_for
 from tests.leader.conftest import unique_name
+from tests.leader.test_supervised import _holder_pid
 
 
 def roles(box: Sandbox, lock: str) -> dict[str, float]:
@@ -57,6 +60,41 @@ def test_leader_acquired_events_and_the_leader_metric(tmp_path: Path) -> None:
         kinds = [e["event"] for e in h2.call("events")["events"]]
         assert kinds.index("leader-acquired") < kinds.index("started")
         wait_for(lambda: roles(h2, lock)["leader"] == 1.0, 10, "h2's role now leader")
+    finally:
+        problems = [p for box in boxes for p in box.cleanup()]
+        assert not problems, problems
+
+
+def test_leader_lost_event_when_the_holder_dies(tmp_path: Path) -> None:
+    """The leader's lock holder SIGKILLed: its supervisor tells ``leader-lost`` (with the lock and
+    why) in its stream, and the other host takes the lock."""
+    lock = unique_name("monlost")
+    spec = DaemonSpec(
+        name="beat",
+        command=("sleep", "1000"),
+        leader=LeaderSpec(lock=lock, backend="file", lease=4.0, renew=0.5),
+        stop_timeout=0.5,
+    )
+    boxes = []
+    try:
+        for host in ("h1", "h2"):
+            (tmp_path / host).mkdir()
+            box = Sandbox(tmp_path / host)
+            boxes.append(box)
+            box.join(box.owner(), [spec])
+            if host == "h1":
+                wait_for(lambda b=box: b.running("beat"), 15, "h1 leading")
+        h1, h2 = boxes
+        wait_for(lambda: h2.daemon("beat")["state"] == "standby", 15, "h2 on standby")
+        os.kill(_holder_pid(h1), signal.SIGKILL)  # a child of h1's supervisor: ours
+        lost = wait_for(
+            lambda: [e for e in h1.call("events")["events"] if e["event"] == "leader-lost"],
+            15,
+            "leader-lost in h1's stream",
+        )
+        assert lost[0]["lock"] == lock and lost[0]["reason"]
+        wait_for(lambda: h2.running("beat"), 15, "h2 leading")
+        assert [e["lock"] for e in acquired(h2)] == [lock]
     finally:
         problems = [p for box in boxes for p in box.cleanup()]
         assert not problems, problems
