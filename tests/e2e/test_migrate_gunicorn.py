@@ -23,6 +23,7 @@ import pytest
 
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import Host, free_port
+from tests.helpers.servers import redis_ping_unix
 
 CORPUS_FILE = Path(__file__).resolve().parent.parent / "corpus" / "ini" / "tcs-uwsgi-redis.ini"
 REDIS = shutil.which("redis-server")
@@ -36,15 +37,6 @@ def answers(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         return s.recv(64).startswith(b"HTTP/1.0 200")
-    return False
-
-
-def redis_answers(sock: Path) -> bool:
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(1)
-        s.connect(str(sock))
-        s.sendall(b"PING\r\n")
-        return s.recv(64).startswith(b"+PONG")
     return False
 
 
@@ -77,7 +69,7 @@ def test_migrated_gunicorn_conf_boots_the_app_with_its_daemons(host: Callable[..
         said = server.output
         wait_for(lambda: answers(app_port), 30, f"the app on :{app_port}; gunicorn said: {said()[-800:]}")
         wait_for(lambda: answers(files_port), 20, f"the attached daemon; gunicorn said: {said()[-800:]}")
-        wait_for(lambda: redis_answers(sock), 20, f"redis on {sock}; gunicorn said: {said()[-800:]}")
+        wait_for(lambda: redis_ping_unix(sock), 20, f"redis on {sock}; gunicorn said: {said()[-800:]}")
         assert (h.dir / "migrated.flag").exists()  # the one-shot ran before the others started
         daemons = {d["name"]: d for d in h.status()["daemons"]}
         program = Path(sys.executable).name  # the attach-daemon line's name
@@ -88,7 +80,7 @@ def test_migrated_gunicorn_conf_boots_the_app_with_its_daemons(host: Callable[..
         server.signal(signal.SIGTERM)
         assert server.wait_exit(20) == 0
         wait_for(lambda: not alive(attached_pid), 10, "the attached daemon to stop with gunicorn")
-        assert redis_answers(sock)  # smart: kept, as uWSGI keeps it
+        assert redis_ping_unix(sock)  # smart: kept, as uWSGI keeps it
     finally:
         with contextlib.suppress(OSError, ValueError):
             pid = int(pidfile.read_text().split()[0])

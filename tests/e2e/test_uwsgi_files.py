@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import Host, free_port
+from tests.helpers.servers import redis_ping_unix
 
 CORPUS_FILE = Path(__file__).resolve().parent.parent / "corpus" / "ini" / "tcs-uwsgi-redis.ini"
 REDIS = shutil.which("redis-server")
@@ -29,15 +29,6 @@ REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(
     REDIS is None, reason="redis-server is not installed (apt-get install redis-server)"
 )
-
-
-def redis_answers(sock: Path) -> bool:
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(1)
-        s.connect(str(sock))
-        s.sendall(b"PING\r\n")
-        return s.recv(64).startswith(b"+PONG")
-    return False
 
 
 def project(host: Callable[..., Host]) -> tuple[Host, Path, Path]:
@@ -65,7 +56,7 @@ def test_attachdaemon_run_reads_the_uwsgi_ini_unchanged(host: Callable[..., Host
         assert "1 daemon(s) declared in" in checked.stdout
         assert "not ours, ignored: redis_file" not in checked.stdout  # a placeholder of the file's own
         server = h.start([str(h.bin / "attachdaemon"), "--config", "uwsgi.ini", "run"], "run")
-        wait_for(lambda: redis_answers(sock), 20, f"redis on {sock}; run said: {server.output()[-800:]}")
+        wait_for(lambda: redis_ping_unix(sock), 20, f"redis on {sock}; run said: {server.output()[-800:]}")
         pid = int(pidfile.read_text().split()[0])
         assert [d["name"] for d in h.status()["daemons"]] == ["redis-server"]
         wait_for(
@@ -73,7 +64,7 @@ def test_attachdaemon_run_reads_the_uwsgi_ini_unchanged(host: Callable[..., Host
         )
         server.signal(signal.SIGTERM)
         assert server.wait_exit(20) == 0
-        assert alive(pid) and redis_answers(sock)  # smart: kept on stop, as uWSGI keeps it
+        assert alive(pid) and redis_ping_unix(sock)  # smart: kept on stop, as uWSGI keeps it
     finally:
         stop_redis(h, pidfile)
 
@@ -88,7 +79,9 @@ def test_gunicorn_attach_daemons_names_the_uwsgi_ini(host: Callable[..., Host]) 
     port = free_port()
     try:
         server = h.gunicorn(port)
-        wait_for(lambda: redis_answers(sock), 20, f"redis on {sock}; gunicorn said: {server.output()[-800:]}")
+        wait_for(
+            lambda: redis_ping_unix(sock), 20, f"redis on {sock}; gunicorn said: {server.output()[-800:]}"
+        )
         wait_for(lambda: _http_ok(h, port), 20, "gunicorn to answer")
         assert "not ours" not in server.output()  # the file has no key that is not ours
         pid = int(pidfile.read_text().split()[0])

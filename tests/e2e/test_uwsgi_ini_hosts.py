@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pytest
 
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import Host, Server, free_port
+from tests.helpers.servers import redis_ping_unix
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "ini"
 REDIS = shutil.which("redis-server")
@@ -121,15 +121,6 @@ def test_mtp_api_ini_cron_lines_are_jobs(host: Callable[..., Host], kind: str) -
 # -- smart redis-servers: $(HOME) (uwsgi.it), %d and %(redis_file) (tcs-uwsgi)
 
 
-def _redis_answers(sock: Path) -> bool:
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(1)
-        s.connect(str(sock))
-        s.sendall(b"PING\r\n")
-        return s.recv(64).startswith(b"+PONG")
-    return False
-
-
 def _uwsgi_it(h: Host) -> tuple[Path, Path, dict[str, str]]:
     """$(HOME)/run/redis-server.pid and $(HOME)/etc/redis.conf, as the snippet's reader sets up."""
     home = h.box.tmp / "home"
@@ -173,7 +164,7 @@ def test_smart_redis_ini_runs_unchanged(host: Callable[..., Host], kind: str, co
     pidfile, sock, env = SMART[corpus_file](h)
     try:
         server = serve(h, kind, **env)
-        wait_for(lambda: _redis_answers(sock), 20, f"redis on {sock}; {kind} said: {server.output()[-800:]}")
+        wait_for(lambda: redis_ping_unix(sock), 20, f"redis on {sock}; {kind} said: {server.output()[-800:]}")
         pid = int(pidfile.read_text().split()[0])
         daemon = wait_for(
             lambda: (d := h.status()["daemons"][0])["pid"] == pid and d, 10, "the pidfile's pid adopted"
@@ -183,7 +174,7 @@ def test_smart_redis_ini_runs_unchanged(host: Callable[..., Host], kind: str, co
         )
         assert len(h.status()["daemons"]) == 1
         stop(server)
-        assert alive(pid) and _redis_answers(sock)  # smart: kept on stop, as uWSGI keeps it
+        assert alive(pid) and redis_ping_unix(sock)  # smart: kept on stop, as uWSGI keeps it
     finally:
         _stop_redis(h, pidfile)
 

@@ -36,6 +36,18 @@ def memcached_get_set(port: int, key: str = "k", value: str = "v") -> str:
     return data.decode().split("\r\n")[1]
 
 
+def redis_ping_unix(sock: str | os.PathLike[str]) -> bool:
+    """Whether a redis-server answers PING on the unix socket ``sock``."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1)
+            s.connect(os.fspath(sock))
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def redis_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:

@@ -31,25 +31,32 @@ def acquired(box: Sandbox) -> list[dict[str, object]]:
     return [e for e in box.call("events")["events"] if e["event"] == "leader-acquired"]
 
 
-def test_leader_acquired_events_and_the_leader_metric(tmp_path: Path) -> None:
-    lock = unique_name("mon")
+def leader_and_standby(tmp_path: Path, lock: str, boxes: list[Sandbox]) -> tuple[Sandbox, Sandbox]:
+    """Two "hosts" (runtime directories) with a ``beat`` leader daemon on one file lock: h1
+    leading, h2 on standby. ``boxes`` gets each as it starts, for the caller's cleanup."""
     spec = DaemonSpec(
         name="beat",
         command=("sleep", "1000"),
         leader=LeaderSpec(lock=lock, backend="file", lease=4.0, renew=0.5),
         stop_timeout=0.5,
     )
-    boxes = []
+    for host in ("h1", "h2"):
+        (tmp_path / host).mkdir()
+        box = Sandbox(tmp_path / host)
+        boxes.append(box)
+        box.join(box.owner(), [spec])
+        if host == "h1":
+            wait_for(lambda b=box: b.running("beat"), 15, "h1 leading")
+    h1, h2 = boxes
+    wait_for(lambda: h2.daemon("beat")["state"] == "standby", 15, "h2 on standby")
+    return h1, h2
+
+
+def test_leader_acquired_events_and_the_leader_metric(tmp_path: Path) -> None:
+    lock = unique_name("mon")
+    boxes: list[Sandbox] = []
     try:
-        for host in ("h1", "h2"):
-            (tmp_path / host).mkdir()
-            box = Sandbox(tmp_path / host)
-            boxes.append(box)
-            box.join(box.owner(), [spec])
-            if host == "h1":
-                wait_for(lambda b=box: b.running("beat"), 15, "h1 leading")
-        h1, h2 = boxes
-        wait_for(lambda: h2.daemon("beat")["state"] == "standby", 15, "h2 on standby")
+        h1, h2 = leader_and_standby(tmp_path, lock, boxes)
         assert [e["lock"] for e in acquired(h1)] == [lock] and acquired(h2) == []
         assert wait_for(lambda: roles(h1, lock)["leader"] == 1.0 and roles(h1, lock), 10, "h1's role")
         assert wait_for(lambda: roles(h2, lock)["follower"] == 1.0 and roles(h2, lock), 10, "h2's role")
@@ -69,23 +76,9 @@ def test_leader_lost_event_when_the_holder_dies(tmp_path: Path) -> None:
     """The leader's lock holder SIGKILLed: its supervisor tells ``leader-lost`` (with the lock and
     why) in its stream, and the other host takes the lock."""
     lock = unique_name("monlost")
-    spec = DaemonSpec(
-        name="beat",
-        command=("sleep", "1000"),
-        leader=LeaderSpec(lock=lock, backend="file", lease=4.0, renew=0.5),
-        stop_timeout=0.5,
-    )
-    boxes = []
+    boxes: list[Sandbox] = []
     try:
-        for host in ("h1", "h2"):
-            (tmp_path / host).mkdir()
-            box = Sandbox(tmp_path / host)
-            boxes.append(box)
-            box.join(box.owner(), [spec])
-            if host == "h1":
-                wait_for(lambda b=box: b.running("beat"), 15, "h1 leading")
-        h1, h2 = boxes
-        wait_for(lambda: h2.daemon("beat")["state"] == "standby", 15, "h2 on standby")
+        h1, h2 = leader_and_standby(tmp_path, lock, boxes)
         os.kill(_holder_pid(h1), signal.SIGKILL)  # a child of h1's supervisor: ours
         lost = wait_for(
             lambda: [e for e in h1.call("events")["events"] if e["event"] == "leader-lost"],
