@@ -7,6 +7,7 @@ from pathlib import Path
 
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, wait_for
+from tests.helpers.platform import polls_in
 
 
 def context_switches(pid: int) -> int:
@@ -28,6 +29,7 @@ def test_idle_supervisor_does_not_wake_up(sandbox: Sandbox) -> None:
     before = context_switches(sup), context_switches(guard)
     time.sleep(2.0)
     after = context_switches(sup), context_switches(guard)
-    assert after == before, (
+    # Not once on linux; on the portable layer without kqueue, only to poll for the owner's exit.
+    assert after[0] - before[0] <= polls_in(2.0) and after[1] == before[1], (
         f"woke up {after[0] - before[0]} (supervisor) / {after[1] - before[1]} (guard) times"
     )

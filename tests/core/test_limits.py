@@ -14,6 +14,7 @@ from attachdaemon_core.spec.declarations import parse_declarations
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.core.test_idle import context_switches
 from tests.helpers.harness import Sandbox, alive, wait_for
+from tests.helpers.platform import polls_in
 
 DAEMON = str(Path(__file__).parent.parent / "helpers" / "notify_daemon.py")
 
@@ -91,12 +92,15 @@ def test_max_rss_on_50_daemons_wakes_once_per_interval(sandbox: Sandbox) -> None
     ]
     woke = _wakeups(sandbox, specs, 3.0)
     # 6 checks in 3 s, each one wake-up (one timer for all 50); a little slack for the scheduler.
-    assert 4 <= woke <= 10, f"{woke} wake-ups in 3 s with max_rss on 50 daemons (interval 0.5 s)"
+    # (Plus, on the portable layer without kqueue, the owner's exit polling: documented.)
+    assert 4 <= woke <= 10 + polls_in(3.0), (
+        f"{woke} wake-ups in 3 s with max_rss on 50 daemons (interval 0.5 s)"
+    )
 
 
 def test_no_limit_declared_no_wakeup(sandbox: Sandbox) -> None:
     specs = [DaemonSpec(name=f"s{i}", command=("sleep", "1000")) for i in range(50)]
-    assert _wakeups(sandbox, specs, 2.0) == 0
+    assert _wakeups(sandbox, specs, 2.0) <= polls_in(2.0)  # (0 but for portable's exit polling)
 
 
 def test_restart_at_restarts_at_the_wall_clock_minute_and_says_so(sandbox: Sandbox) -> None:

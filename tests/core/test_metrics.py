@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.layer import LIVE
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, probe, wait_for
 
@@ -81,7 +82,8 @@ def test_metrics_match_status_and_sum_the_process_tree(sandbox: Sandbox) -> None
     assert ("daemon", "dies") not in dict(samples["attachdaemon_daemon_start_time_seconds"])
     assert one(samples, "attachdaemon_daemon_last_exit_code", daemon="dies") == dies["last_exit"]["code"] == 3
     # The tree: the daemon and its grandchild, read at scrape time.
-    expected_rss = sum(proc.stat(p).rss_pages for p in (pid, grandchild)) * proc.PAGE_SIZE  # type: ignore[union-attr]
+    # (Read through the layer the supervisor uses: psutil's rss is statm's, not /proc/PID/stat's.)
+    expected_rss = sum(LIVE.stat(p).rss_pages for p in (pid, grandchild)) * proc.PAGE_SIZE  # type: ignore[union-attr]
     assert one(samples, "attachdaemon_daemon_resident_memory_bytes", daemon="tree") == expected_rss
     assert expected_rss > tree["rss_bytes"] > 0  # status shows the daemon's own process only
     cpu = one(samples, "attachdaemon_daemon_cpu_seconds_total", daemon="tree")

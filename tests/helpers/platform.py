@@ -29,3 +29,9 @@ def exit_notice() -> float:
 
 
 TOUCH_POLL = 1.0 if PORTABLE else 0.0  # without inotify, touch files are stat()ed every second
+
+
+def polls_in(window: float) -> int:
+    """Wake-ups the portable layer's exit polling may add in ``window`` seconds (0 on linux)."""
+    interval = exit_notice()
+    return int(window / interval) + 1 if interval else 0
