@@ -210,6 +210,8 @@ def test_pid_reuse__supervisor_on_portable_neither_adopts_nor_signals_an_unrelat
         wait_for(lambda: (p := sandbox.running("s")) and p != ours, 10, "restarted")
         assert stranger.poll() is None, "the unrelated process was signalled"
         sup = sandbox.supervisor_pid()
+        # No subreaper: the double-forked daemon went to init (or another reaper), not to us.
+        assert proc.stat(sandbox.running("s") or 0).ppid != sup  # type: ignore[union-attr]
         links = [os.readlink(f"/proc/{sup}/fd/{n}") for n in os.listdir(f"/proc/{sup}/fd")]
         assert not [x for x in links if "pidfd" in x or "inotify" in x], links
 
