@@ -95,6 +95,7 @@ class AttachedRunner:
         else:
             self.timers.call_later(0.0, functools.partial(self._sweep_session, d.name, pid))
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        d.tell(decision)
         escaped = self._escaped_orphans(started_ticks, pid) if status.success else []
         if escaped or forked:
             self._daemonized_while_attached(d, escaped, forked)

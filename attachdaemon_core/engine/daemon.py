@@ -7,6 +7,7 @@ passed in (``now`` is monotonic), so tests replay histories with a fake clock.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
@@ -48,11 +49,15 @@ class ExitStatus:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do after a daemon ended: restart after ``delay`` seconds, or settle in ``state``."""
+    """What to do after a daemon ended: restart after ``delay`` seconds, or settle in ``state``;
+    and what to tell when acting on it (:meth:`Daemon.tell`): ``events`` to emit, in order, and
+    ``ready`` for a one-shot that completed."""
 
     state: State
     delay: float = 0.0
     reason: str = ""
+    events: tuple[tuple[str, dict[str, object]], ...] = ()
+    ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,20 +176,30 @@ class Daemon:
                 self.restarts += 1
 
     def decide_after_exit(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
-        """Given how a run ended, decide the next state and any restart delay. A run that ended
-        by itself is told as ``exited``, and a restart it leads to as ``restarting``. A one-shot is
-        ready once a run ends with status 0 and it rests (docs/declarations.md, "One-shot tasks")."""
+        """Given how a run ended, decide the next state and any restart delay, and what the caller
+        tells when it acts on that (:meth:`tell`): a run that ended by itself as ``exited``, a
+        restart it leads to as ``restarting``; a one-shot is ready once a run ends with status 0
+        and it rests (docs/declarations.md, "One-shot tasks"). Emits nothing itself."""
+        told: list[tuple[str, dict[str, object]]] = []
         if not stopping:
-            self._emit(
-                "exited", pid=self.pid, code=status.code, signal=status.signal, status=status.describe()
-            )
+            ended = {"pid": self.pid, "code": status.code, "signal": status.signal}
+            told.append(("exited", {**ended, "status": status.describe()}))
         decision = self._decide(status, now, stopping=stopping)
         self._fatal_reason = decision.reason if decision.state == State.FATAL else None
         if decision.state in (State.BACKOFF, State.STARTING) and not stopping and self.spec.schedule is None:
-            self._emit("restarting", delay=round(decision.delay, 3), quick_deaths=self.quick_deaths)
-        if self.spec.oneshot and decision.state == State.EXITED and status.success:
+            told.append(self._restarting(decision))
+        ready = self.spec.oneshot and decision.state == State.EXITED and status.success
+        return dataclasses.replace(decision, events=tuple(told), ready=ready)
+
+    def tell(self, decision: Decision) -> None:
+        """Act on what ``decision`` says to tell: its events, in order, then a one-shot's readiness."""
+        for event, fields in decision.events:
+            self._emit(event, **fields)
+        if decision.ready:
             self.ready = True
-        return decision
+
+    def _restarting(self, decision: Decision) -> tuple[str, dict[str, object]]:
+        return ("restarting", {"delay": round(decision.delay, 3), "quick_deaths": self.quick_deaths})
 
     def _decide(self, status: ExitStatus, now: float, *, stopping: bool) -> Decision:
         ran = (now - self.started_mono) if self.started_mono is not None else 0.0
@@ -214,19 +229,20 @@ class Daemon:
         return Decision(State.BACKOFF if delay > 0 else State.STARTING, delay, status.describe())
 
     def decide_after_spawn_failure(self, reason: str, now: float) -> Decision:
-        """A start that failed before exec counts as a quick death."""
+        """A start that failed before exec counts as a quick death; told as ``start-failed``, and
+        ``restarting`` when it leads to a restart (by the caller, with :meth:`tell`)."""
         self.error = reason
         self.pid = None
         self.started_mono = now
         self.spawns += 1
         if self.spawns > 1:
             self.restarts += 1
-        self._emit("start-failed", reason=reason)
+        told: list[tuple[str, dict[str, object]]] = [("start-failed", {"reason": reason})]
         decision = self._decide(ExitStatus(127, None, 0.0), now, stopping=False)
         self._fatal_reason = f"{reason}; {decision.reason}" if decision.state == State.FATAL else None
         if decision.state in (State.BACKOFF, State.STARTING) and self.spec.schedule is None:
-            self._emit("restarting", delay=round(decision.delay, 3), quick_deaths=self.quick_deaths)
-        return decision
+            told.append(self._restarting(decision))
+        return dataclasses.replace(decision, events=tuple(told))
 
     def add_line(self, line: str) -> None:
         self.lines.append(line)

@@ -190,11 +190,13 @@ class SmartRunner:
         d.error = f"no valid pidfile {d.spec.pidfile} after {d.spec.start_timeout:g}s{self._output(d)}"
         log.error("daemon %r: %s", d.name, d.error)
         decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
+        d.tell(decision)
         self.settle(d, decision.state, decision.delay, d.error)
 
     def _after_failed_start(self, d: Daemon) -> None:
         error = d.error
         decision = d.decide_after_exit(ExitStatus(None, None, time.time()), self.clock(), stopping=False)
+        d.tell(decision)
         d.error = error
         self.settle(d, decision.state, decision.delay, "failed to start")
 
@@ -311,6 +313,7 @@ class SmartRunner:
         if d.launcher_pid != pid:
             return
         decision = d.decide_after_exit(status, self.clock(), stopping=d.stopping)
+        d.tell(decision)
         d.error = reason
         if d.stopping:
             self.stop_done(d)
@@ -337,6 +340,7 @@ class SmartRunner:
             self.stop(d, then=lambda: self._after_failed_start(d))
             return
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        d.tell(decision)
         self.settle(d, decision.state, decision.delay, d.error)
 
     def _smart_died(self, d: Daemon, pid: int) -> None:
@@ -386,4 +390,5 @@ class SmartRunner:
 
     def _after_death(self, d: Daemon, pid: int, status: ExitStatus) -> None:
         decision = d.decide_after_exit(status, self.clock(), stopping=False)
+        d.tell(decision)
         self.settle(d, decision.state, decision.delay, f"(pid {pid}) {status.describe()}")

@@ -151,6 +151,7 @@ class Starter:
 
     def spawn_failed(self, d: Daemon, reason: str) -> None:
         decision = d.decide_after_spawn_failure(reason, self.clock())
+        d.tell(decision)
         d.error = reason
         self.settle(d, decision.state, decision.delay, f"could not start: {reason}")
 
@@ -177,7 +178,7 @@ class Starter:
             if st is not None:  # the holder owns this session's deadline from now on
                 self.leadership.session(d, st.sid, st.starttime)
         self.on_running(d)
-        if d.spec.oneshot:  # ready once it exits 0 (Daemon.decide_after_exit)
+        if d.spec.oneshot:  # ready once it exits 0 (Daemon.decide_after_exit, told by Daemon.tell)
             d.ready = False
         elif d.spec.ready is None:
             self.became_ready(d)

@@ -22,7 +22,6 @@ from attachdaemon_core.engine.leadership import Leadership
 from attachdaemon_core.engine.os_seam import RealOS
 from attachdaemon_core.engine.owners import Owners
 from attachdaemon_core.engine.readiness import Prober
-from attachdaemon_core.engine.scrape import metrics_answer
 from attachdaemon_core.engine.starter import Starter
 from attachdaemon_core.engine.states import RUNNING_STATES, State
 from attachdaemon_core.engine.stopper import Stopper
@@ -95,7 +94,10 @@ class ControlAnswers:
         return self.status()
 
     def verb_metrics(self, _args: dict[str, Any]) -> Any:
-        """The status plus what a scrape reads from /proc now (docs/monitoring.md)."""
+        """The status plus what a scrape reads from /proc now (docs/monitoring.md). Its module
+        is imported at the first scrape: a supervisor nobody scrapes never loads it."""
+        from attachdaemon_core.engine.scrape import metrics_answer
+
         return metrics_answer(self.status(), self.daemons.values())
 
     def verb_events(self, args: dict[str, Any]) -> Any:

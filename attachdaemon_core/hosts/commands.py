@@ -20,12 +20,9 @@ from typing import Any, TextIO
 from attachdaemon_core.control import client, verbs
 from attachdaemon_core.hosts import monitor, runtime
 from attachdaemon_core.hosts import status as status_command
-from attachdaemon_core.hosts.status import EXIT_NO_SUPERVISOR, EXIT_OK, STATUS_TIMEOUT
+from attachdaemon_core.hosts.exits import EXIT_BAD, EXIT_OK, EXIT_USAGE, RESPAWN_WAIT, control_failed
+from attachdaemon_core.hosts.status import STATUS_TIMEOUT
 from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Problem
-
-EXIT_BAD = 1
-EXIT_USAGE = 2
-RESPAWN_WAIT = 5.0  # a supervisor's guard starts it again within a second
 
 
 @dataclass
@@ -66,12 +63,8 @@ def _by_name(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -
         return EXIT_USAGE
     try:
         result = client.call(ctx.runtime_dir, verb, names=list(args.names), all=bool(args.all))
-    except client.NoSupervisor as exc:
-        err.write(f"{exc}\n")
-        return EXIT_NO_SUPERVISOR
-    except client.ControlError as exc:
-        err.write(f"{verb}: {exc}\n")
-        return EXIT_BAD
+    except (client.NoSupervisor, client.ControlError) as exc:
+        return control_failed(exc, verb, err)
     out.write(f"{verb}: {', '.join(result['daemons'])}\n")
     return EXIT_OK
 
@@ -113,12 +106,8 @@ def status(ctx: Context, out: TextIO, err: TextIO, *, as_json: bool) -> int:
 def logs(ctx: Context, name: str, lines: int, follow: bool, out: TextIO, err: TextIO) -> int:
     try:
         result = client.call(ctx.runtime_dir, "logs", name=name, lines=lines)
-    except client.NoSupervisor as exc:
-        err.write(f"{exc}\n")
-        return EXIT_NO_SUPERVISOR
-    except client.ControlError as exc:
-        err.write(f"logs: {exc}\n")
-        return EXIT_BAD
+    except (client.NoSupervisor, client.ControlError) as exc:
+        return control_failed(exc, "logs", err)
     if result["mode"] == "raw":
         out.write(f"{result['note']}\n")
         return EXIT_OK

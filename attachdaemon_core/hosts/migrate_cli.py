@@ -15,8 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from attachdaemon_core.hosts.commands import EXIT_BAD
-from attachdaemon_core.hosts.status import EXIT_OK
+from attachdaemon_core.hosts.exits import EXIT_BAD, EXIT_OK
 from attachdaemon_core.spec.migrate import FORMATS, migrate
 from attachdaemon_core.spec.migrate_daemons import RoundTripError
 from attachdaemon_core.spec.model import ConfigError

@@ -13,14 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from attachdaemon_core.control import client
+from attachdaemon_core.hosts.exits import EXIT_BAD, EXIT_NO_SUPERVISOR, EXIT_OK, RESPAWN_WAIT, control_failed
 from attachdaemon_core.hosts.metrics import MetricsUnavailable, render_answer
 from attachdaemon_core.hosts.status import STATUS_TIMEOUT
 
 if TYPE_CHECKING:
     from attachdaemon_core.hosts.commands import Context
-
-EXIT_OK, EXIT_BAD, EXIT_NO_SUPERVISOR = 0, 1, 4
-RESPAWN_WAIT = 5.0  # a supervisor's guard starts it again within a second
 
 
 def metrics(ctx: Context, out: TextIO, err: TextIO) -> int:
@@ -30,12 +28,8 @@ def metrics(ctx: Context, out: TextIO, err: TextIO) -> int:
     except MetricsUnavailable as exc:
         err.write(f"metrics: {exc}\n")
         return EXIT_BAD
-    except client.NoSupervisor as exc:
-        err.write(f"{exc}\n")
-        return EXIT_NO_SUPERVISOR
-    except client.ControlError as exc:
-        err.write(f"metrics: {exc}\n")
-        return EXIT_BAD
+    except (client.NoSupervisor, client.ControlError) as exc:
+        return control_failed(exc, "metrics", err)
     out.write(text.decode())
     return EXIT_OK
 
@@ -47,12 +41,8 @@ def events(ctx: Context, after: int, follow: bool, as_json: bool, out: TextIO, e
     if not follow:
         try:
             answer = client.call(ctx.runtime_dir, "events", after=after)
-        except client.NoSupervisor as exc:
-            err.write(f"{exc}\n")
-            return EXIT_NO_SUPERVISOR
-        except client.ControlError as exc:
-            err.write(f"events: {exc}\n")
-            return EXIT_BAD
+        except (client.NoSupervisor, client.ControlError) as exc:
+            return control_failed(exc, "events", err)
         _backlog(answer, after, as_json, out, err)
         return EXIT_OK
     try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from attachdaemon_core.leader.rules import backend_problem as leader_backend_problem
 from attachdaemon_core.leader.rules import check_arithmetic
-from attachdaemon_core.spec import limits, procfile, self_report
+from attachdaemon_core.spec import key_rules, limits, procfile, self_report
 from attachdaemon_core.spec.checks import check_specs
 from attachdaemon_core.spec.converters import CONVERTERS as KEY_CONVERTERS
 from attachdaemon_core.spec.converters import (
@@ -34,9 +34,9 @@ from attachdaemon_core.spec.converters import (
 from attachdaemon_core.spec.dependencies import convert_depends_on, dependency_problems, split_dependencies
 from attachdaemon_core.spec.envfile import read_env_files
 from attachdaemon_core.spec.hints import did_you_mean
-from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Dependency, LeaderSpec, Problem, ReadyProbe
+from attachdaemon_core.spec.model import ConfigError, DaemonSpec, Dependency, LeaderSpec, Problem
 from attachdaemon_core.spec.oneshots import after_line_hooks, oneshot_defaults, oneshot_problems
-from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults, job_problems
+from attachdaemon_core.spec.schedule_keys import JOB_CONVERTERS, job_defaults
 from attachdaemon_core.spec.uwsgi_config import read_file
 from attachdaemon_core.spec.uwsgi_cron import list_harakiri
 from attachdaemon_core.spec.uwsgi_file import is_uwsgi_file
@@ -295,37 +295,14 @@ def _unknown_key_hint(key: str) -> str | None:
 
 
 def _combined(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, str | None]]:
-    """The rules that tie keys together, skipped when a key they need was itself invalid."""
-    found: list[tuple[str, str, str | None]] = []
-    smart = fields.get("pidfile") is not None
-    if fields.get("daemonize") and not smart and "pidfile" not in bad:
-        found.append(("daemonize", "needs a pidfile", "the supervisor writes the pid there"))
-    if fields.get("process_name") and not smart and "pidfile" not in bad:
-        found.append(("process_name", "only applies with a pidfile", None))
-    if fields.get("control") and smart:
-        hint = "a control daemon is attached: drop pidfile or control"
-        found.append(("control", "a control daemon cannot have a pidfile", hint))
-    if smart and fields.get("log") == "prefix":
-        hint = "use a log path, 'runtime' (the default) or 'raw'"
-        found.append(
-            ("log", "'prefix' pipes output through the supervisor, which a smart daemon outlives", hint)
-        )
-    ready = fields.get("ready")
-    if isinstance(ready, ReadyProbe) and ready.postgres and not smart and "pidfile" not in bad:
-        hint = "set pidfile to the data directory's postmaster.pid"
-        found.append(("ready", "the postgres probe needs a pidfile", hint))
-    if fields.get("env_keep") and not fields.get("env_clear") and "env_clear" not in bad:
-        hint = "add env_clear = true, or drop env_keep: without it the daemon gets the whole environment"
-        found.append(("env_keep", "only applies with env_clear", hint))
+    """The rules that tie keys together (spec/key_rules.py) and the leader's lease arithmetic,
+    skipped when a key they need was itself invalid."""
+    found = key_rules.check(key_rules.RULES, fields, bad)
     leader = fields.get("leader")
     if isinstance(leader, LeaderSpec) and "stop_timeout" not in bad:
         found += _leader_arithmetic(leader, fields.get("stop_timeout", LEADER_STOP_TIMEOUT))
-    return (
-        found
-        + job_problems(fields, bad)
-        + self_report.combined_problems(fields, bad)
-        + limits.combined_problems(fields, bad)
-    )
+    rules = (*key_rules.JOB_RULES, *key_rules.SELF_REPORT_RULES, *key_rules.LIMIT_RULES)
+    return found + key_rules.check(rules, fields, bad)
 
 
 def _leader_arithmetic(leader: LeaderSpec, stop: float) -> list[tuple[str, str, str | None]]:

@@ -1,11 +1,10 @@
 """The keys of limits and planned restarts (docs/declarations.md, "Limits"): ``max_rss``,
-``limit_check_interval``, ``max_lifetime`` and ``restart_at``."""
+``limit_check_interval``, ``max_lifetime`` and ``restart_at``; the rule tying them to the
+other keys is in ``key_rules``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from attachdaemon_core.spec.converters import Context, Converter, Invalid, show_value
 
@@ -101,12 +100,3 @@ CONVERTERS: dict[str, Converter] = {
     "max_lifetime": max_lifetime,
     "restart_at": restart_at,
 }
-
-
-def combined_problems(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, str | None]]:
-    """The rules tying these keys to others: (key, message, hint) each."""
-    found: list[tuple[str, str, str | None]] = []
-    if "limit_check_interval" in fields and fields.get("max_rss") is None and "max_rss" not in bad:
-        hint = "add max_rss, or drop limit_check_interval: nothing else is checked on that timer"
-        found.append(("limit_check_interval", "only applies with max_rss", hint))
-    return found

@@ -1,6 +1,6 @@
 """The keys of a job, a declaration with ``schedule`` (docs/declarations.md, "Jobs"): converters
-and the rules tying them to the other keys. The cron expression is checked with ``cronsim``, the
-``cron`` extra; without it a schedule is error E003 naming the extra."""
+and defaults; the rules tying them to the other keys are in ``key_rules``. The cron expression is
+checked with ``cronsim``, the ``cron`` extra; without it a schedule is error E003 naming the extra."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from attachdaemon_core.spec.converters import Context, Converter, Invalid, _bool, _number, show_value
 
-__all__ = ["JOB_CONVERTERS", "JOB_KEYS", "job_defaults", "job_problems", "missing_cronsim"]
+__all__ = ["JOB_CONVERTERS", "JOB_KEYS", "job_defaults", "missing_cronsim"]
 
 JOB_KEYS = ("schedule", "unique", "timeout", "timezone")
 CRON_EXTRA_HINT = "pip install 'attachdaemon[cron]'"
@@ -79,25 +79,6 @@ JOB_CONVERTERS: dict[str, Converter] = {
     "timeout": _timeout,
     "timezone": _timezone,
 }
-
-
-def job_problems(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, str | None]]:
-    """The rules tying a job's keys to the others (docs/declarations.md, "Jobs")."""
-    found: list[tuple[str, str, str | None]] = []
-    if fields.get("schedule") is None:
-        if "schedule" not in bad:
-            for key in JOB_KEYS[1:]:
-                if key in fields and fields[key] not in (None, False):
-                    found.append((key, "only applies with schedule", "add schedule = '…', or drop it"))
-        return found
-    hint = "a job runs its command to the end at each scheduled time"
-    if fields.get("pidfile") is not None:
-        found.append(("pidfile", "a job cannot have a pidfile", hint))
-    if fields.get("control"):
-        found.append(("control", "a job cannot be a control daemon", hint))
-    if fields.get("ready") is not None:
-        found.append(("ready", "a job has no readiness probe", hint))
-    return found
 
 
 def job_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:

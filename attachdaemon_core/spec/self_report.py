@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from attachdaemon_core.spec.converters import PROBES, Context, Converter, Invalid, _ready, show_value
 from attachdaemon_core.spec.hints import did_you_mean
@@ -60,17 +59,3 @@ def watchdog_timeout(value: object, ctx: Context) -> float | None:
 
 
 CONVERTERS: dict[str, Converter] = {"ready": ready, "watchdog_timeout": watchdog_timeout}
-
-
-def combined_problems(fields: Mapping[str, Any], bad: set[str]) -> list[tuple[str, str, str | None]]:
-    """The rules tying these keys to others: (key, message, hint) each."""
-    found: list[tuple[str, str, str | None]] = []
-    probe = fields.get("ready")
-    notify = isinstance(probe, ReadyProbe) and probe.notify
-    if fields.get("watchdog_timeout") is not None and not notify and "ready" not in bad:
-        hint = "add ready = {notify = true}: the daemon pings WATCHDOG=1 on its NOTIFY_SOCKET"
-        found.append(("watchdog_timeout", "only applies with ready = {notify = true}", hint))
-    if isinstance(probe, ReadyProbe) and probe.log is not None and fields.get("log") == "raw":
-        hint = "use log 'prefix', 'runtime' or a path, or another probe"
-        found.append(("ready", "a log probe needs the output captured, and log is 'raw'", hint))
-    return found

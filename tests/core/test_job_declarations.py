@@ -70,6 +70,25 @@ def test_every_problem_of_a_job_is_named_at_once() -> None:
     ]
 
 
+@pytest.mark.unit
+def test_a_job_refuses_a_pidfile_control_and_a_readiness_probe_all_said_at_once() -> None:
+    found = problems(
+        {
+            "j": {
+                "command": "x",
+                "schedule": "* * * * *",
+                "pidfile": "/tmp/j.pid",
+                "control": True,
+                "ready": {"command": ["true"]},
+            }
+        }
+    )
+    hint = "(a job runs its command to the end at each scheduled time)"
+    assert f"daemon 'j', key 'pidfile': a job cannot have a pidfile {hint}" in found
+    assert f"daemon 'j', key 'control': a job cannot be a control daemon {hint}" in found
+    assert f"daemon 'j', key 'ready': a job has no readiness probe {hint}" in found
+
+
 def test_check__cronsim_missing__error_e003_naming_the_extra(tmp_path: Path) -> None:
     toml = tmp_path / "daemons.toml"
     toml.write_text('[daemons.backup]\ncommand = ["true"]\nschedule = "0 3 * * *"\n')

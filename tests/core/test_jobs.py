@@ -13,7 +13,7 @@ from attachdaemon_core.hosts.commands import wait_ready
 from attachdaemon_core.hosts.status import format_table, public_status
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.core.test_idle import context_switches
-from tests.helpers.harness import Sandbox, probe, wait_for
+from tests.helpers.harness import Sandbox, assert_stays, probe, wait_for
 from tests.helpers.status_json import check_status_json
 
 
@@ -118,8 +118,7 @@ def test_an_idle_supervisor_with_a_job_far_ahead_does_not_wake_up(sandbox: Sandb
     sup = sandbox.supervisor_pid()
     time.sleep(0.3)  # the status connection's teardown
     before = context_switches(sup)
-    time.sleep(2.0)
-    assert context_switches(sup) == before
+    assert_stays(lambda: context_switches(sup) == before, 2.0, "the supervisor asleep")
 
 
 def test_wait_ready_does_not_wait_for_a_job(sandbox: Sandbox) -> None:

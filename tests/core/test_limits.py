@@ -13,7 +13,7 @@ from attachdaemon_core.hosts.status import format_table
 from attachdaemon_core.spec.declarations import parse_declarations
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.core.test_idle import context_switches
-from tests.helpers.harness import Sandbox, alive, wait_for
+from tests.helpers.harness import Sandbox, alive, assert_stays, wait_for
 from tests.helpers.platform import polls_in
 
 DAEMON = str(Path(__file__).parent.parent / "helpers" / "notify_daemon.py")
@@ -33,8 +33,12 @@ def test_a_tree_over_max_rss_is_restarted_with_the_reason(sandbox: Sandbox, tmp_
     first = wait_for(lambda: sandbox.running("big"), 5, "running")
     sandbox.extra_pids.add(first)
     wait_for(lambda: len([p for p in work.iterdir() if p.name.startswith("pid-")]) == 1, 5, "child up")
-    time.sleep(0.6)  # an observation window of three checks under the limit, not a synchronisation
-    assert sandbox.running("big") == first and sandbox.daemon("big")["restart_cause"] is None
+    assert_stays(  # three checks under the limit
+        lambda: sandbox.running("big") == first and sandbox.daemon("big")["restart_cause"] is None,
+        0.6,
+        "big running unrestarted",
+        show=lambda: sandbox.daemon("big"),
+    )
     (work / "alloc").touch()
     second = wait_for(lambda: (p := sandbox.running("big")) and p != first and p, 10, "restarted")
     sandbox.extra_pids.add(second)

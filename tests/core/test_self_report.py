@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from attachdaemon_core.hosts.status import format_table
 from attachdaemon_core.osproc import proc
 from attachdaemon_core.spec.declarations import parse_declarations
-from tests.helpers.harness import Sandbox, alive, wait_for
+from tests.helpers.harness import Sandbox, alive, assert_stays, wait_for
 
 DAEMON = str(Path(__file__).parent.parent / "helpers" / "notify_daemon.py")
 needs_systemd_notify = pytest.mark.skipif(
@@ -172,9 +171,12 @@ def test_watchdog_keeps_a_daemon_that_pings(sandbox: Sandbox, tmp_path: Path) ->
     script.send("READY=1")
     wait_for(lambda: field(sandbox, "app", "ready") is True, 5, "ready")
     mark = len(sandbox.log_text())
-    time.sleep(1.8)  # an observation window of three watchdog periods, not a synchronisation
-    assert sandbox.running("app") == pid
-    assert "watchdog" not in sandbox.log_text()[mark:]
+    assert_stays(  # three watchdog periods: the pings keep it
+        lambda: sandbox.running("app") == pid and "watchdog" not in sandbox.log_text()[mark:],
+        1.8,
+        "app running unrestarted",
+        show=lambda: sandbox.log_text()[mark:],
+    )
 
 
 @pytest.mark.parametrize("log", ["prefix", "file"])

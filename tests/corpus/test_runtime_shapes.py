@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import replace
 
 from tests.corpus import runtime
 from tests.corpus.uwsgi_lines import LINES, SHAPES
-from tests.helpers.harness import Sandbox, alive, wait_for
+from tests.helpers.harness import Sandbox, alive, assert_stays, wait_for
 
 START_TIMEOUT = 4.0  # past the Python stand-ins' start-up when 46 start at once on 2 loaded cores
 
@@ -45,12 +44,19 @@ def test_every_runnable_corpus_line_runs_once_is_adopted_restarts_once_and_stops
 
     for spec in specs:
         assert ev.starts(idents[spec.name]) == [first[spec.name]], (spec.name, idents[spec.name], ev.lines())
-    # Quiet window (not synchronisation): a launch not recognised as the daemon was launched
-    # again once start_timeout had passed; nothing may start here.
-    time.sleep(START_TIMEOUT + 0.5)
-    for spec in specs:
-        if ev.starts(idents[spec.name]) != [first[spec.name]]:
-            duplicates.append(spec.name)
+
+    def launched_again() -> list[str]:
+        starts: dict[str, list[int]] = {}
+        for _, name, what, pid in ev.lines():  # one read of the events file for every daemon
+            if what == "START":
+                starts.setdefault(name, []).append(pid)
+        return [s.name for s in specs if starts.get(idents[s.name]) != [first[s.name]]]
+
+    # Quiet window: a launch not recognised as the daemon would be launched again once
+    # start_timeout had passed; nothing may start here.
+    assert_stays(
+        lambda: not launched_again(), START_TIMEOUT + 0.5, "no daemon launched again", show=launched_again
+    )
     for pid in first.values():
         os.kill(pid, signal.SIGKILL)
 

@@ -371,26 +371,27 @@ def http_get(port: int, path: str = "/") -> str:
     return data.decode(errors="replace")
 
 
-# ---------------------------------------------------------------------- toml blocks
-def evaluate_toml(example: Example) -> None:
-    st = state_of(example)
-    source = str(example.parsed)
-    named = re.match(r"#\s*([\w.-]+\.toml)\b", source)
-    assert named, f"a toml block starts with a comment naming its file: {source[:60]!r}"
-    (st.shell_dir / named[1]).write_text(source)
-    result = st.project.run(["attachdaemon", "-c", named[1], "check"], st.shell_dir, check=True)
-    assert result.stdout.rstrip().endswith(": OK"), result.stdout
+# ---------------------------------------------------------------------- toml and ini blocks
+def file_block(comment: str, suffix: str, kind: str) -> Callable[[Example], None]:
+    """The evaluator of a block that is a file of declarations named by its first line's comment
+    (``# daemons.toml``, ``; uwsgi.ini``): written where the shell blocks run and read as
+    ``attachdaemon -c NAME check`` reads it."""
+    first_line = re.compile(rf"{re.escape(comment)}\s*([\w.-]+\.{suffix})\b")
+
+    def evaluate(example: Example) -> None:
+        st = state_of(example)
+        source = str(example.parsed)
+        named = first_line.match(source)
+        assert named, f"{kind} block starts with a comment naming its file: {source[:60]!r}"
+        (st.shell_dir / named[1]).write_text(source)
+        result = st.project.run(["attachdaemon", "-c", named[1], "check"], st.shell_dir, check=True)
+        assert result.stdout.rstrip().endswith(": OK"), result.stdout
+
+    return evaluate
 
 
-def evaluate_ini(example: Example) -> None:
-    """A uWSGI config file (``; uwsgi.ini`` on its first line), read as ``attachdaemon -c`` reads it."""
-    st = state_of(example)
-    source = str(example.parsed)
-    named = re.match(r";\s*([\w.-]+\.ini)\b", source)
-    assert named, f"an ini block starts with a comment naming its file: {source[:60]!r}"
-    (st.shell_dir / named[1]).write_text(source)
-    result = st.project.run(["attachdaemon", "-c", named[1], "check"], st.shell_dir, check=True)
-    assert result.stdout.rstrip().endswith(": OK"), result.stdout
+evaluate_toml = file_block("#", "toml", "a toml")
+evaluate_ini = file_block(";", "ini", "an ini")  # a uWSGI config file
 
 
 # ---------------------------------------------------------------------- shell and console blocks

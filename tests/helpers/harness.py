@@ -51,6 +51,30 @@ def wait_for(
         time.sleep(interval)
 
 
+def assert_stays(
+    predicate: Callable[[], object],
+    seconds: float,
+    what: str = "condition",
+    interval: float = 0.05,
+    show: Callable[[], object] | None = None,
+) -> None:
+    """A quiet window: poll ``predicate`` for the whole of ``seconds`` (first at once, last at the
+    end) and fail at the first falsy value, saying when in the window and what ``show`` returns
+    then (default: the value seen). For what must NOT happen; ``wait_for`` is for what must."""
+    start = time.monotonic()
+    end = start + seconds
+    while True:
+        value = predicate()
+        if not value:
+            seen = show() if show is not None else value
+            when = time.monotonic() - start
+            raise AssertionError(f"{what} stopped holding {when:.2f}s into a {seconds:g}s window: {seen!r}")
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(interval, left))
+
+
 def alive(pid: int) -> bool:
     return proc.is_alive(pid)
 

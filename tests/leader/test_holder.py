@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.harness import assert_stays
 from tests.leader.conftest import LEASE, MARGIN, ROOT, Fleet, PrivateRedis, make_fleet, record
 
 BACKENDS = ["file", "postgres", "redis"]
@@ -58,8 +59,8 @@ def test_contention_exactly_one(backend: str, fleet_factory: Any) -> None:
     for label in ("a", "b", "c"):
         fleet.add(label)
     leader = fleet.leader()
-    time.sleep(1.5)  # several retry rounds of the followers
-    assert len(fleet.acquired()) == 1, fleet.acquired()
+    # Several retry rounds of the followers: none acquires.
+    assert_stays(lambda: len(fleet.acquired()) == 1, 1.5, "one acquisition", show=fleet.acquired)
     followers = [c for c in fleet.members if c is not leader]
     for c in followers:
         infos = fleet.wait_for(
@@ -79,7 +80,7 @@ def test_holder_sigkill_fails_over(backend: str, fleet_factory: Any) -> None:
     fleet.add("b")
     other = fleet.members[1]
     fleet.wait_for(lambda: other.find("event", "info"), 5, "b following")
-    time.sleep(0.3)  # a quiet window: b keeps failing to acquire a held lock (nothing to wait for)
+    assert_stays(lambda: not other.acquired(), 0.3, "b not acquiring a held lock", show=other.events)
     t0 = time.monotonic()
     os.kill(leader.holder_pid, signal.SIGKILL)
     got = fleet.wait_for(other.acquired, LEASE + 3, "b acquiring")
@@ -129,12 +130,14 @@ def test_holder_sigstop_longer_than_lease(backend: str, fleet_factory: Any) -> N
     if kind(backend) != "file":  # a stopped holder keeps a flock: no failover until SIGCONT
         got = fleet.wait_for(b.acquired, LEASE + 3, "b acquiring")
         record(f"{kind(backend)}.holder_sigstop.acquire_ms", ms(got[0]["t"] - t0))
-    time.sleep(0.5)  # a quiet window with b leading and a still frozen
+    # A quiet window with a still frozen (and b leading): a's daemon stays stopped.
+    assert_stays(lambda: not fleet.daemon_alive("a-"), 0.5, "a's daemon stopped", show=fleet.intervals)
     os.kill(pid, signal.SIGCONT)
     fleet.wait_for(lambda: a.find("event", "lost"), 5, "a reporting lost after SIGCONT")
     if kind(backend) == "file":
         fleet.wait_for(b.acquired, 5, "b acquiring after a's release")
-    time.sleep(0.5)  # a quiet window after the thaw: a must not come back as a second leader
+    # A quiet window after the thaw: a must not come back as a second leader.
+    assert_stays(lambda: len(a.acquired()) == 1, 0.5, "a acquired once only", show=a.events)
     fleet.assert_no_overlap()
     record(f"{kind(backend)}.holder_sigstop.daemon_killed_ms", ms(killed_after))
 
@@ -190,8 +193,8 @@ def test_redis_client_kill_keeps_leadership(redis_url: str, fleet_factory: Any) 
             if entry.get("name", "").startswith(f"attachdaemon:{fleet.name}:"):
                 killed += client.client_kill_filter(_id=entry["id"])
     assert killed >= 1
-    time.sleep(LEASE + 1)  # past the lease: renewals reconnected and kept the key
-    assert not a.find("event", "lost"), a.events()
+    # Past the lease: renewals reconnected and kept the key.
+    assert_stays(lambda: not a.find("event", "lost"), LEASE + 1, "a holding", show=a.events)
     assert len(fleet.acquired()) == 1
     assert fleet.daemon_alive("a-", within=0.5)
     fleet.assert_no_overlap()
@@ -233,8 +236,7 @@ def test_unreachable_engine_reports_error_without_dsn(
     a = fleet.add("a")
     errors = fleet.wait_for(lambda: a.find("event", "error"), 8, "an error event")
     ps = subprocess.run(["ps", "-eo", "args"], check=False, capture_output=True, text=True).stdout
-    time.sleep(1.0)
-    assert not fleet.acquired()
+    assert_stays(lambda: not fleet.acquired(), 1.0, "nobody acquiring", show=fleet.acquired)
     text = json.dumps(a.events())
     assert secret not in text and "someone" not in text
     assert secret not in ps

@@ -18,7 +18,7 @@ import pytest
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.osproc import proc
 from attachdaemon_core.spec.model import DaemonSpec, LeaderSpec
-from tests.helpers.harness import PY, Sandbox, wait_for
+from tests.helpers.harness import PY, Sandbox, assert_stays, wait_for
 from tests.helpers.import_blocker import blocker_dir, pythonpath_with
 from tests.leader.conftest import record, unique_name
 
@@ -297,8 +297,8 @@ def test_holder_frozen_longer_than_the_lease__daemon_stopped_in_time_no_resume_o
         os.kill(holder, signal.SIGCONT)
     if fleet.backend != "file":
         wait_for(lambda: fleet.hosts[old].daemon("beat")["state"] == "standby", LEASE + 5, "old host standby")
-        time.sleep(0.5)  # a quiet window: the thawed holder must not take the lock back
-        assert fleet.states()[old] == "standby"
+        # A quiet window: the thawed holder must not take the lock back.
+        assert_stays(lambda: fleet.states()[old] == "standby", 0.5, "old host standby", show=fleet.states)
 
 
 def test_pg_terminate_backend_of_the_lock_connection__daemon_stopped_other_host_takes_over(

@@ -142,20 +142,36 @@ def test_followers__a_one_shot_run_again_restarts_what_waited_for_its_completion
 
 
 # ---------------------------------------------------------------------- one-shot records
+def decided(d: Daemon, status: ExitStatus, now: float) -> State:
+    """The decision after a run ended, told as the supervisor tells it; its state."""
+    decision = d.decide_after_exit(status, now, stopping=False)
+    d.tell(decision)
+    return decision.state
+
+
 def test_daemon__a_one_shot_is_ready_once_it_exits_0_and_rests() -> None:
     d = Daemon(oneshot("migrate"))
     d.mark_started(10, 0.0, 0.0)
-    assert d.decide_after_exit(OK, 1.0, stopping=False).state == State.EXITED and d.ready is True
+    assert decided(d, OK, 1.0) == State.EXITED and d.ready is True
     d.mark_started(11, 2.0, 0.0)
     d.ready = False
-    assert d.decide_after_exit(FAILED, 3.0, stopping=False).state == State.EXITED and d.ready is None
+    assert decided(d, FAILED, 3.0) == State.EXITED and d.ready is None
     retried = Daemon(oneshot("m2", restart="on-failure"))
     retried.mark_started(12, 0.0, 0.0)
-    assert retried.decide_after_exit(FAILED, 5.0, stopping=False).state == State.STARTING
+    assert decided(retried, FAILED, 5.0) == State.STARTING
     assert retried.ready is None
     plain = Daemon(spec("plain", restart="never"))
     plain.mark_started(13, 0.0, 0.0)
-    assert plain.decide_after_exit(OK, 1.0, stopping=False).state == State.EXITED and plain.ready is None
+    assert decided(plain, OK, 1.0) == State.EXITED and plain.ready is None
+
+
+def test_daemon__the_exit_decision_says_readiness_and_the_caller_marks_it() -> None:
+    d = Daemon(oneshot("migrate"))
+    d.mark_started(10, 0.0, 0.0)
+    decision = d.decide_after_exit(OK, 1.0, stopping=False)
+    assert decision.ready is True and d.ready is None  # decided, not yet told
+    d.tell(decision)
+    assert d.ready is True
 
 
 def test_reload__a_one_shot_runs_again_only_with_rerun_on_reload() -> None:
@@ -217,6 +233,7 @@ def test_dependents__gate_log_and_restart_propagation(caplog: pytest.LogCaptureF
     migrate.mark_started(20, 0.0, 0.0)
     migrate.set_state(State.RUNNING)
     decision = migrate.decide_after_exit(FAILED, 1.0, stopping=False)
+    migrate.tell(decision)
     migrate.set_state(decision.state)
     timers.run_due()
     assert offers == [1]  # migrate's changes (web waits on it at the gate): one offer for them all
@@ -238,7 +255,7 @@ def test_dependents__gate_log_and_restart_propagation(caplog: pytest.LogCaptureF
     migrate.set_state(State.STARTING)  # `start migrate`: it runs again and completes
     migrate.mark_started(21, 2.0, 0.0)
     migrate.set_state(State.RUNNING)
-    migrate.set_state(migrate.decide_after_exit(OK, 3.0, stopping=False).state)
+    migrate.set_state(decided(migrate, OK, 3.0))
     redis.set_state(State.STARTING)
     redis.mark_started(22, 3.0, 0.0)
     redis.set_state(State.RUNNING)

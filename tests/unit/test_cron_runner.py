@@ -54,7 +54,7 @@ class World:
 
     def end(self, name: str) -> None:
         d = self.daemons[name]
-        d.decide_after_exit(ExitStatus(0, None, T0), self.mono, stopping=False)
+        d.tell(d.decide_after_exit(ExitStatus(0, None, T0), self.mono, stopping=False))
         self.cron.run_ended(d, "exited with status 0")
 
     def advance(self, seconds: float) -> None:

@@ -68,10 +68,13 @@ def test_a_daemon_tells_start_crash_backoff_and_fatal_in_order() -> None:
     d.set_state(State.STARTING)
     run(d, 10, 0.0)
     decision = d.decide_after_exit(ExitStatus(3, None, 1.0), 0.1, stopping=False)
+    assert [e["event"] for e in log.ring] == ["started", "ready"]  # a decision emits nothing itself
+    d.tell(decision)
     d.set_state(decision.state)
     d.set_state(State.STARTING)
     run(d, 11, 0.2)
     decision = d.decide_after_exit(ExitStatus(None, 9, 1.0), 0.3, stopping=False)
+    d.tell(decision)
     d.set_state(decision.state)
     got = [
         (e["event"], {k: v for k, v in e.items() if k not in ("seq", "at", "event", "daemon")})
@@ -102,7 +105,8 @@ def test_a_stop_is_told_once_and_not_as_an_exit() -> None:
     d.set_state(State.STARTING)
     run(d, 10, 0.0)
     d.set_state(State.STOPPING)
-    d.decide_after_exit(ExitStatus(None, None, 1.0), 5.0, stopping=True)
+    decision = d.decide_after_exit(ExitStatus(None, None, 1.0), 5.0, stopping=True)
+    assert decision.events == () and not decision.ready  # a stop has nothing to tell but its own
     d.set_state(State.STOPPED, "stopped by command")
     d.set_state(State.STOPPED)
     assert [e["event"] for e in log.ring] == ["started", "ready", "stopped"]
@@ -113,7 +117,9 @@ def test_a_failed_start_is_told_with_its_reason_not_as_an_exit() -> None:
     log = EventLog()
     d = Daemon(DaemonSpec(name="a", command=("x",)), rand=lambda: 0.5, events=log)
     d.set_state(State.STARTING)
-    d.decide_after_spawn_failure("no such program 'x'", 0.0)
+    decision = d.decide_after_spawn_failure("no such program 'x'", 0.0)
+    assert not log.ring  # told by the caller
+    d.tell(decision)
     assert [e["event"] for e in log.ring] == ["start-failed", "restarting"]
     assert log.ring[0]["reason"] == "no such program 'x'"
 
