@@ -19,8 +19,8 @@ import time
 from attachdaemon_core.engine import supervisor
 from attachdaemon_core.engine.state_file import configure_logging
 from attachdaemon_core.engine.supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK
-from attachdaemon_core.osproc import proc
-from attachdaemon_core.osproc.spawn import PR_SET_CHILD_SUBREAPER, prctl, set_process_name
+from attachdaemon_core.osproc.layer import LIVE
+from attachdaemon_core.osproc.spawn import set_process_name
 
 log = logging.getLogger("attachdaemon")
 
@@ -76,7 +76,7 @@ class Guard:
 
     def run(self) -> int:
         set_process_name(GUARD_NAME)
-        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        LIVE.become_subreaper()  # not on the portable layer (docs/process-model.md)
         while True:
             pid, r = self.spawn_supervisor()
             clean, code = self.watch(pid, r)
@@ -166,12 +166,12 @@ class Guard:
         me = os.getpid()
         emptied = []
         for sid, starttime in list(self.sessions.items()):
-            leader = proc.stat(sid)
+            leader = LIVE.stat(sid)
             if leader is None:
                 self._kill_descendants(sid, me)
                 emptied.append(sid)
             elif leader.starttime == starttime:
-                proc.kill_session(sid)
+                LIVE.kill_session(sid)
                 emptied.append(sid)
             else:
                 log.warning("pid %d was reused by another process; its session is not ours to empty", sid)
@@ -184,22 +184,22 @@ class Guard:
 
     @staticmethod
     def _ours_left(sid: int, ancestor: int) -> bool:
-        return any(p == sid or proc.descends_from(p, ancestor) for p in proc.session_members(sid))
+        return any(p == sid or LIVE.descends_from(p, ancestor) for p in LIVE.session_members(sid))
 
     @staticmethod
     def _kill_descendants(sid: int, ancestor: int) -> None:
         """SIGKILL the members of session ``sid`` that descend from ``ancestor``, each checked
         again once its pidfd is open (so a pid reused meanwhile is never hit)."""
-        for pid in proc.session_members(sid):
-            fd = proc.pidfd_open(pid)
+        for pid in LIVE.session_members(sid):
+            fd = LIVE.pidfd_open(pid)
             if fd is None:
                 continue
             try:
-                st = proc.stat(pid)
-                if st is not None and st.sid == sid and proc.descends_from(pid, ancestor):
-                    proc.pidfd_signal(fd, signal.SIGKILL)
+                st = LIVE.stat(pid)
+                if st is not None and st.sid == sid and LIVE.descends_from(pid, ancestor):
+                    LIVE.pidfd_signal(fd, signal.SIGKILL)
             finally:
-                os.close(fd)
+                LIVE.close(fd)
 
 
 def main(runtime_dir: str) -> int:

@@ -23,13 +23,14 @@ from attachdaemon_core.engine.decide.limits import (
 from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.states import State
 from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.layer import LIVE
 
 log = logging.getLogger("attachdaemon")
 
 
 def scan_processes() -> list[ProcInfo]:
     """Every live process's pid, parent, session and resident bytes (one /proc pass)."""
-    return [ProcInfo(s.pid, s.ppid, s.sid, s.rss_pages * proc.PAGE_SIZE) for s in proc.started_since(0)]
+    return [ProcInfo(s.pid, s.ppid, s.sid, s.rss_pages * proc.PAGE_SIZE) for s in LIVE.started_since(0)]
 
 
 def _own_session(d: Daemon, sid: int | None) -> int | None:

@@ -22,7 +22,7 @@ from attachdaemon_core.engine.limits import Limits
 from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.readiness import Prober
 from attachdaemon_core.engine.states import State
-from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.layer import LIVE
 
 log = logging.getLogger("attachdaemon")
 
@@ -217,10 +217,10 @@ def _in_tree(pid: int, d: Daemon) -> bool:
         return False
     if pid == d.pid:
         return True
-    root = proc.stat(d.pid)
-    sender = proc.stat(pid)
+    root = LIVE.stat(d.pid)
+    sender = LIVE.stat(pid)
     if root is None or sender is None:
         return False
     if sender.sid == root.sid and root.sid == root.pid:  # a session the daemon leads: all its own
         return True
-    return proc.descends_from(pid, d.pid)
+    return LIVE.descends_from(pid, d.pid)

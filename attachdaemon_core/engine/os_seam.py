@@ -15,9 +15,8 @@ directory), the loop's own pipes and selector, and the guard, a separate process
 from __future__ import annotations
 
 import os
-import signal
 
-from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc import layer, proc
 from attachdaemon_core.osproc.spawn import SpawnRequest, spawn
 
 
@@ -30,33 +29,25 @@ def _reap_one() -> tuple[int, int] | None:
     return (pid, status) if pid else None
 
 
-def _proc_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _kill_session(sid: int, sig: int = signal.SIGKILL) -> int:
-    return proc.kill_session(sid, sig)
-
-
 def _spawn(req: SpawnRequest) -> int:
     return spawn(req)
 
 
 class RealOS(proc.Live):
-    """Processes, signals, pidfds and /proc reads, as the supervisor uses them (the reads of
-    :class:`~attachdaemon_core.osproc.proc.Live`, and these)."""
+    """Processes, signals, pidfds and /proc reads, as the supervisor uses them (the layer's
+    members, :class:`~attachdaemon_core.osproc.proc.Live`, and these)."""
 
     spawn = staticmethod(_spawn)
     reap_one = staticmethod(_reap_one)
-    proc_pids = staticmethod(_proc_pids)
-    session_members = staticmethod(proc.session_members)
-    live_sessions = staticmethod(proc.live_sessions)
-    group_exists = staticmethod(proc.group_exists)
-    signal_group = staticmethod(proc.signal_group)
-    kill_session = staticmethod(_kill_session)
-    pidfd_open = staticmethod(proc.pidfd_open)
-    pidfd_signal = staticmethod(proc.pidfd_signal)
-    close = staticmethod(os.close)
 
 
-REAL_OS = RealOS()
+REAL_OS: RealOS
+if layer.PORTABLE:  # psutil is imported only here, when the portable layer was chosen
+    from attachdaemon_core.osproc.portable import Portable
+
+    class PortableOS(Portable, RealOS):
+        """The same seam over the portable layer: its members win over the linux ones."""
+
+    REAL_OS = PortableOS()
+else:
+    REAL_OS = RealOS()

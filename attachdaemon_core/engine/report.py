@@ -13,11 +13,12 @@ from typing import Any
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.logs import LogFileRefused, tail_file
 from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.layer import LIVE
 
 RAW_NOTE = "log is 'raw': output is not captured"
 
 
-def sample_usage(d: Daemon, now: float, stat: Callable[[int], proc.Stat | None] = proc.stat) -> int | None:
+def sample_usage(d: Daemon, now: float, stat: Callable[[int], proc.Stat | None] = LIVE.stat) -> int | None:
     """Update ``d.cpu_percent`` (over at least 1 s since the previous sample); return its RSS."""
     if d.pid is None:
         return None
@@ -42,7 +43,7 @@ def daemon_status(
     leader: dict[str, Any] | None = None,
     waiting_on: list[dict[str, Any]] | None = None,
     job: dict[str, Any] | None = None,
-    stat: Callable[[int], proc.Stat | None] = proc.stat,
+    stat: Callable[[int], proc.Stat | None] = LIVE.stat,
 ) -> dict[str, Any]:
     """One entry of the status JSON's ``daemons`` list (plus ``autostart``/``held`` for the CLI)."""
     rss = sample_usage(d, now, stat)

@@ -40,8 +40,6 @@ from attachdaemon_core.engine.upkeep import Upkeep
 from attachdaemon_core.engine.verbs import ControlAnswers
 from attachdaemon_core.engine.watches import Watches
 from attachdaemon_core.osproc.spawn import (
-    PR_SET_CHILD_SUBREAPER,
-    prctl,
     reset_signal_dispositions,
     set_process_name,
 )
@@ -287,7 +285,8 @@ class Supervisor:
         return self.dir.acquire_lock()
 
     def setup(self) -> None:
-        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        self.os.become_subreaper()  # not on the portable layer (docs/process-model.md)
+        self.os.attach_timers(self.timers)  # the portable layer's exit polling, if any
         reset_signal_dispositions()
         self.signals.install((signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1))
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)

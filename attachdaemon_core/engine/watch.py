@@ -1,6 +1,8 @@
 """Linux inotify through ctypes: the supervisor hears of touch files and of its runtime directory
-vanishing without polling. Where inotify is missing, ``Inotify.open()`` returns None and the
-supervisor falls back to a 1-second check."""
+vanishing without polling. Where inotify is missing, and always on the portable layer (which
+uses none: docs/process-model.md, "The portable layer"), ``Inotify.open()`` returns None and the
+supervisor stats its touch files every second instead, only while some are declared; the
+runtime directory's removal is then not heard of."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import struct
 from collections.abc import Callable
 
 from attachdaemon_core.engine.loop import Timer, Timers
+from attachdaemon_core.osproc import layer
 
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008
@@ -38,6 +41,8 @@ class Inotify:
 
     @classmethod
     def open(cls) -> Inotify | None:
+        if layer.PORTABLE:
+            return None
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))

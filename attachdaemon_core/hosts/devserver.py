@@ -18,7 +18,7 @@ from typing import Any
 
 from attachdaemon_core.control import client
 from attachdaemon_core.hosts import runtime
-from attachdaemon_core.osproc.proc import stat as proc_stat
+from attachdaemon_core.osproc.layer import LIVE
 
 RELOADER_CHILD_VARIABLES = ("RUN_MAIN", "WERKZEUG_RUN_MAIN")
 MARKER_PREFIX = "devserver-"
@@ -70,7 +70,7 @@ def announce_child(runtime_dir: str, decl: Mapping[str, Any]) -> None:
 
 
 def _marker(runtime_dir: str, pid: int) -> str | None:
-    st = proc_stat(pid)
+    st = LIVE.stat(pid)
     if st is None:
         return None
     return os.path.join(runtime_dir, f"{MARKER_PREFIX}{pid}-{st.starttime}")
@@ -99,7 +99,7 @@ def _forget_stale_markers(runtime_dir: str) -> None:
         if not name.startswith(MARKER_PREFIX):
             continue
         pid_text, _, start = name[len(MARKER_PREFIX) :].partition("-")
-        st = proc_stat(int(pid_text)) if pid_text.isdigit() else None
+        st = LIVE.stat(int(pid_text)) if pid_text.isdigit() else None
         if st is None or str(st.starttime) != start:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(runtime_dir, name))

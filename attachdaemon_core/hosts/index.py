@@ -15,9 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from attachdaemon_core.control import client
+from attachdaemon_core.osproc.layer import LIVE
 from attachdaemon_core.osproc.paths import user_root
-from attachdaemon_core.osproc.proc import cmdline as proc_cmdline
-from attachdaemon_core.osproc.proc import stat as proc_stat
 
 __all__ = ["read_index", "supervisor_alive"]
 
@@ -25,10 +24,10 @@ __all__ = ["read_index", "supervisor_alive"]
 def supervisor_alive(pid: int) -> bool:
     """Whether ``pid`` can still be a supervisor: a live process (not a zombie) running our package
     (the supervisor is forked from ``python -m attachdaemon_core guard``, so it shows that command)."""
-    st = proc_stat(pid)
+    st = LIVE.stat(pid)
     if st is None or st.state in ("Z", "X"):
         return False
-    return "attachdaemon_core" in " ".join(proc_cmdline(pid))
+    return "attachdaemon_core" in " ".join(LIVE.cmdline(pid))
 
 
 def read_index(

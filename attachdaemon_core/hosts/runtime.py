@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attachdaemon_core.control import client
+from attachdaemon_core.osproc import layer
+from attachdaemon_core.osproc.layer import LIVE
 from attachdaemon_core.osproc.paths import RuntimeDirError, base_root, ensure_dir, private_subdir, user_root
-from attachdaemon_core.osproc.proc import pidfd_open
-from attachdaemon_core.osproc.proc import stat as proc_stat
 from attachdaemon_core.spec.model import DaemonSpec
 
 # Variables of the web server that must not reach a daemon (docs/process-model.md, "What a daemon inherits").
@@ -85,7 +85,7 @@ def payload(
 
 
 def owner_identity(pid: int) -> dict[str, int]:
-    st = proc_stat(pid)
+    st = LIVE.stat(pid)
     ident = {"pid": pid, "starttime": st.starttime if st else 0}
     if pid == os.getpid() and os.getpid() == 1:
         ident["pid1"] = 1
@@ -112,7 +112,20 @@ def start_warnings(specs: Sequence[DaemonSpec], owner_pid: int) -> list[str]:
             "macOS is for development only: there is no parent-death signal or subreaper, so a "
             "killed supervisor may leave grandchildren behind"
         )
+    if layer.PORTABLE:
+        notes.append(
+            'using the portable process layer (psutil; docs/process-model.md, "The portable layer"): '
+            "no subreaper and no parent-death signal, so a daemon that double-forks away from its "
+            "process group after the server is SIGKILLed can survive; exits of processes that are not "
+            "the supervisor's children are noticed within 0.2 s where there is no kqueue"
+        )
     return notes
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A pidfd on the linux layer; the portable layer has none to offer a host (it would need the
+    supervisor's timers), so its callers poll."""
+    return None if layer.PORTABLE else LIVE.pidfd_open(pid)
 
 
 def _spawn_guard(runtime_dir: str) -> None:
@@ -128,7 +141,7 @@ def _spawn_guard(runtime_dir: str) -> None:
     )
     # Woken by its pidfd when the first process exits (Popen.wait(timeout) polls, sleeping up to
     # 50 ms between looks: about 16 ms of every start, bench/PROFILE-exec-form.md).
-    fd = pidfd_open(proc.pid)
+    fd = _exit_fd(proc.pid)
     if fd is not None:
         try:
             select.select([fd], [], [], START_DEADLINE)
@@ -145,7 +158,7 @@ def _spawn_guard(runtime_dir: str) -> None:
 
 def _wait_exit(pid: int, timeout: float) -> None:
     """Wait up to ``timeout`` for ``pid`` to exit, woken by its pidfd (without one: 20 ms)."""
-    fd = pidfd_open(pid)
+    fd = _exit_fd(pid)
     if fd is None:
         time.sleep(0.02)
         return
@@ -167,6 +180,8 @@ def join(
     if not sys.platform.startswith("linux") and sys.platform != "darwin":
         sys.stderr.write(f"attachdaemon: daemons are not started on {sys.platform}; nothing was started\n")
         return None
+    if layer.ERROR is not None:
+        raise SupervisorUnavailable(f"{layer.ERROR}; nothing was started")
     if announce == "add-owner":
         specs = [DaemonSpec.from_wire(s) for s in decl.get("specs", [])]
         for note in start_warnings(specs, owner_pid):

@@ -70,7 +70,7 @@ from attachdaemon_core.leader.roles import next_wake, step, watchdog_sync, watch
 from attachdaemon_core.leader.watchdog import kill_session_members, session_is_ours, signal_session_group
 from attachdaemon_core.leader.wire import MAX_LINE, Output, parse_command
 from attachdaemon_core.leader.worker import Worker
-from attachdaemon_core.osproc.proc import session_members
+from attachdaemon_core.osproc.layer import LIVE
 
 
 @dataclass
@@ -191,7 +191,7 @@ class Holder:
         if a.kill:
             left = kill_session_members(s.sid, s.starttime) > 0
         else:
-            left = session_is_ours(s.sid, s.starttime) and bool(session_members(s.sid))
+            left = session_is_ours(s.sid, s.starttime) and bool(LIVE.session_members(s.sid))
         if not left:
             self.feed(SessionGone(s.sid, jitter=self.rand()))
 

@@ -28,7 +28,7 @@ import socket
 import time
 from typing import Any
 
-from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.layer import LIVE
 
 POLL = 0.02
 
@@ -40,7 +40,7 @@ def session_is_ours(sid: int, starttime: int) -> bool:
     then every remaining member is of the recorded session; a live process with that pid and
     another start time means the old session is empty and the number was reused.
     """
-    st = proc.stat(sid)
+    st = LIVE.stat(sid)
     if st is None or st.state in ("Z", "X"):
         return True
     return st.starttime == starttime
@@ -49,15 +49,15 @@ def session_is_ours(sid: int, starttime: int) -> bool:
 def signal_session_group(sid: int, starttime: int, sig: int) -> bool:
     if not session_is_ours(sid, starttime):
         return False
-    return proc.signal_group(sid, sig)
+    return LIVE.signal_group(sid, sig)
 
 
 def kill_session_members(sid: int, starttime: int) -> int:
     """SIGKILL every live member of the recorded session once; how many remain alive."""
     if not session_is_ours(sid, starttime):
         return 0
-    proc.kill_session(sid, signal.SIGKILL)
-    return len(proc.session_members(sid))
+    LIVE.kill_session(sid, signal.SIGKILL)
+    return len(LIVE.session_members(sid))
 
 
 def empty_session(sid: int, starttime: int, limit: float) -> bool:

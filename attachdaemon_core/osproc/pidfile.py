@@ -12,6 +12,7 @@ import stat as stat_mod
 from dataclasses import dataclass
 
 from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc.layer import LIVE
 
 MAX_PIDFILE_BYTES = 4096
 # A pid that started more than this after the pidfile was written is a reused pid.
@@ -56,7 +57,7 @@ def read_pidfile(path: str) -> PidfileRead:
     except (UnicodeDecodeError, ValueError):
         shown = first[:40].decode("ascii", "replace")
         return PidfileRead(None, f"pidfile does not hold a pid: {shown!r}", st.st_mtime, st.st_uid)
-    if pid < 2 or pid > proc.pid_max():
+    if pid < 2 or pid > LIVE.pid_max():
         return PidfileRead(None, f"pidfile holds {pid}, not a daemon's pid", st.st_mtime, st.st_uid)
     return PidfileRead(pid, "ok", st.st_mtime, st.st_uid)
 
@@ -99,7 +100,7 @@ def verify(
     ours: bool = False,
     mark: bytes | None = None,
     as_root_uid: int | None = None,
-    procs: proc.Live = proc.LIVE,
+    procs: proc.Live = LIVE,
 ) -> str | None:
     """Return None when ``pid`` is the daemon a pidfile with ``mtime`` names, else the reason.
 

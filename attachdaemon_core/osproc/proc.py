@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -273,6 +274,10 @@ def descends_from(pid: int, ancestor: int, limit: int = 64) -> bool:
     return False
 
 
+def proc_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
 def started_since(ticks: int) -> list[Stat]:
     """Every live process (zombies excluded) that started at or after ``ticks`` since boot."""
     found = []
@@ -288,11 +293,28 @@ def started_since(ticks: int) -> list[Stat]:
     return found
 
 
+def attach_timers(timers: Any) -> None:
+    """Nothing polls on this layer: pidfds wake the selector themselves."""
+
+
+def become_subreaper() -> bool:
+    """Be the child subreaper: orphans of our tree are handed to us, not to init."""
+    from attachdaemon_core.osproc.spawn import PR_SET_CHILD_SUBREAPER, prctl  # (spawn is loaded by then)
+
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
 class Live:
-    """This module's reads of /proc, and the ids they are compared with, as one object, so that a
-    caller can be handed another: pidfile verification (:func:`.pidfile.verify`) and the smart
-    daemons' launches read through it, and the engine's OS seam (``engine/os_seam.py``) extends
-    it with the acts. Each member is the function itself: one attribute lookup, no wrapper."""
+    """The process layer as one object (docs/process-model.md, "The portable layer"): this module's
+    reads of /proc and its pidfd acts are the ``linux`` layer; ``osproc/portable.py`` overrides
+    every member on psutil, and ``osproc/layer.py`` picks one. Pidfile verification
+    (:func:`.pidfile.verify`) and the smart daemons' launches read through it, and the engine's OS
+    seam (``engine/os_seam.py``) extends it with the acts. Each member is the function itself: one
+    attribute lookup, no wrapper.
+
+    ``pidfd_open`` is "tell me when pid N exits": a descriptor that turns readable when it has
+    exited, and through which ``pidfd_signal`` signals that process and no other; ``close`` ends
+    it. ``become_subreaper`` is False where there is none."""
 
     stat = staticmethod(stat)
     exe = staticmethod(exe)
@@ -304,6 +326,18 @@ class Live:
     started_since = staticmethod(started_since)
     boot_seconds = staticmethod(boot_seconds)
     boot_id = staticmethod(boot_id)
+    pid_max = staticmethod(pid_max)
+    proc_pids = staticmethod(proc_pids)
+    session_members = staticmethod(session_members)
+    live_sessions = staticmethod(live_sessions)
+    group_exists = staticmethod(group_exists)
+    signal_group = staticmethod(signal_group)
+    kill_session = staticmethod(kill_session)
+    pidfd_open = staticmethod(pidfd_open)
+    pidfd_signal = staticmethod(pidfd_signal)
+    close = staticmethod(os.close)
+    attach_timers = staticmethod(attach_timers)
+    become_subreaper = staticmethod(become_subreaper)
     getpid = staticmethod(os.getpid)
     getppid = staticmethod(os.getppid)
     geteuid = staticmethod(os.geteuid)

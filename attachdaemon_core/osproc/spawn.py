@@ -3,7 +3,8 @@
 Runs in the single-threaded supervisor. The child, before it execs the daemon's argv directly
 (never through a shell): starts a new session, points stdio where the spec says, drops
 privileges (uid, gid, supplementary groups), sets umask and cwd, and closes every other
-descriptor; attached daemons also get a parent-death SIGKILL, set after the uid change. An exec
+descriptor; attached daemons also get a parent-death SIGKILL, set after the uid change (not on
+the portable layer, which has none: docs/process-model.md, "The portable layer"). An exec
 failure is reported at once with its reason ("cannot start", never a silent respawn loop).
 """
 
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from attachdaemon_core.osproc import layer
 from attachdaemon_core.spec.model import DaemonSpec
 
 PR_SET_PDEATHSIG = 1
@@ -176,7 +178,7 @@ def spawn(req: SpawnRequest) -> int:
         raise SpawnError(f"exec {program}: {os.strerror(code)} (errno {code})")
     argv = [program, *req.argv[1:]]
     preexec = None
-    if req.parent_death_signal is not None:
+    if req.parent_death_signal is not None and not layer.PORTABLE:
         setpriv = _setpriv()
         if setpriv is not None:
             argv = [setpriv, "--pdeathsig", signal.Signals(req.parent_death_signal).name, "--", *argv]

@@ -3,6 +3,7 @@
 ``tree_usage`` sums a daemon's whole process tree (docs/monitoring.md): the process, its
 descendants, and the other members of the session it leads (what a daemon forks and leaves
 behind stays in its session). ``own_usage`` is the calling process's ``process_*`` numbers.
+On the portable layer both are read through psutil (``portable.usage_table``, ``own_sizes``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from attachdaemon_core.osproc import proc
+from attachdaemon_core.osproc import layer, proc
 
 __all__ = ["TreeUsage", "own_usage", "tree_usage"]
 
@@ -37,6 +38,10 @@ class _Proc:
 def _all_procs() -> dict[int, _Proc]:
     """Every readable live process, from one read of each /proc/PID/stat."""
     found: dict[int, _Proc] = {}
+    if layer.PORTABLE:
+        from attachdaemon_core.osproc.portable import usage_table
+
+        return {pid: _Proc(*row) for pid, row in usage_table().items()}
     try:
         names = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
     except OSError:
@@ -88,19 +93,15 @@ def tree_usage(roots: Mapping[str, int]) -> dict[str, TreeUsage]:
 
 def own_usage() -> dict[str, float]:
     """This process's numbers, named as prometheus_client's ProcessCollector names them."""
-    st = proc.stat(os.getpid())
+    st = layer.LIVE.stat(os.getpid())
     times = os.times()
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        fds = -1
+    if layer.PORTABLE:
+        from attachdaemon_core.osproc.portable import own_sizes
+
+        fds, vsize = own_sizes()
+    else:
+        fds, vsize = _own_sizes()
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    vsize = 0
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            vsize = int(f.read().split()[0]) * proc.PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        pass
     return {
         "cpu_seconds_total": times.user + times.system,
         "resident_memory_bytes": float(st.rss_pages * proc.PAGE_SIZE) if st else 0.0,
@@ -109,3 +110,18 @@ def own_usage() -> dict[str, float]:
         "open_fds": float(fds),
         "max_fds": float(soft),
     }
+
+
+def _own_sizes() -> tuple[int, int]:
+    """(open descriptors, virtual memory bytes) of this process, from /proc/self."""
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = -1
+    vsize = 0
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            vsize = int(f.read().split()[0]) * proc.PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        pass
+    return fds, vsize
