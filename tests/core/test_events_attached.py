@@ -14,6 +14,7 @@ from pathlib import Path
 from attachdaemon_core.osproc import proc
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, alive, probe, wait_for
+from tests.helpers.platform import TOUCH_POLL, exit_notice, not_on_portable
 from tests.helpers.servers import free_port
 
 
@@ -157,7 +158,8 @@ def test_attached__server_sigkilled__stopped_fast_nothing_left(sandbox: Sandbox)
     owner.kill(signal.SIGKILL)
     wait_for(lambda: sandbox.events.signals("a"), 2, "stop signal")
     got_signal = next(ns for ns, n, w, _ in sandbox.events.lines() if n == "a" and w.startswith("SIGNAL"))
-    assert (got_signal / 1e9) - t0 < 0.1, "stop began more than 100 ms after the owner died"
+    late = 0.1 + exit_notice()  # (portable without kqueue: the owner's exit is polled for)
+    assert (got_signal / 1e9) - t0 < late, f"stop began more than {late * 1000:.0f} ms after the owner died"
     wait_for(lambda: not alive(a) and not alive(b) and not alive(grandchild), 3, "all gone")
     assert time.monotonic() - t0 < 3.0
 
@@ -259,10 +261,11 @@ def test_touch__restart_is_immediate_without_polling(sandbox: Sandbox, tmp_path:
     touch.write_text("y")
     wait_for(lambda: len(sandbox.events.starts("t")) == 2, 5, "t restarted")
     took = (sandbox.events.start_times("t")[1] - t0) / 1e6
-    assert took < 300, f"touch restart took {took:.0f} ms"
+    assert took < 300 + TOUCH_POLL * 1000, f"touch restart took {took:.0f} ms"
     assert not alive(first)
 
 
+@not_on_portable("the runtime directory's removal is heard through inotify only")
 def test_runtime_dir_removed__recreated_and_still_answering(sandbox: Sandbox) -> None:
     import shutil
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from attachdaemon_core.hosts import runtime
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import PY, Sandbox, alive, probe, wait_for
+from tests.helpers.platform import exit_notice
 
 
 def smart(box: Sandbox, name: str, *opts: str, **kw: object) -> DaemonSpec:
@@ -165,7 +166,8 @@ def test_smart__stop_start_restart_commands__signal_the_verified_pid(sandbox: Sa
     s2 = wait_for(lambda: sandbox.running("s2"), 10, "s2")
     sandbox.call("stop", names=["s2"])
     wait_for(lambda: not alive(s2), 5, "stopped")
-    assert sandbox.daemon("s2")["state"] == "stopped"
+    # Heard at once through its pidfd; on the portable layer without kqueue, at the next poll.
+    wait_for(lambda: sandbox.daemon("s2")["state"] == "stopped", 0.1 + exit_notice(), "the stop heard")
     assert not Path(str(spec.pidfile)).exists(), "the pidfile we wrote is removed on stop"
     sandbox.call("start", names=["s2"])
     again = wait_for(lambda: sandbox.running("s2"), 5, "started")
