@@ -22,11 +22,13 @@ from tests.conftest import BOTH_LAYERS
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 
-# README row (first cell starts with it) → the trove classifier that names that platform.
+# README row (first cell starts with it) → the trove classifier that names that platform, when
+# the row's process layer is not "none".
 CLASSIFIER_OF_ROW = {
     "Linux": "Operating System :: POSIX :: Linux",
     "macOS": "Operating System :: MacOS",
     "FreeBSD, OpenBSD, NetBSD": "Operating System :: POSIX :: BSD",
+    "Windows": "Operating System :: Microsoft :: Windows",
 }
 
 
@@ -45,20 +47,20 @@ def classifiers() -> list[str]:
 
 
 @pytest.mark.unit
-def test_every_platform_row_but_windows_has_its_classifier_and_no_other_os_is_claimed() -> None:
-    rows = platform_rows()
+def test_the_classifiers_name_exactly_the_platforms_that_have_a_process_layer() -> None:
+    """A row whose layer is "none" says it is not supported and has no classifier; every other
+    row has its classifier; no other operating system is claimed."""
     named = {c for c in classifiers() if c.startswith("Operating System")}
     wanted = set()
-    for row in rows:
-        platform = row[0]
-        if platform == "Windows":
-            assert "not supported" in row[3], row
-            continue
+    for row in platform_rows():
+        platform, layer = row[0], row[1]
         key = next((k for k in CLASSIFIER_OF_ROW if platform.startswith(k)), None)
         assert key is not None, f"README Platforms row {platform!r} has no classifier in this test"
-        wanted.add(CLASSIFIER_OF_ROW[key])
+        if layer.startswith("none"):
+            assert "not supported" in row[3], row
+        else:
+            wanted.add(CLASSIFIER_OF_ROW[key])
     assert named == wanted, f"pyproject classifiers {sorted(named)} vs README rows {sorted(wanted)}"
-    assert not any("Windows" in c or "OS Independent" in c for c in named)
 
 
 @pytest.mark.unit
@@ -69,7 +71,7 @@ def test_only_the_linux_rows_say_ci_and_each_layer_has_one() -> None:
     assert "`linux`" in ci[0][1] and "whole suite" in ci[0][2]
     assert "`portable`" in ci[1][1] and "`both_layers`" in ci[1][2]
     for row in rows:
-        if row[0].startswith(("macOS", "FreeBSD")):
+        if row[0].startswith("macOS"):
             assert "kqueue" in row[1] and "not run" in row[2], row
 
 
@@ -190,3 +192,24 @@ def test_readme_describes_the_second_pass() -> None:
     text = re.sub(r"\s+", " ", README.read_text().split("\n## Platforms\n", 1)[0])
     assert "ATTACHDAEMON_PLATFORM=portable" in text and "`both_layers`" in text
     assert "`bash scripts/test.sh -m unit`" in text and "no second pass" in text
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("row", "platform"), [("FreeBSD", "freebsd14"), ("Windows", "win32")])
+def test_a_platform_the_readme_says_is_not_supported_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    row: str,
+    platform: str,
+) -> None:
+    """The host's own platform gate, as the README row describes it (if the gate opens to a
+    platform, its row and classifier must change with it)."""
+    from attachdaemon_core.hosts import runtime
+
+    (cells,) = [r for r in platform_rows() if r[0].startswith(row)]
+    assert cells[1].startswith("none") and "start nothing and say so on stderr" in cells[3]
+    monkeypatch.setattr(sys, "platform", platform)
+    assert runtime.join(str(tmp_path / "rt"), os.getpid(), {"specs": []}) is None
+    assert f"daemons are not started on {platform}; nothing was started" in capsys.readouterr().err
+    assert not (tmp_path / "rt").exists()
