@@ -110,12 +110,16 @@ class AttachedRunner:
     def _forked_in_session(self, since_ticks: int, sid: int) -> list[proc.Stat]:
         """Processes still in session ``sid``, handed to us when the daemon exited (their parent
         was the daemon), started no earlier than it: what a daemonizing fork leaves before its
-        setsid. Read before the session is swept."""
+        setsid. Read before the session is swept. Without a subreaper (the portable layer) such an
+        orphan went to init or another reaper: a member whose parent is outside the session."""
         me = self.os.getpid()
+        members = self.os.session_members(sid)
         found = []
-        for pid in self.os.session_members(sid):
+        for pid in members:
             st = self.os.stat(pid)
-            if st is not None and st.ppid == me and st.starttime >= since_ticks and pid != sid:
+            if st is None or st.starttime < since_ticks or pid == sid:
+                continue
+            if st.ppid == me or (not self.os.subreaper and st.ppid not in members):
                 found.append(st)
         return found
 

@@ -264,6 +264,7 @@ class Portable(proc.Live):
     """The portable layer: every member of :class:`~attachdaemon_core.osproc.proc.Live` on
     psutil, getsid/getpgid/killpg and ``exitwatch``."""
 
+    subreaper = False  # orphans go to init (or to an outer subreaper), never to the supervisor
     stat = staticmethod(stat)
     exe = staticmethod(exe)
     cmdline = staticmethod(cmdline)

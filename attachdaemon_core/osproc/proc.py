@@ -316,6 +316,7 @@ class Live:
     exited, and through which ``pidfd_signal`` signals that process and no other; ``close`` ends
     it. ``become_subreaper`` is False where there is none."""
 
+    subreaper = True  # orphans of the supervisor's tree come to it (become_subreaper)
     stat = staticmethod(stat)
     exe = staticmethod(exe)
     cmdline = staticmethod(cmdline)

@@ -16,6 +16,7 @@ from attachdaemon_core.hosts import runtime
 from attachdaemon_core.osproc import proc
 from attachdaemon_core.spec.model import DaemonSpec
 from tests.helpers.harness import Sandbox, alive, probe, wait_for
+from tests.helpers.platform import not_on_portable
 from tests.helpers.servers import free_port, redis_ping
 
 AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount, chown, setuid)")
@@ -114,6 +115,7 @@ def test_daemonizing_command_caught_between_fork_and_setsid__detected_not_respaw
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+@not_on_portable("no subreaper: a copy that left the daemon's session is nobody's, not the supervisor's")
 def test_attached_daemon_that_daemonizes_itself__detected_explained_not_respawned(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
