@@ -15,6 +15,13 @@ stand-in for a program the file names that is not installed here (its ``venv/bin
 - healthchecks' ``docker/uwsgi.ini``: ``hook-pre-app = exec:./manage.py migrate`` before three
   ``attach-daemon`` lines, one of them in an ``if-env`` block with ``%(_)``; its ``chdir`` is
   ``/opt/healthchecks``, which the test makes (as root) and removes.
+- unbit/uwsgi.it's postgresql "auto-backup" snippet: ``$(HOME)`` and the file's own ``%(pg)`` in a
+  smart ``postgres -D`` (the real server, adopted by its postmaster.pid), ``env = PGPASSWORD=…``
+  and a daily ``cron`` line whose ``pg_dump | bzip2`` (real programs) runs on ``start``. No public
+  file found has all of issue 12's six features; this one has four (no ``%d``, no
+  ``hook-pre-app``). The file names ``/usr/lib/postgresql/9.1/bin/postgres``: 9.1 is not
+  installed, so the test (as root) puts there a two-line stand-in that execs the installed
+  ``postgres`` as the postgres user (PostgreSQL refuses root), and removes it after.
 """
 
 from __future__ import annotations
@@ -24,14 +31,18 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers.harness import alive, wait_for
 from tests.helpers.hosts import Host, Server, free_port
-from tests.helpers.servers import redis_ping_unix
+from tests.helpers.servers import pg_bin, redis_ping_unix
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "ini"
 REDIS = shutil.which("redis-server")
@@ -254,3 +265,108 @@ def test_healthchecks_ini_hook_pre_app_runs_before_the_daemons(host: Callable[..
         assert not any(alive(d["pid"]) for d in daemons if d["pid"])  # attached: ended with the server
     finally:
         shutil.rmtree(HC_DIR, ignore_errors=True)
+
+
+# -- uwsgi.it's postgresql auto-backup snippet: a smart postgres and a cron pg_dump
+
+PG91 = Path("/usr/lib/postgresql/9.1")  # the file's postgres: a stand-in made for the test, then removed
+PG_STANDIN = '#!/bin/sh\nexec setpriv --reuid=postgres --regid=postgres --init-groups {postgres} "$@"\n'
+PG_NEEDS = ("initdb", "postgres")
+
+
+def _pg_cluster(h: Host) -> tuple[Path, dict[str, str]]:
+    """$(HOME)/db.pg as the snippet's reader makes it (initdb -A md5), for its user ZZZ whose
+    password is XXX, and $(HOME)/backup; the server on a unix socket in $(HOME) only."""
+    initdb = pg_bin("initdb")
+    assert initdb is not None
+    home = Path(tempfile.mkdtemp(prefix="uwsgi-it-pg-", dir="/tmp"))  # reachable by the postgres user
+    h.box.cleanup_paths.append(home)
+    shutil.chown(home, "postgres")
+    (home / "pw").write_text("XXX\n")
+    shutil.chown(home / "pw", "postgres")
+    argv = ["runuser", "-u", "postgres", "--", initdb, "-A", "md5", "-U", "ZZZ", f"--pwfile={home}/pw"]
+    subprocess.run(
+        [*argv, "-D", str(home / "db.pg"), "-E", "UTF-8"], check=True, capture_output=True, timeout=120
+    )
+    (home / "pw").unlink()
+    port = str(free_port())
+    with open(home / "db.pg" / "postgresql.conf", "a") as conf:
+        conf.write(f"port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{home}'\n")
+    (home / "backup").mkdir()
+    return home, {"HOME": str(home), "PGHOST": str(home), "PGPORT": port}
+
+
+def _stop_postgres(h: Host, pidfile: Path) -> None:
+    """Smart: kept when its server stops (uWSGI's meaning); the test ends it (SIGINT: fast)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pidfile.read_text().split()[0])
+        h.box.extra_pids.add(pid)
+        os.kill(pid, signal.SIGINT)
+        wait_for(lambda: not alive(pid), 20, "postgres to exit")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or any(pg_bin(p) is None for p in PG_NEEDS) or not shutil.which("setpriv"),
+    reason="needs root (the file's postgres is under /usr/lib/postgresql/9.1), PostgreSQL and setpriv",
+)
+@pytest.mark.parametrize("kind", HOSTS)
+def test_uwsgi_it_postgresql_backup_smart_daemon_and_cron(host: Callable[..., Host], kind: str) -> None:
+    if PG91.exists():
+        pytest.skip(f"{PG91} exists here (a real install?): not touched")
+    h = host(_fixture(kind))
+    shutil.copyfile(CORPUS / "uwsgi.it-postgresql-backup.ini", h.dir / "uwsgi.ini")
+    home, env = _pg_cluster(h)
+    pidfile = home / "db.pg" / "postmaster.pid"  # %(pg)/postmaster.pid, pg = $(HOME)/db.pg
+    try:
+        (PG91 / "bin").mkdir(parents=True)
+        (PG91 / "bin" / "postgres").write_text(PG_STANDIN.format(postgres=pg_bin("postgres")))
+        (PG91 / "bin" / "postgres").chmod(0o755)
+        h.env.pop("PGPASSWORD", None)  # the job's password must come from the file's env line
+        server = serve(h, kind, **env)
+
+        def said() -> str:
+            return server.output()[-800:]
+
+        def adopted() -> dict[str, Any] | None:
+            d = h.box.daemon("postgres")
+            return d if d["state"] == "running" and pidfile.exists() else None
+
+        pg = wait_for(adopted, 30, f"postgres adopted; {kind} said: {said()}")
+        assert pg["kind"] == "smart" and pg["pid"] == int(pidfile.read_text().split()[0]), json.dumps(pg)
+        # the reader's last step: the database YYY of user ZZZ (password XXX)
+        made = subprocess.run(
+            ["createdb", "-U", "ZZZ", "YYY"],
+            env={**h.env, **env, "PGPASSWORD": "XXX"},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert made.returncode == 0, made.stderr
+        job = h.box.daemon("pg_dump")
+        assert job["state"] == "scheduled" and job["job"]["schedule"] == "59 3 * * *", json.dumps(job)
+        due = time.localtime(job["job"]["next_run"])
+        assert (due.tm_hour, due.tm_min) == (3, 59) and 0 < job["job"]["next_run"] - time.time() <= 90000
+        days = {time.strftime("%d")}
+        started = h.run([str(h.bin / "attachdaemon"), "start", "pg_dump"])
+        assert started.returncode == 0, started.stdout + started.stderr
+
+        def ran() -> dict[str, Any] | None:
+            j = h.box.daemon("pg_dump")
+            return j if j["job"]["runs"] >= 1 and j["job"]["last_exit"] is not None else None
+
+        job = wait_for(ran, 30, f"the pg_dump job to end; {kind} said: {said()}")
+        assert job["job"]["last_exit"]["code"] == 0 and job["state"] == "scheduled", json.dumps(job)
+        # %%d is date's %d; $(HOME) resolved; PGPASSWORD came from the file's env line
+        (dump,) = sorted((home / "backup").iterdir())
+        assert dump.name in {f"YYY_{d}.sql.bz2" for d in days | {time.strftime("%d")}}, dump
+        text = subprocess.run(
+            ["bzcat", str(dump)], capture_output=True, text=True, check=True, timeout=10
+        ).stdout
+        assert "PostgreSQL database dump" in text, text[:400]
+        assert len(h.status()["daemons"]) == 2
+        stop(server)
+        assert alive(pg["pid"])  # smart: kept on stop, as uWSGI keeps it
+    finally:
+        _stop_postgres(h, pidfile)
+        shutil.rmtree(PG91, ignore_errors=True)
