@@ -40,7 +40,7 @@ elif [ "$marks" = "unit" ]; then
   echo "== pytest, portable layer: skipped (-m unit: no test of the pure set starts a process)"
 else
   select="both_layers"
-  [ -n "$marks" ] && select="($marks) and both_layers"
+  [ -n "$marks" ] && [ "$marks" != "both_layers" ] && select="($marks) and both_layers"
   echo "== pytest, portable layer (ATTACHDAEMON_PLATFORM=portable, -m \"$select\")"
   second=0
   ATTACHDAEMON_PLATFORM=portable "$VENV/bin/python" -m pytest ${rest[@]+"${rest[@]}"} -m "$select" \

@@ -156,6 +156,7 @@ def run_script(tmp_path: Path, *args: str, first: int = 0, second: int = 0) -> t
         (("-x", "tests/e2e"), "portable|-m pytest -x tests/e2e -m both_layers"),
         (("-m", "e2e", "-q"), "portable|-m pytest -q -m (e2e) and both_layers"),
         (("-me2e or leader",), "portable|-m pytest -m (e2e or leader) and both_layers"),
+        (("-m", "both_layers"), "portable|-m pytest -m both_layers"),
         (("-m", "unit"), None),
     ],
 )
