@@ -56,7 +56,16 @@ PEER_DEFAULTS = {
     "respawned by a periodic callback, no SIGCHLD handler; no pidfile mode; flapping plugin off by default",
 }
 SYSTEMS = ("attachdaemon", "uwsgi", "supervisord", "circus")
-SHORT = {"attachdaemon": "ad", "uwsgi": "uw", "supervisord": "sd", "circus": "ci"}
+SHORT = {
+    "attachdaemon": "ad",
+    "attachdaemon-portable": "ap",
+    "uwsgi": "uw",
+    "supervisord": "sd",
+    "circus": "ci",
+}
+# attachdaemon again with its portable process layer forced (issue 14): timed only for crash →
+# running, smart restart and idle wake-ups with smart daemons (bench/portable.py), beside linux.
+PORTABLE = "attachdaemon-portable"
 
 
 def log(msg: str) -> None:
@@ -454,8 +463,7 @@ class AttachDaemon(Instance):
         path = os.path.join(self.dir, "decl.json")
         with open(path, "w") as f:
             json.dump(decl, f)
-        env = dict(os.environ)
-        env.pop("ATTACH_DAEMONS_RUNTIME_DIR", None)
+        env = self.owner_env()
         self.reaper = self.bench.tracker.spawn([PY, "-c", self.OWNER, self.rt, path], self.logfile, env=env)
         end = time.monotonic() + 20
         while time.monotonic() < end:
@@ -467,6 +475,12 @@ class AttachDaemon(Instance):
                         return
             time.sleep(0.005)
         raise RuntimeError(f"attachdaemon owner did not join; see {self.logfile}")
+
+    def owner_env(self) -> dict[str, str]:
+        """The owner's environment, which the guard and the supervisor inherit."""
+        env = dict(os.environ)
+        env.pop("ATTACH_DAEMONS_RUNTIME_DIR", None)
+        return env
 
     def reaper_child(self) -> int:
         kids = proc_children(self.reaper.pid)  # type: ignore[union-attr]
@@ -511,6 +525,19 @@ class AttachDaemon(Instance):
 
     def cli_env(self) -> dict[str, str]:
         return {**os.environ, "ATTACH_DAEMONS_RUNTIME_DIR": self.rt}
+
+
+class AttachDaemonPortable(AttachDaemon):
+    """The same owner and declarations, with ``ATTACHDAEMON_PLATFORM=portable`` in the
+    environment the supervisor inherits: psutil, and on Linux (no kqueue) exit polling."""
+
+    system = PORTABLE
+
+    def owner_env(self) -> dict[str, str]:
+        return {**super().owner_env(), "ATTACHDAEMON_PLATFORM": "portable"}
+
+    def cli_env(self) -> dict[str, str]:
+        return {**super().cli_env(), "ATTACHDAEMON_PLATFORM": "portable"}
 
 
 class UWSGI(Instance):
@@ -688,7 +715,13 @@ class Circus(Instance):
         return [os.path.join(VENV_BIN, "circusctl"), "--endpoint", self.endpoint, "status"]
 
 
-CLASSES = {"attachdaemon": AttachDaemon, "uwsgi": UWSGI, "supervisord": Supervisord, "circus": Circus}
+CLASSES: dict[str, type[Instance]] = {
+    "attachdaemon": AttachDaemon,
+    PORTABLE: AttachDaemonPortable,
+    "uwsgi": UWSGI,
+    "supervisord": Supervisord,
+    "circus": Circus,
+}
 
 
 # --------------------------------------------------------------------------------------- bench
@@ -701,6 +734,8 @@ class Bench:
         self.ann = Announcer(os.path.join(self.tmp, "ann"), self.tracker)
         self.results: dict[str, Any] = {"metrics": {}, "notes": [], "unavailable": {}}
         self.available = self.check_peers()
+        # The portable layer beside linux: in a full run, or when --only names it.
+        self.portable = not args.only or PORTABLE in args.only.split(",")
         self.instances: list[Instance] = []
 
     def note(self, text: str) -> None:
@@ -787,12 +822,17 @@ class Bench:
     def crash_and_smart(self) -> None:
         rounds = 4 if self.quick else 15
         insts = []
-        for system in self.available:
+        for system in self.available + ([PORTABLE] if self.portable else []):
             daemons = [("c1", "idle")]
             if CLASSES[system].smart_ok:
                 daemons += [("s1", "smart"), ("s2", "launcher")]
             insts.append(self.new(system, "k", daemons))
         insts = self.start_all(insts)
+        from portable import layer_check
+
+        for inst in insts:
+            if isinstance(inst, AttachDaemon):
+                layer_check(self, inst)
         log(f"crash/smart: {rounds} spaced rounds, spacing {SPACING}s")
         res: dict[str, dict[str, list[float | None]]] = {
             i.system: {"crash": [], "smart": [], "launcher": []} for i in insts
@@ -891,7 +931,7 @@ class Bench:
             self.close(inst)
 
     # --------------------------------------------------------------------------- 4: idle cost
-    def idle_measure(self, insts: list[Instance], n: int, window: float) -> None:
+    def idle_measure(self, insts: list[Instance], n: int, window: float, key: str = "idle") -> None:
         pids = {}
         for inst in insts:  # ask before settling: a status call may itself arm a short timer
             sup = inst.supervisor_pid()
@@ -905,7 +945,7 @@ class Bench:
         for s, (sup, guard) in pids.items():
             b, a = before[s], after[s]
             if not (b[0] and a[0]):
-                self.put(f"idle_{n}", s, "unmeasured (supervisor pid not found)")
+                self.put(f"{key}_{n}", s, "unmeasured (supervisor pid not found)")
                 continue
 
             def d(key: str, i: int, a: tuple = a, b: tuple = b) -> int:
@@ -930,9 +970,9 @@ class Bench:
                 "pss_total_mb": (a[0]["pss_kb"] + (a[1]["pss_kb"] if a[1] else 0)) / 1024,
                 "threads": a[0]["threads"],
             }
-            self.put(f"idle_{n}", s, r)
+            self.put(f"{key}_{n}", s, r)
             log(
-                f"  idle N={n} {s}: cpu {r['cpu_ms_sched']:.2f} ms, wakeups {r['wakeups']} "
+                f"  {key} N={n} {s}: cpu {r['cpu_ms_sched']:.2f} ms, wakeups {r['wakeups']} "
                 f"({r['wakeups_per_s']:.2f}/s), RSS {r['rss_mb']:.1f} MB, "
                 f"PSS total {r['pss_total_mb']:.1f} MB"
             )
@@ -1197,6 +1237,13 @@ class Bench:
         self.stop_gunicorn(r)
         self.put("reload_4", "attachdaemon", stats(vals))
 
+    # ------------------------------------------- 4b: idle with smart daemons, linux vs portable
+    def portable_idle(self) -> None:
+        from portable import PortableIdle
+
+        if self.portable:
+            PortableIdle(self).run()
+
     # ----------------------------------------------------------------- 7: the exec form
     def exec_form(self) -> None:
         from exec_form import ExecForm
@@ -1217,12 +1264,15 @@ class Bench:
             "peer_defaults": PEER_DEFAULTS,
             "spacing_s": SPACING,
             "loadavg_start": os.getloadavg()[0],
+            "layer": {"attachdaemon": auto_layer(), PORTABLE: "portable"},
+            "portable_poll_interval_s": poll_interval(),
         }
 
     def run(self, argv: list[str]) -> int:
         t_begin = time.monotonic()
         self.meta(argv)
-        log(f"bench in {self.tmp}; systems: {', '.join(self.available)}; quick={self.quick}")
+        systems = self.available + ([PORTABLE] if self.portable else [])
+        log(f"bench in {self.tmp}; systems: {', '.join(systems)}; quick={self.quick}")
         for s, why in self.results["unavailable"].items():
             log(f"{s}: unavailable: {why}")
         phases = [
@@ -1230,6 +1280,7 @@ class Bench:
             self.crash_and_smart,
             self.crash_loop,
             self.idle_small,
+            self.portable_idle,
             self.scale,
             self.reload,
             self.gunicorn_boot,
@@ -1294,6 +1345,26 @@ class Bench:
         return 0
 
 
+def auto_layer() -> str:
+    """The process layer attachdaemon chooses here without the variable (or with the bench's)."""
+    try:
+        from attachdaemon_core.osproc import layer
+
+        return layer.choose()
+    except Exception as exc:  # an attachdaemon without the layer choice, or a bad variable
+        return f"unknown ({exc!r})"
+
+
+def poll_interval() -> float | None:
+    """The portable layer's exit-polling interval where there is no kqueue (None if unknown)."""
+    try:
+        from attachdaemon_core.osproc import exitwatch
+
+        return float(exitwatch.POLL_INTERVAL)
+    except Exception:
+        return None
+
+
 def versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -1309,11 +1380,15 @@ def versions() -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="about 2 minutes instead of about 10")
-    ap.add_argument("--only", help="comma-separated peers to run beside attachdaemon")
+    ap.add_argument(
+        "--only",
+        help="comma-separated peers to run beside attachdaemon (uwsgi, supervisord, circus, "
+        f"{PORTABLE}: its portable layer, timed in crash_and_smart and portable_idle)",
+    )
     ap.add_argument(
         "--skip",
         help="comma-separated phases to skip (probe_self, crash_and_smart, "
-        "crash_loop, idle_small, scale, reload, gunicorn_boot, exec_form)",
+        "crash_loop, idle_small, portable_idle, scale, reload, gunicorn_boot, exec_form)",
     )
     ap.add_argument(
         "--out",

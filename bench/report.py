@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 PEERS = ("uwsgi", "supervisord", "circus")
-SYSTEMS = ("attachdaemon", *PEERS)
+PORTABLE = "attachdaemon-portable"  # attachdaemon with ATTACHDAEMON_PLATFORM=portable (bench/portable.py)
+SYSTEMS = ("attachdaemon", PORTABLE, *PEERS)
+
+
+def system_label(system: str, row: dict[str, Any], meta: dict[str, Any]) -> str:
+    """A system's name in a table row: attachdaemon's process layer named where both ran."""
+    if system == PORTABLE:
+        return "attachdaemon (portable)"
+    if system == "attachdaemon" and PORTABLE in row:
+        return f"attachdaemon ({meta.get('layer', {}).get('attachdaemon', 'auto')})"
+    return system
+
 
 LATENCY_ROWS = [
     ("crash_first", "1. crash → running again, first crash (ms)"),
@@ -259,7 +270,9 @@ def render(res: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             if s not in row:
                 continue
             r = ratio(ad, row[s]) if s != "attachdaemon" else ""
-            L.append(f"| {title} | {s} | " + " | ".join(row_cells(row[s])) + f" | {r} |")
+            L.append(
+                f"| {title} | {system_label(s, row, meta)} | " + " | ".join(row_cells(row[s])) + f" | {r} |"
+            )
     gb = m.get("gunicorn_boot", {}).get("attachdaemon")
     if isinstance(gb, dict):
         for label, k in (("no daemons", "none"), ("10 daemons", "with_10")):
@@ -314,6 +327,8 @@ def render(res: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                     f"{v['pss_total_mb']:.1f} | {v['threads']} |"
                 )
         L.append("")
+    if any(PORTABLE in (m.get(k) or {}) for k in ("crash_spaced", "idle_smart_1", "idle_smart_50")):
+        L.extend(portable_section(res))
     if any(k in m for k, _, _, _ in EXEC_ROWS):
         L.extend(exec_section(res))
     tg = targets(res)
@@ -391,6 +406,95 @@ def exec_section(res: dict[str, Any]) -> list[str]:
                 for s, v in pss.items()
                 if isinstance(v, dict)
             )
+        )
+    L.append("")
+    return L
+
+
+def _lat(entry: Any) -> str:
+    """``median (p95 P)`` of a latency entry, or what the entry says instead."""
+    if isinstance(entry, dict) and "median" in entry:
+        extra = f", {entry['timeouts']} timeouts" if entry.get("timeouts") else ""
+        return f"{fmt(entry['median'], 2)} (p95 {fmt(entry['p95'], 2)}, n={entry['n']}{extra})"
+    return "-" if entry is None else str(entry)
+
+
+def portable_section(res: dict[str, Any]) -> list[str]:
+    """Issue 14: the portable process layer beside linux, on crash → running, smart restart and
+    idle wake-ups with smart daemons (the polling fallback's, counted)."""
+    m, meta = res["metrics"], res["meta"]
+    auto = meta.get("layer", {}).get("attachdaemon", "auto")
+    poll = meta.get("portable_poll_interval_s")
+    L = ["## Portable process layer beside linux (issue 14)", ""]
+    L.append(
+        f"`attachdaemon` runs the layer chosen here ({auto}); `attachdaemon (portable)` is the same "
+        "owner and declarations with `ATTACHDAEMON_PLATFORM=portable` in the supervisor's environment: "
+        "psutil, and on Linux (no kqueue) exits of processes that are not its children polled"
+        + (f" every {poll:g} s" if isinstance(poll, (int, float)) else "")
+        + " while some are watched. Idle rows: N smart daemons (not the supervisor's children), both "
+        "layers side by side in one window; wake-ups are the supervisor's and guard's context "
+        "switches, waiting calls the supervisor's epoll/poll/select calls under `strace -c` over a "
+        "second window."
+    )
+    L.append("")
+    L.append(f"| metric | attachdaemon ({auto}) | attachdaemon (portable) |")
+    L.append("| --- | --- | --- |")
+    probe = (res.get("probe") or {}).get("median")
+
+    def both(key: str, cell: Any) -> str:
+        row = m.get(key) or {}
+        return f"{cell(row.get('attachdaemon'))} | {cell(row.get(PORTABLE))}"
+
+    def beyond(entry: Any) -> str:
+        med = median(entry)
+        return "-" if med is None or probe is None else f"{med - probe:+.2f}"
+
+    L.append(f"| crash → running again, spaced repeats, median ms | {both('crash_spaced', _lat)} |")
+    if probe is not None:
+        L.append(
+            f"| … beyond the probe's own fork+exec ({probe:.2f} ms), ms | {both('crash_spaced', beyond)} |"
+        )
+    L.append(f"| smart (pidfile) daemon killed → restarted, median ms | {both('smart_restart', _lat)} |")
+    L.append(
+        f"| smart daemon started by an `sh` launcher killed → restarted, median ms | "
+        f"{both('launcher_restart', _lat)} |"
+    )
+    for n in (1, 50):
+        idle, calls = m.get(f"idle_smart_{n}"), m.get(f"idle_smart_{n}_calls")
+        if not idle:
+            continue
+        daemons = f"{n} smart daemon" + ("s" if n != 1 else "")
+
+        def wake(v: Any) -> str:
+            if not isinstance(v, dict):
+                return "-" if v is None else str(v)
+            return f"{v['wakeups']} in {v['window_s']:.0f} s ({v['wakeups_per_s']:.2f}/s)"
+
+        def waits(v: Any) -> str:
+            if not isinstance(v, dict):
+                return "-" if v is None else str(v)
+            return f"{v['wait_calls']} in {v['window_s']:.0f} s ({v['wait_calls_per_s']:.2f}/s)"
+
+        def cpu(v: Any) -> str:
+            return f"{v['cpu_ms_sched']:.2f}" if isinstance(v, dict) else "-"
+
+        L.append(f"| idle, {daemons}: wake-ups (supervisor + guard) | {both(f'idle_smart_{n}', wake)} |")
+        if calls:
+            L.append(
+                f"| idle, {daemons}: supervisor's waiting calls (strace -c) | "
+                f"{both(f'idle_smart_{n}_calls', waits)} |"
+            )
+        L.append(f"| idle, {daemons}: CPU ms (scheduler time) | {both(f'idle_smart_{n}', cpu)} |")
+    layers = res.get("layers", {})
+    if layers:
+
+        def held(s: str) -> str:
+            got = [str(x["supervisor_pidfds"]) for x in layers.get(s, [])]
+            return ", ".join(got) if got else "-"
+
+        L.append(
+            "| pidfds the supervisor holds, daemons running (the layer check: linux one per watched "
+            f"process, portable none) | {held('attachdaemon')} | {held(PORTABLE)} |"
         )
     L.append("")
     return L

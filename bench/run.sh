@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One command for the whole benchmark: bash bench/run.sh [--quick] [--only uwsgi,...] [--skip phase,...]
+# (--only attachdaemon-portable: attachdaemon beside itself on the portable process layer)
 # Creates bench/.venv (attachdaemon installed editable, plus pyuwsgi, supervisor 4, circus 0.19,
 # gunicorn), builds the C probe into bench/.build/, then runs bench.py.
 set -u
