@@ -19,6 +19,7 @@ import time
 from attachdaemon_core.engine import supervisor
 from attachdaemon_core.engine.state_file import configure_logging
 from attachdaemon_core.engine.supervisor import EXIT_LOCKED, EXIT_NO_OWNER, EXIT_OK
+from attachdaemon_core.osproc.fds import pipe
 from attachdaemon_core.osproc.layer import LIVE
 from attachdaemon_core.osproc.spawn import set_process_name
 
@@ -36,7 +37,7 @@ class Guard:
         self.respawns = 0
         self.recent: list[float] = []
         self.selector = selectors.DefaultSelector()
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r, self.wake_w = pipe(nonblock=True)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -46,7 +47,7 @@ class Guard:
     def spawn_supervisor(self) -> tuple[int, int]:
         """Fork the supervisor (no exec: the modules are already loaded here, shared with the
         child page by page, and a respawn costs no interpreter start)."""
-        r, w = os.pipe2(os.O_CLOEXEC)
+        r, w = pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child runs the supervisor and never returns
             code = 70

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from attachdaemon_core.engine.daemon import Daemon
 from attachdaemon_core.engine.logs import Capture, open_log_file, rotate_if_needed
 from attachdaemon_core.osproc import pidfile
+from attachdaemon_core.osproc.fds import pipe
 from attachdaemon_core.osproc.spawn import Credentials, SpawnRequest, environment_for, resolve_credentials
 from attachdaemon_core.spec.model import DaemonSpec
 
@@ -78,7 +79,7 @@ def daemon_request(
     out: int | None = None
     if spec.log == "prefix":
         env.setdefault("PYTHONUNBUFFERED", "1")
-        r, w = os.pipe2(os.O_CLOEXEC)
+        r, w = pipe()
         os.set_blocking(r, False)
         capture.open(d, r)
         out = w

@@ -28,6 +28,7 @@ from typing import Any
 from attachdaemon_core.engine.daemon import Daemon, ExitStatus
 from attachdaemon_core.engine.loop import Timer, Timers
 from attachdaemon_core.engine.os_seam import RealOS
+from attachdaemon_core.osproc.fds import pipe
 from attachdaemon_core.osproc.spawn import SpawnError, SpawnRequest
 
 log = logging.getLogger("attachdaemon")
@@ -123,9 +124,9 @@ class Leadership:
         )  # fmt: skip
         env = dict(os.environ)
         env[BACKEND_ENV] = leader.backend  # never on the command line: it may hold a password
-        cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
-        ev_r, ev_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        cmd_r, cmd_w = pipe()
+        ev_r, ev_w = pipe()
+        err_r, err_w = pipe()
         try:
             req = SpawnRequest(argv=argv, env=env, stdin_fd=cmd_r, stdout_fd=ev_w, stderr_fd=err_w)
             pid = self.os.spawn(req)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from attachdaemon_core.engine.daemon import ExitStatus
+from attachdaemon_core.osproc.fds import pipe
 
 
 class Timer:
@@ -74,7 +75,7 @@ class SignalWake:
         self.pending: list[int] = []
 
     def install(self, signals: Iterable[int]) -> None:
-        self.fd, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd, wake_w = pipe(nonblock=True)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in signals:
             signal.signal(sig, self._note)

@@ -70,6 +70,7 @@ from attachdaemon_core.leader.roles import next_wake, step, watchdog_sync, watch
 from attachdaemon_core.leader.watchdog import kill_session_members, session_is_ours, signal_session_group
 from attachdaemon_core.leader.wire import MAX_LINE, Output, parse_command
 from attachdaemon_core.leader.worker import Worker
+from attachdaemon_core.osproc.fds import pipe
 from attachdaemon_core.osproc.layer import LIVE
 
 
@@ -124,7 +125,7 @@ class Holder:
         self.watch_registered: int | None = None
         self.wd: subprocess.Popen[bytes] | None = None
         self.wd_sock: socket.socket | None = None
-        self.sig_r, self.sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sig_r, self.sig_w = pipe(nonblock=True)
         self.actions: dict[type[Any], Callable[[Any], None]] = {
             Submit: lambda a: self.worker.submit(a.op, a.lease),
             Abort: lambda a: self.lock.abort(),

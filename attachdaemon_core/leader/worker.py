@@ -16,6 +16,7 @@ from typing import Any
 
 from attachdaemon_core.leader.base import LeaderLock, Lease
 from attachdaemon_core.leader.role_types import Op
+from attachdaemon_core.osproc.fds import pipe
 
 Result = tuple[Op, Any, BaseException | None]
 
@@ -28,7 +29,7 @@ class Worker:
         self.lock = lock
         self.requests: queue.SimpleQueue[tuple[Op, Lease | None] | None] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[Result] = queue.SimpleQueue()
-        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.rfd, self.wfd = pipe(nonblock=True)
         self.thread = threading.Thread(target=self._run, name="leader-lock", daemon=True)
 
     def start(self) -> None:
