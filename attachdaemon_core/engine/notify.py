@@ -14,6 +14,7 @@ import os
 import selectors
 import socket
 import struct
+import sys
 from collections.abc import Callable, Mapping
 
 from attachdaemon_core.engine.daemon import Daemon
@@ -79,11 +80,18 @@ class Notifier:
             return path
         if len(os.fsencode(path)) > SUN_PATH_MAX:
             raise OSError(f"the notify socket path {path} is longer than {SUN_PATH_MAX} bytes")
+        if not hasattr(socket, "SO_PASSCRED"):  # fail closed: without it no message has a sender
+            raise OSError(
+                f"ready = {{notify = true}} needs the sender of each message (SO_PASSCRED, Linux), "
+                f"which {sys.platform} does not give; declare another readiness check (tcp, http, "
+                "command, postgres or log) for this daemon"
+            )
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a previous supervisor's (ours: this directory is ours alone)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # (close-on-exec: PEP 446)
         try:
+            sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             sock.bind(path)
         except OSError:
@@ -197,10 +205,11 @@ class Notifier:
 def _sender(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     """The sender's pid from SCM_CREDENTIALS; every descriptor passed along is closed."""
     pid = None
+    credentials = getattr(socket, "SCM_CREDENTIALS", None)  # (Linux; other platforms never listen)
     for level, kind, data in ancillary:
         if level != socket.SOL_SOCKET:
             continue
-        if kind == socket.SCM_CREDENTIALS and len(data) >= _UCRED.size:
+        if kind == credentials and len(data) >= _UCRED.size:
             pid = _UCRED.unpack_from(data)[0]
         elif kind == socket.SCM_RIGHTS:
             fds = array.array("i")

@@ -16,7 +16,7 @@ def notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
         return False
     address = "\0" + path[1:] if path[0] == "@" else path  # '@': Linux's abstract namespace
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:  # (close-on-exec: PEP 446)
             sock.sendto(message.encode(), address)
     except OSError:
         return False

@@ -127,7 +127,7 @@ class _Finder(ast.NodeVisitor):
         return ".".join(self.scope) or "<module>"
 
     def _hit(self, node: ast.AST, module: str, name: str) -> None:
-        if (module, name) not in self.guards:
+        if (module, name) not in {(self.aliases.get(m, m), n) for m, n in self.guards}:
             self.found.append((getattr(node, "lineno", 0), self._qualname(), f"{module}.{name}"))
 
     def visit_Import(self, node: ast.Import) -> None:
@@ -150,9 +150,23 @@ class _Finder(ast.NodeVisitor):
             self.visit(d)
         if not isinstance(node, ast.ClassDef):
             self.visit(node.args)
+        self.visit_block(body)
+        self.scope.pop()
+
+    def visit_block(self, body: list[ast.stmt]) -> None:
+        """Statements in order; after ``if not hasattr(m, "N"): raise`` (or return), the rest of
+        the block is guarded by it."""
+        pushed = 0
         for stmt in body:
             self.visit(stmt)
-        self.scope.pop()
+            guard = _early_exit_guard(stmt)
+            if guard is not None:
+                self.guards.append(guard)
+                pushed += 1
+        del self.guards[len(self.guards) - pushed :]
+
+    def visit_Module(self, node: ast.Module) -> None:
+        self.visit_block(node.body)
 
     visit_FunctionDef = _scoped
     visit_AsyncFunctionDef = _scoped
@@ -163,12 +177,10 @@ class _Finder(ast.NodeVisitor):
         guard = _hasattr_guard(node.test)
         if guard is not None:
             self.guards.append(guard)
-        for stmt in node.body:
-            self.visit(stmt)
+        self.visit_block(node.body)
         if guard is not None:
             self.guards.pop()
-        for stmt in node.orelse:
-            self.visit(stmt)
+        self.visit_block(node.orelse)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if isinstance(node.value, ast.Name) and node.value.id in self.aliases:
@@ -198,6 +210,19 @@ def _hasattr_guard(test: ast.expr) -> tuple[str, str] | None:
         and isinstance(test.args[1].value, str)
     ):
         return test.args[0].id, test.args[1].value
+    return None
+
+
+def _early_exit_guard(stmt: ast.stmt) -> tuple[str, str] | None:
+    """("socket", "SO_PASSCRED") for ``if not hasattr(socket, "SO_PASSCRED"): raise …``."""
+    if (
+        isinstance(stmt, ast.If)
+        and not stmt.orelse
+        and isinstance(stmt.test, ast.UnaryOp)
+        and isinstance(stmt.test.op, ast.Not)
+        and isinstance(stmt.body[-1], (ast.Raise, ast.Return))
+    ):
+        return _hasattr_guard(stmt.test.operand)
     return None
 
 
@@ -255,6 +280,12 @@ def f():
         os.pipe2(0)
     else:
         os.pidfd_open(1)
+    if not hasattr(s, "SO_PASSCRED"):
+        raise OSError
+    s.SO_PASSCRED
+    s.SO_PEERCRED
+def g():
+    s.SO_PASSCRED
 '''
     finder = _Finder()
     finder.visit(_module_docstring_free(ast.parse(source)))
@@ -266,5 +297,7 @@ def f():
         "libc prctl",
         "path '/proc/self/stat'",
         "os.pidfd_open",
+        "socket.SO_PEERCRED",
+        "socket.SO_PASSCRED",  # (in g: the guard ended with f's block)
     ]
-    assert {q for _line, q, _what in finder.found} == {"<module>", "f"}
+    assert {q for _line, q, _what in finder.found} == {"<module>", "f", "g"}
