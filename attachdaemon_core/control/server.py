@@ -1,7 +1,9 @@
 """The control socket's server side, driven by the supervisor's selector loop (no threads).
 
-Each connection sends one request line and gets one answer line. Peers are identified by
-SO_PEERCRED: our uid and root may use every verb; ``read_only_uids`` may use read-only verbs.
+Each connection sends one request line and gets one answer line. Peers are identified by their
+credentials (``osproc/peercred.py``: SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS and FreeBSD;
+a connection whose peer cannot be told is refused): our uid and root may use every verb;
+``read_only_uids`` may use read-only verbs.
 Malformed, oversized or slow requests get an error answer or are dropped; none can stall the loop.
 
 A handler may answer with a :class:`Stream` (``events -f``): the answer line is sent, and the
@@ -20,7 +22,6 @@ import logging
 import os
 import selectors
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from attachdaemon_core.control.protocol import (
     ok,
 )
 from attachdaemon_core.control.verbs import READ_ONLY_VERBS
+from attachdaemon_core.osproc.peercred import PeerUnknown, peer_credentials
 
 log = logging.getLogger("attachdaemon")
 
@@ -149,9 +151,12 @@ class ControlServer:
                 log.warning("control socket accept failed: %s", exc)
                 return
             sock.setblocking(False)
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            pid, uid, gid = struct.unpack("3i", creds)
-            peer = Peer(pid, uid, gid)
+            try:
+                peer = Peer(*peer_credentials(sock))
+            except PeerUnknown as exc:  # fail closed: who cannot be told may not talk
+                log.warning("control connection refused: %s", exc)
+                self._reject(sock, f"the supervisor cannot tell who you are: {exc}")
+                continue
             refusal = self._refusal(peer)
             if refusal is not None:
                 self._reject(sock, refusal)

@@ -75,7 +75,7 @@ class RuntimeDir:
         with contextlib.suppress(OSError):
             open_for_traversal(user_root())
             open_for_traversal(self.path)
-            os.chmod(self.control.path, 0o666)  # noqa: S103 - who may talk is decided by SO_PEERCRED
+            os.chmod(self.control.path, 0o666)  # noqa: S103 - who may talk is decided by peer credentials
 
     def sweep_control(self, now: float) -> None:
         """Close the control connections idle too long; listen again if the socket file vanished."""

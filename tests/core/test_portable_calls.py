@@ -1,20 +1,24 @@
 """The calls that stand in for Linux-only ones on macOS and the BSDs (issue 14), run on Linux:
 ``osproc.fds.pipe`` both with ``pipe2`` and without it (as on macOS); the notify socket, which
-refuses to listen where no sender can be known."""
+refuses to listen where no sender can be known; the peer credentials of the control socket,
+decoded per platform from byte strings laid out as each platform's headers declare."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import selectors
 import socket
+import struct
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from attachdaemon_core.engine.notify import Notifier
-from attachdaemon_core.osproc import fds
+from attachdaemon_core.osproc import fds, peercred
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +76,107 @@ def test_without_so_passcred_notify_refuses_to_listen_and_says_what_to_use(
     with pytest.raises(OSError, match=r"SO_PASSCRED.*another readiness check \(tcp, http"):
         n._listen("web")
     assert n.socks == {} and not (tmp_path / "notify").exists()
+
+
+# ---------------------------------------------------------------- peer credentials
+# Byte strings laid out by hand, field by field, as the headers cited in osproc/peercred.py
+# declare them (offsets written out here, not taken from the module's structs).
+def le32(n: int) -> bytes:
+    return n.to_bytes(4, sys.byteorder, signed=n < 0)
+
+
+def xucred(uid: int, groups: list[int], version: int = 0, ngroups: int | None = None) -> bytes:
+    """macOS's struct xucred: cr_version @0, cr_uid @4, short cr_ngroups @8 (+2 padding),
+    cr_groups[16] @12; 76 bytes."""
+    n = len(groups) if ngroups is None else ngroups
+    raw = le32(version) + le32(uid) + n.to_bytes(2, sys.byteorder) + b"\0\0"
+    raw += b"".join(le32(g) for g in groups) + b"\0" * 4 * (16 - len(groups))
+    assert len(raw) == 76
+    return raw
+
+
+def freebsd_xucred(uid: int, groups: list[int], pid: int) -> bytes:
+    """FreeBSD's: the same, then union {void *; pid_t cr_pid} at the next pointer boundary."""
+    pointer = struct.calcsize("P")
+    at = 80 if pointer == 8 else 76
+    return xucred(uid, groups).ljust(at, b"\0") + le32(pid) + b"\0" * (pointer - 4)
+
+
+@pytest.mark.parametrize(
+    ("platform", "kind"),
+    [
+        ("linux", "ucred"),
+        ("darwin", "xucred"),
+        ("freebsd14", "xucred+pid"),
+        ("dragonfly6", "xucred+pid"),
+        ("openbsd7", "sockpeercred"),
+        ("netbsd10", "unpcbid"),
+        ("win32", None),
+        ("cygwin", None),
+        ("sunos5", None),
+    ],
+)
+def test_each_platform_has_its_layout_or_none(platform: str, kind: str | None) -> None:
+    assert peercred.layout(platform) == kind
+
+
+def test_linux_and_netbsd_put_the_pid_first_openbsd_the_uid() -> None:
+    raw = le32(4321) + le32(1000) + le32(100)
+    assert peercred.decode("ucred", raw) == (4321, 1000, 100)
+    assert peercred.decode("unpcbid", raw) == (4321, 1000, 100)
+    assert peercred.decode("sockpeercred", raw) == (100, 4321, 1000)  # uid, gid, pid
+    big = le32(7) + (4_000_000_000).to_bytes(4, sys.byteorder) + le32(5)
+    assert peercred.decode("ucred", big) == (7, 4_000_000_000, 5)  # uid_t is unsigned
+
+
+def test_macos_xucred_gives_uid_and_first_group_and_the_pid_comes_from_local_peerpid() -> None:
+    raw = xucred(501, [20, 12, 61])
+    assert peercred.decode("xucred", raw, le32(987)) == (987, 501, 20)
+    assert peercred.decode("xucred", raw, None) == (0, 501, 20)  # pid unknown: 0, still allowed
+
+
+def test_freebsd_xucred_carries_the_pid_after_the_groups() -> None:
+    assert peercred.decode("xucred+pid", freebsd_xucred(1001, [1001, 0], 555)) == (555, 1001, 1001)
+    assert peercred.decode("xucred+pid", freebsd_xucred(0, [0], 0)) == (0, 0, 0)  # before cr_pid
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("ucred", b"\0" * 8),
+        ("sockpeercred", b"\0" * 16),
+        ("xucred", xucred(501, [20])[:-4]),  # short
+        ("xucred", xucred(501, [20]) + b"\0" * 12),  # FreeBSD's size on macOS
+        ("xucred", xucred(501, [20], version=1)),  # a layout we do not know
+        ("xucred", xucred(501, [], ngroups=0)),  # no gid
+        ("xucred", xucred(501, [20], ngroups=17)),
+        ("xucred+pid", xucred(501, [20])),  # macOS's size on FreeBSD
+        ("nothing", b"\0" * 12),
+    ],
+    ids=[
+        "short",
+        "long",
+        "xucred-short",
+        "xucred-long",
+        "version",
+        "no-groups",
+        "17-groups",
+        "freebsd-short",
+        "no-kind",
+    ],
+)
+def test_bytes_not_shaped_as_documented_are_refused(kind: str, raw: bytes) -> None:
+    with pytest.raises(ValueError, match=re.escape(kind)):
+        peercred.decode(kind, raw)
+
+
+def test_the_linux_path_reads_this_process_and_other_platforms_fail_closed() -> None:
+    """The real call on a real socket pair (the peer is this process); where no mechanism is
+    known, or the call fails (here: macOS's option asked of Linux), PeerUnknown."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        assert peercred.peer_credentials(a) == (os.getpid(), os.geteuid(), os.getegid())
+        with pytest.raises(peercred.PeerUnknown, match="no way to tell a socket's peer on win32"):
+            peercred.peer_credentials(a, "win32")
+        with pytest.raises(peercred.PeerUnknown, match=r"could not be read"):
+            peercred.peer_credentials(a, "darwin")
