@@ -201,15 +201,15 @@ def _until_the_end(
             return child.returncode if child.returncode >= 0 else 128 - child.returncode
         if me == 1:
             _reap_orphans(child)
-        info = signal.sigwaitinfo(sigs)
-        if info.si_signo == signal.SIGCHLD:
+        signo = signal.sigwait(sigs)  # (not sigwaitinfo: macOS has none, and only the number is used)
+        if signo == signal.SIGCHLD:
             continue
-        if info.si_signo == signal.SIGHUP:
+        if signo == signal.SIGHUP:
             stop_wait[0] = max(stop_wait[0], _reload_on_sighup(ctx, me, err))
         elif child is None:
             return EXIT_OK
         else:
-            child.send_signal(info.si_signo)
+            child.send_signal(signo)
 
 
 def _reload_on_sighup(ctx: Context, me: int, err: TextIO) -> float:

@@ -63,8 +63,11 @@ def prctl(option: int, value: int) -> bool:
 
 
 def set_process_name(name: str) -> None:
-    """Name this process in /proc/PID/comm (what ``ps -o comm`` and ``top`` show), 15 bytes max."""
+    """Name this process in /proc/PID/comm (what ``ps -o comm`` and ``top`` show), 15 bytes max.
+    Linux only (prctl); elsewhere the process keeps its name."""
     global _libc
+    if not sys.platform.startswith("linux"):
+        return
     try:
         if _libc is None:
             _libc = ctypes.CDLL(None, use_errno=True)

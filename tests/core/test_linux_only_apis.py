@@ -106,7 +106,44 @@ LINUX_LIBC = {
 LINUX_PATHS = ("/proc/", "/proc", "/dev/shm")
 
 # (module path, enclosing function or class qualname, or "<module>") -> why only Linux gets there
-ALLOWED: dict[tuple[str, str], str] = {}
+LINUX_LAYER = "the linux layer's (proc.Live); osproc/portable.py's Portable overrides it"
+ALLOWED: dict[tuple[str, str], str] = {
+    ("attachdaemon_core/osproc/layer.py", "linux_works"): "after its sys.platform linux check",
+    **{
+        ("attachdaemon_core/osproc/proc.py", name): LINUX_LAYER
+        for name in (
+            "boot_id",
+            "pid_max",
+            "stat",
+            "exe",
+            "cmdline",
+            "owner_uid",
+            "session_members",
+            "live_sessions",
+            "pidfd_open",
+            "pidfd_signal",
+            "has_env",
+            "proc_pids",
+            "started_since",
+        )
+    },
+    ("attachdaemon_core/osproc/proc.py", "read_clocks"): (
+        "proc.CLOCKS[0]; osproc/portable.py replaces it where time has no CLOCK_BOOTTIME"
+    ),
+    ("attachdaemon_core/osproc/spawn.py", "prctl"): (
+        "called by proc.become_subreaper (the linux layer's) and the pdeathsig step, which "
+        "spawn() takes only when not layer.PORTABLE"
+    ),
+    ("attachdaemon_core/osproc/spawn.py", "set_process_name"): "returns first unless sys.platform is linux",
+    ("attachdaemon_core/osproc/usage.py", "_all_procs"): "after its layer.PORTABLE return (psutil's table)",
+    ("attachdaemon_core/osproc/usage.py", "_own_sizes"): "own_usage calls it only when not layer.PORTABLE",
+    ("attachdaemon_core/engine/watch.py", "Inotify.open"): "returns None on the portable layer first",
+    ("attachdaemon_core/engine/watch.py", "Inotify.add"): "an Inotify exists only if Inotify.open made one",
+    (
+        "attachdaemon_core/engine/watch.py",
+        "Inotify.remove",
+    ): "an Inotify exists only if Inotify.open made one",
+}
 
 
 def _matches(name: str, patterns: tuple[str, ...] | set[str]) -> bool:
