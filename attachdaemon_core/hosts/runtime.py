@@ -168,6 +168,16 @@ def _wait_exit(pid: int, timeout: float) -> None:
         os.close(fd)
 
 
+# Where the hosts start daemons (README "Platforms"): Linux, and the portable layer's kqueue
+# platforms that psutil supports. Not DragonFly (psutil has no DragonFly port) nor Windows.
+DAEMON_PLATFORMS = ("linux", "darwin", "freebsd", "openbsd", "netbsd")
+
+
+def starts_daemons(platform: str) -> bool:
+    """Whether the hosts start daemons on ``platform`` (a ``sys.platform`` value)."""
+    return platform.startswith(DAEMON_PLATFORMS)
+
+
 def join(
     runtime_dir: str,
     owner_pid: int,
@@ -177,7 +187,7 @@ def join(
     deadline: float = START_DEADLINE,
 ) -> Any:
     """Register ``owner_pid`` with the supervisor of ``runtime_dir``, starting it if needed."""
-    if not sys.platform.startswith("linux") and sys.platform != "darwin":
+    if not starts_daemons(sys.platform):
         sys.stderr.write(f"attachdaemon: daemons are not started on {sys.platform}; nothing was started\n")
         return None
     if layer.ERROR is not None:

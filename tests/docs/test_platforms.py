@@ -28,6 +28,7 @@ CLASSIFIER_OF_ROW = {
     "Linux": "Operating System :: POSIX :: Linux",
     "macOS": "Operating System :: MacOS",
     "FreeBSD, OpenBSD, NetBSD": "Operating System :: POSIX :: BSD",
+    "DragonFly": "Operating System :: POSIX :: BSD",
     "Windows": "Operating System :: Microsoft :: Windows",
 }
 
@@ -71,8 +72,8 @@ def test_only_the_linux_rows_say_ci_and_each_layer_has_one() -> None:
     assert "`linux`" in ci[0][1] and "whole suite" in ci[0][2]
     assert "`portable`" in ci[1][1] and "`both_layers`" in ci[1][2]
     for row in rows:
-        if row[0].startswith("macOS"):
-            assert "kqueue" in row[1] and "not run" in row[2], row
+        if row[0].startswith(("macOS", "FreeBSD")):
+            assert "`portable`" in row[1] and "kqueue" in row[1] and "not run" in row[2], row
 
 
 @pytest.mark.unit
@@ -195,8 +196,33 @@ def test_readme_describes_the_second_pass() -> None:
     assert "`bash scripts/test.sh -m unit`" in text and "no second pass" in text
 
 
+# README row (its first cell starts with it) -> the sys.platform values of that row
+PLATFORMS_OF_ROW = {
+    "Linux": ["linux"],
+    "macOS": ["darwin"],
+    "FreeBSD, OpenBSD, NetBSD": ["freebsd14", "freebsd13", "openbsd7", "netbsd10"],
+    "DragonFly": ["dragonfly6"],
+    "Windows": ["win32"],
+}
+
+
 @pytest.mark.unit
-@pytest.mark.parametrize(("row", "platform"), [("FreeBSD", "freebsd14"), ("Windows", "win32")])
+def test_the_hosts_start_daemons_exactly_where_the_readme_gives_a_process_layer() -> None:
+    """The host's platform gate (hosts/runtime.starts_daemons) against every README row: a row
+    with a process layer starts daemons on each of its platforms, a row with none on none."""
+    from attachdaemon_core.hosts import runtime
+
+    rows = platform_rows()
+    assert {next(k for k in PLATFORMS_OF_ROW if r[0].startswith(k)) for r in rows} == set(PLATFORMS_OF_ROW)
+    for row in rows:
+        key = next(k for k in PLATFORMS_OF_ROW if row[0].startswith(k))
+        for platform in PLATFORMS_OF_ROW[key]:
+            assert runtime.starts_daemons(platform) is not row[1].startswith("none"), (row[0], platform)
+    assert not runtime.starts_daemons("cygwin") and not runtime.starts_daemons("sunos5")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("row", "platform"), [("DragonFly", "dragonfly6"), ("Windows", "win32")])
 def test_a_platform_the_readme_says_is_not_supported_starts_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
