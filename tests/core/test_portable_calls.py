@@ -6,6 +6,7 @@ decoded per platform from byte strings laid out as each platform's headers decla
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import re
 import selectors
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from attachdaemon_core.control import server
 from attachdaemon_core.engine.notify import Notifier
 from attachdaemon_core.osproc import fds, peercred
 
@@ -180,3 +182,30 @@ def test_the_linux_path_reads_this_process_and_other_platforms_fail_closed() -> 
             peercred.peer_credentials(a, "win32")
         with pytest.raises(peercred.PeerUnknown, match=r"could not be read"):
             peercred.peer_credentials(a, "darwin")
+
+
+@pytest.mark.parametrize(("platform", "accepted"), [("linux", True), ("darwin", False), ("win32", False)])
+def test_the_control_server_refuses_a_peer_it_cannot_identify(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, accepted: bool
+) -> None:
+    """A real ControlServer and client socket; the credential call is the real one, asked as
+    ``platform`` would ask it: on Linux it works, macOS's option fails here, Windows has none."""
+    monkeypatch.setattr(
+        server, "peer_credentials", functools.partial(peercred.peer_credentials, platform=platform)
+    )
+    sel = selectors.DefaultSelector()
+    srv = server.ControlServer(str(tmp_path / "control.sock"), sel, lambda v, a, p: v)
+    srv.listen()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.connect(srv.path)
+            srv._on_accept(selectors.EVENT_READ)
+            assert len(srv.conns) == (1 if accepted else 0)
+            if not accepted:
+                c.settimeout(5)
+                answer = c.recv(4096)
+                assert b"the supervisor cannot tell who you are" in answer
+                assert c.recv(1) == b""  # and closed
+    finally:
+        srv.close()
+        sel.close()
