@@ -117,7 +117,8 @@ def start_warnings(specs: Sequence[DaemonSpec], owner_pid: int) -> list[str]:
             'using the portable process layer (psutil; docs/process-model.md, "The portable layer"): '
             "no subreaper and no parent-death signal, so a daemon that double-forks away from its "
             "process group after the server is SIGKILLed can survive; exits of processes that are not "
-            "the supervisor's children are noticed within 0.2 s where there is no kqueue"
+            "the supervisor's children are noticed within 0.2 s where there is no kqueue (1 s if "
+            "the pid is reused at once)"
         )
     return notes
 

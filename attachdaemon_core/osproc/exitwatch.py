@@ -8,10 +8,16 @@ readable once the process has exited (a zombie counts). Two ways to make one:
   ``KQ_FILTER_PROC``/``KQ_NOTE_EXIT`` event; the kernel wakes the selector, nothing polls. This
   path is not run by the tests here (Linux has no kqueue); it is kept small for that reason.
 - **polling** (elsewhere, and on Linux when the portable layer is forced): a pipe whose write end
-  gets a byte once psutil no longer sees the process with its start time. The check runs every
+  gets a byte once a look finds the process gone or a zombie. A look is taken every
   ``POLL_INTERVAL`` (0.2 s) on the supervisor's own timers, armed only while some polling watch
   is open: an idle supervisor watching nothing is never woken by it. Without timers attached
   (the guard, which opens watches only to signal through them) nothing polls.
+
+  Each look reads the process's state once, through the ``psutil.Process`` kept with the watch
+  (gone, or a zombie: exited). Every ``IDENTITY_EVERY``-th look (every 1 s) also reads its start
+  time afresh and compares it with the one recorded at ``open``: a pid freed and handed to
+  another process between two looks is taken for an exit at most 1 s later. So an exit is heard
+  within 0.2 s, unless the pid is reused before the next look (then within 1 s).
 
 ``signal`` reads the process's start time again right before ``os.kill``. A pid that is reused
 between that read and the kill (microseconds) would still be hit: a pidfd closes that race on
@@ -29,6 +35,7 @@ from typing import Any, Protocol
 import psutil
 
 POLL_INTERVAL = 0.2  # seconds between looks while a polling watch is open (documented)
+IDENTITY_EVERY = 5  # every 5th look (1 s) compares the start time too (documented)
 
 
 class _Timer(Protocol):
@@ -39,19 +46,39 @@ class TimersLike(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Timer: ...
 
 
-def create_time(pid: int) -> float | None:
-    """The start time psutil gives ``pid`` (its identity with the pid), None if gone or a zombie."""
+def _live(pid: int) -> psutil.Process | None:
+    """``pid`` as psutil sees it now (its start time read), None if gone or a zombie."""
     try:
         p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return float(p.create_time())
+        return None if p.status() == psutil.STATUS_ZOMBIE else p
+    except psutil.Error:
+        return None
+
+
+def create_time(pid: int) -> float | None:
+    """The start time psutil gives ``pid`` (its identity with the pid), None if gone or a zombie."""
+    p = _live(pid)
+    return None if p is None else float(p.create_time())
+
+
+def _exited(process: psutil.Process) -> bool:
+    """One read of ``process``'s state: True once it is gone or a zombie (it has exited)."""
+    try:
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
+    except psutil.Error:  # (NoSuchProcess; AccessDenied: it can no longer be told apart)
+        return True
+
+
+def _start_time(pid: int) -> float | None:
+    """One read of the start time of whatever process has ``pid`` now (None if none has)."""
+    try:
+        return float(psutil.Process(pid).create_time())
     except psutil.Error:
         return None
 
 
 class _Watch:
-    __slots__ = ("created", "fired", "kq", "pid", "write_fd")
+    __slots__ = ("created", "fired", "kq", "pid", "process", "write_fd")
 
     def __init__(self, pid: int, created: float, kq: Any, write_fd: int | None) -> None:
         self.pid = pid
@@ -59,6 +86,8 @@ class _Watch:
         self.kq = kq
         self.write_fd = write_fd
         self.fired = False
+        # Kept, so that a look costs one read and builds no object (psutil.Process reads too).
+        self.process: psutil.Process | None = None
 
 
 class ExitWatches:
@@ -77,14 +106,16 @@ class ExitWatches:
         self._arm()
 
     def open(self, pid: int) -> int | None:
-        created = create_time(pid)
-        if created is None:
+        process = _live(pid)
+        if process is None:
             return None
+        created = float(process.create_time())
         if self.use_kqueue:
             return self._open_kqueue(pid, created)
         r, w = os.pipe()  # both ends close-on-exec (PEP 446)
         os.set_blocking(r, False)
-        self.watches[r] = _Watch(pid, created, None, w)
+        watch = self.watches[r] = _Watch(pid, created, None, w)
+        watch.process = process
         self._arm()
         return r
 
@@ -135,11 +166,15 @@ class ExitWatches:
             self.timer = self.timers.call_later(POLL_INTERVAL, self.poll)
 
     def poll(self) -> None:
-        """One look at every polling watch; the exited ones' pipes turn readable."""
+        """One look at every polling watch; the exited ones' pipes turn readable. Every
+        ``IDENTITY_EVERY``-th look also compares start times (a pid reused since the last)."""
         self.timer = None
         self.polls += 1
+        identity = self.polls % IDENTITY_EVERY == 0
         for watch in self.watches.values():
-            if watch.kq is None and not watch.fired and create_time(watch.pid) != watch.created:
+            if watch.process is None or watch.fired:
+                continue
+            if _exited(watch.process) or (identity and _start_time(watch.pid) != watch.created):
                 watch.fired = True
                 if watch.write_fd is not None:
                     with contextlib.suppress(OSError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import signal
 import subprocess
@@ -99,6 +100,69 @@ def test_exit_watch__polling_hears_an_exit_within_one_interval__nothing_polls_wh
         watches.close(fd)
     assert len(timers) == 0 and not watches.watches, "still polling with nothing watched"
     sel.close()
+
+
+def readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_exit_watch__every_look_hears_an_exit__even_between_the_start_time_comparisons() -> None:
+    watches = exitwatch.ExitWatches(use_kqueue=False)
+    assert exitwatch.IDENTITY_EVERY > 3  # looks 1-3 below compare no start time
+    with started("sleep", "100") as zombie, started("sleep", "100") as gone:
+        fd_z, fd_g = watches.open(zombie.pid), watches.open(gone.pid)
+        assert fd_z is not None and fd_g is not None
+        watches.poll()  # look 1
+        assert not readable(fd_z) and not readable(fd_g), "readable while the processes live"
+        os.kill(zombie.pid, signal.SIGKILL)  # not reaped (by us, its parent): a zombie
+        wait_for(lambda: exitwatch.create_time(zombie.pid) is None, 5, "the zombie")
+        watches.poll()  # look 2
+        assert readable(fd_z), "a zombie not heard on a look that compares no start time"
+        assert not readable(fd_g)
+        os.kill(gone.pid, signal.SIGKILL)
+        gone.wait(5)  # reaped: the pid is free
+        watches.poll()  # look 3
+        assert readable(fd_g), "a gone process not heard on a look that compares no start time"
+        assert watches.polls % exitwatch.IDENTITY_EVERY != 0
+        for fd in (fd_z, fd_g):
+            watches.close(fd)
+
+
+def test_exit_watch__a_reused_pid_is_heard_within_one_second() -> None:
+    """A pid reuse cannot be forced quickly; as in the signal test below, the watch's recorded
+    start time is replaced, which is what a look sees after a reuse: the pid there, another start
+    time. It is heard at the next look that compares start times, every ``IDENTITY_EVERY``-th."""
+    watches = exitwatch.ExitWatches(use_kqueue=False)
+    with started("sleep", "100") as p:
+        fd = watches.open(p.pid)
+        assert fd is not None
+        watches.watches[fd].created -= 10
+        heard = 0
+        for look in range(1, exitwatch.IDENTITY_EVERY + 1):
+            watches.poll()
+            if readable(fd):
+                heard = look
+                break
+        assert 0 < heard <= exitwatch.IDENTITY_EVERY, "a reused pid not heard within the bound"
+        assert exitwatch.IDENTITY_EVERY * exitwatch.POLL_INTERVAL <= 1.0  # as documented
+        assert p.poll() is None, "the process itself was touched"
+        watches.close(fd)
+        # On the timers, from just after a comparison (the worst case): within the documented
+        # second, and the loop's slack.
+        assert watches.polls % exitwatch.IDENTITY_EVERY == 0
+        timers = Timers(time.monotonic)
+        watches.attach(timers)
+        sel = selectors.DefaultSelector()
+        fd = watches.open(p.pid)
+        assert fd is not None
+        sel.register(fd, selectors.EVENT_READ)
+        watches.watches[fd].created -= 10
+        took = turn(sel, timers, fd, 3.0)
+        assert took is not None and took < exitwatch.IDENTITY_EVERY * exitwatch.POLL_INTERVAL + 0.3, took
+        sel.unregister(fd)
+        watches.close(fd)
+        sel.close()
+    assert len(timers) == 0
 
 
 def test_exit_watch__without_timers_nothing_polls__a_gone_pid_gets_no_watch() -> None:
