@@ -10,7 +10,8 @@ Modules: ``rules`` (the lease arithmetic and what a backend string means; pure, 
 declarations), ``roles`` and ``role_types`` (the holder's decisions: a pure role machine),
 ``holder`` (the holder process: carries the machine's actions out), ``wire`` (its pipes to the
 parent), ``worker`` (the thread making the engine's blocking calls), ``watchdog`` (its second
-line of defence), ``backends``, ``pg_backend`` and ``redis_backend`` (the engines).
+line of defence), ``channel`` (the socket between holder and watchdog), ``backends``,
+``pg_backend`` and ``redis_backend`` (the engines).
 
 Wire protocol: JSON objects, one per line; parent -> holder on the holder's fd 0, holder ->
 parent on its fd 1.

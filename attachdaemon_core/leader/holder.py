@@ -19,27 +19,28 @@ after the thread starts except through ``subprocess`` (fork+exec) to restart the
 Second line of defence: the watchdog child (its own session, see ``watchdog.py``) gets the
 session and every new deadline, and empties the session at D_kill itself, so the rule still
 holds while the holder is SIGSTOPped; it also keeps the lock's fd open, so a SIGKILLed holder's
-PostgreSQL or file lock is freed only once the session is empty.
+PostgreSQL or file lock is freed only once the session is empty. They talk over a stream socket
+pair (``channel.py``); EOF on it means the watchdog died, and a watchdog that stops reading
+(its socket buffer full) counts as dead too: either way it is restarted and sent the state again.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import random
 import selectors
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from attachdaemon_core.leader import watchdog
 from attachdaemon_core.leader.base import LeaderLock, Lease
+from attachdaemon_core.leader.channel import Channel
 from attachdaemon_core.leader.role_types import (
     POLL,
     Abort,
@@ -124,7 +125,8 @@ class Holder:
         self.inbuf = b""
         self.watch_registered: int | None = None
         self.wd: subprocess.Popen[bytes] | None = None
-        self.wd_sock: socket.socket | None = None
+        self.wd_chan: Channel | None = None
+        self.wd_lost = False  # a send failed: restarted by the loop, outside the role machine's step
         self.sig_r, self.sig_w = pipe(nonblock=True)
         self.actions: dict[type[Any], Callable[[Any], None]] = {
             Submit: lambda a: self.worker.submit(a.op, a.lease),
@@ -198,54 +200,36 @@ class Holder:
 
     def _watchdog(self, a: Watchdog) -> None:
         fds = self.lock.lock_fds() if a.lock_fds else []
-        sock = self.wd_sock
-        if sock is None or (a.lock_fds and not fds):
+        chan = self.wd_chan
+        if chan is None or (a.lock_fds and not fds):
             return  # no watchdog now (it is re-synced when restarted), or no fd to hand over
-        data = json.dumps(a.msg).encode()
-        try:
-            if fds:
-                socket.send_fds(sock, [data], fds)
-            else:
-                sock.send(data)
-        except OSError:
-            pass  # noticed as EOF by the loop; the watchdog is restarted and re-synced
+        if not chan.send(a.msg, fds):
+            self.wd_lost = True  # whole frames or none: restarted and re-synced by the loop
 
     # --- watchdog process ------------------------------------------------------------------
 
     def _start_watchdog(self) -> None:
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        with theirs:
-            self.wd = subprocess.Popen(
-                [sys.executable, "-m", "attachdaemon_core.leader", "watchdog", "--fd", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-                close_fds=True,
-            )
-        mine.setblocking(False)
-        self.wd_sock = mine
-        self.sel.register(mine, selectors.EVENT_READ, "watchdog")
+        self.wd, self.wd_chan = watchdog.start()
+        self.sel.register(self.wd_chan.sock, selectors.EVENT_READ, "watchdog")
 
     def _read_watchdog(self) -> None:
-        sock = self.wd_sock
-        if sock is None:
-            return
-        try:
-            data = sock.recv(4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._watchdog_died()
+        chan = self.wd_chan
+        if chan is not None:
+            for _msg, fds in chan.receive():  # the watchdog sends nothing: what matters is EOF
+                for fd in fds:
+                    os.close(fd)
+            if chan.over is not None:
+                self._watchdog_died()
 
     def _watchdog_died(self) -> None:
-        sock, self.wd_sock = self.wd_sock, None
-        if sock is not None:
+        """The watchdog ended (EOF), or stopped reading: kill it, start another, re-sync it."""
+        chan, self.wd_chan = self.wd_chan, None
+        self.wd_lost = False
+        why = "process died" if chan is None or chan.over == "EOF" else f"was lost ({chan.over})"
+        if chan is not None:
             with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(sock)
-            sock.close()
+                self.sel.unregister(chan.sock)
+            chan.close()
         if self.wd is not None:
             with contextlib.suppress(Exception):
                 self.wd.kill()
@@ -253,7 +237,7 @@ class Holder:
             self.wd = None
         if self.state.role is Role.EXITING:
             return
-        self.out.emit("error", reason="the watchdog process died; restarted")
+        self.out.emit("error", reason=f"the watchdog {why}; restarted")
         self._start_watchdog()
         for action in watchdog_sync(self.state):
             self.actions[type(action)](action)
@@ -330,6 +314,8 @@ class Holder:
             self.feed(Tick(jitter=self.rand()))
             if self.state.exit_code is not None:
                 break
+            if self.wd_lost:
+                self._watchdog_died()
             self._update_watch()
             for key, _mask in self.sel.select(next_wake(self.state, self.clock())):
                 handlers[key.data]()
@@ -375,9 +361,9 @@ class Holder:
                 self.lock.close()
         self.out.drain(timeout=2.0, poll=POLL)
         signal.set_wakeup_fd(-1)
-        if self.wd_sock is not None:
-            self.wd_sock.close()  # EOF: the watchdog empties any session left and exits
-            self.wd_sock = None
+        if self.wd_chan is not None:
+            self.wd_chan.close()  # EOF: the watchdog empties any session left and exits
+            self.wd_chan = None
         if self.wd is not None:
             try:
                 self.wd.wait(timeout=5.0)

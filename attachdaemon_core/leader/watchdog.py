@@ -2,7 +2,9 @@
 
 The holder starts it once (``python -m attachdaemon_core.leader watchdog --fd N``) in its own
 session, so a SIGSTOP of the holder (or of the holder's process group) does not stop it, and
-talks to it over an AF_UNIX SOCK_SEQPACKET socketpair, one JSON message per packet:
+talks to it over an AF_UNIX SOCK_STREAM socket pair, one JSON object a line, each saying how
+many file descriptors came with it (``"nfds"``; framing and fd passing in
+:mod:`attachdaemon_core.leader.channel`, the same on every POSIX system). The messages:
 
 * ``{"op":"session","sid":S,"starttime":T,"stop_signal":15}``: the daemon's session;
 * ``{"op":"deadline","stop_at":M,"kill_at":M}``: monotonic times (CLOCK_MONOTONIC is shared by
@@ -12,22 +14,25 @@ talks to it over an AF_UNIX SOCK_SEQPACKET socketpair, one JSON message per pack
   fd, kept open so that the lock outlives a crashed holder until the session is empty;
 * ``{"op":"drop"}``: close the held fds; ``{"op":"clear"}``: forget session and deadlines.
 
-On EOF (the holder died, or exited) it SIGKILLs the session's members until none is left,
-closes the held fds (which frees a PostgreSQL or file lock) and exits. It never touches the
-engine, so it cannot hang on it.
+On EOF (the holder died, or exited), and on a frame it cannot read (then it no longer knows the
+deadlines nor which fd is which), it SIGKILLs the session's members until none is left, closes
+the held fds (which frees a PostgreSQL or file lock) and exits. It never touches the engine, so
+it cannot hang on it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
 import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
+from attachdaemon_core.leader.channel import Channel, socket_pair
 from attachdaemon_core.osproc.layer import LIVE
 
 POLL = 0.02
@@ -71,8 +76,8 @@ def empty_session(sid: int, starttime: int, limit: float) -> bool:
 
 
 class Watchdog:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
+    def __init__(self, chan: Channel):
+        self.chan = chan
         self.session: tuple[int, int, int] | None = None
         self.stop_at: float | None = None
         self.kill_at: float | None = None
@@ -128,40 +133,43 @@ class Watchdog:
         return max(0.0, min(due) - now) if due else None
 
     def run(self) -> int:
-        while True:
+        while self.chan.over is None:
             timeout = self.tick()
             try:
-                ready, _, _ = select.select([self.sock], [], [], timeout)
+                ready, _, _ = select.select([self.chan], [], [], timeout)
             except InterruptedError:
                 continue
-            if not ready:
-                continue
-            try:
-                data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 16)
-            except OSError:
-                data, fds = b"", []
-            if not data:
-                for fd in fds:
-                    os.close(fd)
-                if self.session is not None:
-                    sid, start, _sig = self.session
-                    empty_session(sid, start, limit=30.0)
-                self._drop_fds()
-                return 0
-            try:
-                msg = json.loads(data)
-            except ValueError:
-                msg = {}
-            if isinstance(msg, dict):
-                self.handle(msg, list(fds))
-            else:
-                for fd in fds:
-                    os.close(fd)
+            if ready:
+                for msg, fds in self.chan.receive():
+                    self.handle(msg, fds)
+        # EOF, or a frame it cannot read: the holder can no longer be followed.
+        if self.session is not None:
+            sid, start, _sig = self.session
+            empty_session(sid, start, limit=30.0)
+        self._drop_fds()
+        return 0
+
+
+def start() -> tuple[subprocess.Popen[bytes], Channel]:
+    """Start the watchdog in its own session; the holder's end of the channel (non-blocking)."""
+    mine, theirs = socket_pair()
+    with theirs:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "attachdaemon_core.leader", "watchdog", "--fd", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return proc, Channel(mine)
 
 
 def main(fd: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    sock = socket.socket(fileno=fd)
-    with sock:
-        return Watchdog(sock).run()
+    chan = Channel(socket.socket(fileno=fd))
+    try:
+        return Watchdog(chan).run()
+    finally:
+        chan.close()

@@ -63,10 +63,17 @@ def _initial() -> tuple[str, str | None]:
 NAME, ERROR = _initial()
 PORTABLE = NAME == "portable"
 
-LIVE: proc.Live
+LIVE: proc.Live = proc.LIVE
 if PORTABLE:
-    from attachdaemon_core.osproc.portable import Portable
-
-    LIVE = Portable()
-else:
-    LIVE = proc.LIVE
+    try:
+        from attachdaemon_core.osproc.portable import Portable
+    except (ImportError, NotImplementedError) as exc:  # no psutil, or psutil has no port here
+        # The hosts refuse to start anything with this message (hosts/runtime.join), instead of
+        # the package failing to import; LIVE stays the linux reads, which nothing then uses.
+        ERROR = ERROR or (
+            f"the portable process layer needs psutil, which cannot be loaded here ({exc}); "
+            "install it (pip install psutil) on a platform it supports (docs/process-model.md, "
+            '"Platforms")'
+        )
+    else:
+        LIVE = Portable()

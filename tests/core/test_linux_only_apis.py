@@ -1,9 +1,10 @@
 """No Linux-only call outside the places only the linux layer reaches (issue 14: "macOS and the
 BSDs run the portable layer"). Walks the AST of every product module and fails on each use of a
 Linux-only name (``os.pipe2``, ``socket.SO_PEERCRED``, a ``/proc`` path, a ``prctl`` through
-ctypes, …) that is neither inside ``if hasattr(module, "NAME"):`` nor in ALLOWED, where each entry
-says why only Linux gets there. An ALLOWED entry that matches nothing fails too, so the list
-cannot rot into a blanket pass. Nothing here runs macOS: this is what can be established on Linux."""
+ctypes, …; also ``socket.SOCK_SEQPACKET``, which macOS lacks) that is neither inside
+``if hasattr(module, "NAME"):`` nor in ALLOWED, where each entry says why only Linux gets there.
+An ALLOWED entry that matches nothing fails too, so the list cannot rot into a blanket pass.
+Nothing here runs macOS: this is what can be established on Linux."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ LINUX_ONLY: dict[str, tuple[str, ...]] = {
     "socket": (
         "SOCK_CLOEXEC",
         "SOCK_NONBLOCK",
+        "SOCK_SEQPACKET",  # not Linux-only (the BSDs have it), but macOS's local domain has none
         "SO_PEERCRED",
         "SO_PASSCRED",
         "SO_PEERSEC",

@@ -25,7 +25,7 @@ from attachdaemon_core.engine import watch
 from attachdaemon_core.engine.loop import Timers
 from attachdaemon_core.osproc import exitwatch, layer, pidfile, portable, proc
 from attachdaemon_core.spec.model import DaemonSpec
-from tests.helpers.harness import PY, Sandbox, alive, probe, wait_for
+from tests.helpers.harness import PY, Sandbox, alive, assert_stays, probe, wait_for
 
 PORTABLE = portable.Portable()
 
@@ -315,3 +315,28 @@ def test_linux_layer_does_not_load_psutil() -> None:
         check=True,
     )
     assert out.stdout.strip() == ("False" if layer.linux_works() else "True")
+
+
+def test_psutil_that_cannot_load__clear_error__nothing_started(tmp_path: Path) -> None:
+    """Where psutil has no port (it raises NotImplementedError on import, as on DragonFly BSD) or
+    is missing, the portable layer cannot run: the host says so, names the fix, and starts
+    nothing, instead of the package failing to import with a traceback."""
+    fake = tmp_path / "fake-site"
+    fake.mkdir()
+    (fake / "psutil.py").write_text('raise NotImplementedError("platform dragonfly6 is not supported")\n')
+    flag = tmp_path / "started"
+    (tmp_path / "Procfile").write_text(f"web: touch {flag} && sleep 30\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "attachdaemon_core", "-c", str(tmp_path / "Procfile"), "run", "--", "true"],
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "ATTACHDAEMON_PLATFORM": "portable", "PYTHONPATH": str(fake)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0, bad.stderr
+    assert "the portable process layer needs psutil, which cannot be loaded here" in bad.stderr
+    assert "platform dragonfly6 is not supported" in bad.stderr and "pip install psutil" in bad.stderr
+    assert "nothing was started" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert_stays(lambda: not flag.exists(), 1.0, "no daemon ran")

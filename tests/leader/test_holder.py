@@ -3,6 +3,7 @@ pauses, engine restart and unreachable engines. Zero overlap is proved with beat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -292,3 +293,51 @@ def test_parent_eof_kills_session_and_releases(backend: str, fleet_factory: Any)
     spans = fleet.assert_no_overlap()
     record(f"{kind(backend)}.parent_sigkill.acquire_ms", ms(got[0]["t"] - t0))
     record(f"{kind(backend)}.parent_sigkill.daemon_gap_ms", ms(spans[1][1] - spans[0][2]))
+
+
+def fd_targets(pid: int, lowest: int = 0) -> set[str]:
+    """What ``pid``'s fds from ``lowest`` up point at: a path, or ``socket:[inode]``."""
+    found = set()
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        if int(name) >= lowest:
+            with contextlib.suppress(OSError):
+                found.add(os.readlink(f"/proc/{pid}/fd/{name}"))
+    return found
+
+
+def test_watchdog_sigkill_is_noticed_and_it_is_restarted_with_the_whole_state(
+    backend: str, fleet_factory: Any
+) -> None:
+    """The watchdog is SIGKILLed while a leads: the holder sees EOF on the channel, starts a new
+    one and sends it everything again. The new one holds the lock's fd (the file and PostgreSQL
+    backends), and, the holder then SIGSTOPped, empties the session by t_s+L-m on its own: so the
+    session and the deadline reached it too."""
+    fleet = fleet_factory(backend, "wdkill")
+    a = fleet.add("a")
+    assert fleet.leader() is a
+    holder = a.holder_pid
+    [old] = fleet.wait_for(a.watchdog_pids, 5, "a's watchdog")
+    t0 = time.monotonic()
+    os.kill(old, signal.SIGKILL)
+    noticed = fleet.wait_for(
+        lambda: a.find("reason", "the watchdog process died; restarted"), 5, "the holder noticing"
+    )
+    [new] = fleet.wait_for(lambda: [p for p in a.watchdog_pids() if p != old], 5, "a new watchdog")
+    assert old not in a.watchdog_pids()  # reaped by the holder
+    record(f"{kind(backend)}.watchdog_sigkill.restart_ms", ms(noticed[0]["t"] - t0))
+    # Its fds past stdin, stdout and stderr: its end of the channel, and the lock's fd if any.
+    if kind(backend) == "redis":
+        assert len(fd_targets(new, lowest=3)) == 1  # the channel only: a Redis lock has no fd
+    else:
+        shared = fleet.wait_for(
+            lambda: fd_targets(new, lowest=3) & fd_targets(holder), 5, "the lock's fd in the new watchdog"
+        )
+        [target] = shared  # the holder's end of the channel is another socket than the watchdog's
+        assert target.startswith("socket:") if kind(backend) == "postgres" else target.endswith(".lock")
+    assert fleet.daemon_alive("a-", within=1.0)
+    fleet.stopped_pids.append(holder)
+    t1 = time.monotonic()
+    os.kill(holder, signal.SIGSTOP)
+    fleet.wait_for(lambda: not fleet.daemon_alive("a-"), LEASE, "a's daemon stopped by the new watchdog")
+    assert time.monotonic() - t1 <= LEASE - MARGIN + 0.2
+    os.kill(holder, signal.SIGCONT)
