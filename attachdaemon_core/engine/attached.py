@@ -40,6 +40,7 @@ class AttachedRunner:
         stop_progress: Callable[[Daemon], None],
         kill_pid: Callable[[int, int], None],
         known_pids: Callable[[], Iterable[int]],
+        launched_elsewhere: Callable[[int], bool],
         tell_guard: Callable[[str], None],
         save_state: Callable[[], None],
     ) -> None:
@@ -54,6 +55,7 @@ class AttachedRunner:
         self.stop_progress = stop_progress
         self.kill_pid = kill_pid
         self.known_pids = known_pids
+        self.launched_elsewhere = launched_elsewhere  # produced by a pending smart launch of ours
         self.tell_guard = tell_guard
         self.save_state = save_state
         self.sessions: dict[int, int] = {}  # sid -> its leader's /proc start time (the state file's)
@@ -127,7 +129,9 @@ class AttachedRunner:
     def _escaped_orphans(self, since_ticks: int, sid: int) -> list[proc.Stat]:
         """Processes handed to us (as subreaper) that started no earlier than the daemon did
         (``since_ticks``: both start times in /proc clock ticks, one clock), are nobody's, and
-        left session ``sid`` (those still in it were just killed with it)."""
+        left session ``sid`` (those still in it were just killed with it). A smart daemon's
+        launch whose pidfile is not written yet leaves such orphans too (a launcher's background
+        child): those are that daemon's, never this one's copy, and are left alone."""
         known = set(self.children) | set(self.known_pids())
         me = self.os.getpid()
         found = []
@@ -137,7 +141,7 @@ class AttachedRunner:
             st = self.os.stat(pid)
             if st is None or st.sid == sid or st.state == "Z":
                 continue
-            if st.ppid == me and st.starttime >= since_ticks:
+            if st.ppid == me and st.starttime >= since_ticks and not self.launched_elsewhere(pid):
                 found.append(st)
         return found
 

@@ -143,6 +143,9 @@ class Supervisor:
             stop_progress=lambda d: self.stopper.progress(d),
             kill_pid=lambda pid, sig: self.stopper.kill_pid(pid, sig),
             known_pids=lambda: [d.pid for d in self.daemons.values() if d.pid is not None],
+            launched_elsewhere=lambda pid: any(
+                launches.from_launch(d, pid, procs=os) for d in self.daemons.values()
+            ),
             tell_guard=self._tell_guard,
             save_state=self.save_state,
         )

@@ -194,3 +194,26 @@ def test_pidfile_directory_that_cannot_be_made__status_says_why__shutdown_fast(s
     sandbox.call("remove-owner", owner={"pid": owner.pid})
     wait_for(sandbox.supervisor_gone, 5, "supervisor exit")
     assert time.monotonic() - t0 < 1.0
+
+
+def test_quick_exit_0_while_a_smart_launch_is_pending__not_blamed_on_the_exit_nor_killed(
+    sandbox: Sandbox,
+) -> None:
+    """A launcher's background child, orphaned to the supervisor before its pidfile appears, is
+    the smart daemon's (our launch produced it), not a copy that the attached daemon which exits
+    0 at that moment left behind. CI caught this in tests/docs/test_status_schema.py: the
+    attached `once` (exit 0) was declared to have daemonized, and the smart daemon's process,
+    started after it, was killed as its escaped copy."""
+    pidfile = str(sandbox.tmp / "late.pid")
+    # The launcher leaves a child in its session, which starts the daemon 1.5 s later, and exits.
+    late = script(
+        sandbox, "late.sh", f"(sleep 1.5; exec {probe_cmd(sandbox, 'late', '--pidfile', pidfile)}) &"
+    )
+    once = DaemonSpec(name="once", command=(PY, "-c", "import time; time.sleep(0.5)"), restart="never")
+    owner = sandbox.owner()
+    sandbox.join(owner, [once, smart(sandbox, "late", (late,), pidfile)])
+    done = wait_for(lambda: (d := sandbox.daemon("once"))["state"] in ("exited", "fatal") and d, 10, "once")
+    assert done["state"] == "exited" and done["error"] is None, (done, sandbox.log_text())
+    pid = wait_for(lambda: sandbox.running("late"), 10, "late running")
+    assert pid == pid_in(pidfile) and sandbox.events.starts("late") == [pid]
+    assert "daemonizes" not in sandbox.log_text()
