@@ -87,8 +87,9 @@ def test_pidfile_symlink_when_supervisor_must_write_it__refused(sandbox: Sandbox
 
 
 def test_daemon_forks_grandchildren_and_exits__grandchildren_ended_daemon_restarted(sandbox: Sandbox) -> None:
-    marker = f"gc-{os.getpid()}-{free_port()}"
-    cmd = ("sh", "-c", f"sleep 1000 & sleep 1000 & exec -a {marker} sleep 0.2")
+    # (POSIX sh: Debian's dash has no `exec -a`; with it this daemon exited 127 at once, and the
+    # test caught it running only by luck of timing; a fresh-clone CI run missed it)
+    cmd = ("sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 0.5")
     sandbox.join(sandbox.owner(), [DaemonSpec(name="forker", command=cmd, min_uptime=0.1)])
     first = wait_for(lambda: sandbox.running("forker"), 5, "forker")
     wait_for(lambda: sandbox.daemon("forker")["restarts"] >= 1, 5, "restarted after exiting")
